@@ -1,0 +1,305 @@
+//! The command line, as clap parses it. Usage errors exit with status 2.
+
+use std::time::Duration;
+
+use bosun_queue::JobState;
+use clap::{Args, Parser, Subcommand};
+
+/// Bosun: a durable job queue, worker pool and saga engine on PostgreSQL.
+#[derive(Debug, Parser)]
+#[command(name = "bosun", version, about, propagate_version = true)]
+pub struct Cli {
+    /// PostgreSQL URL. Without it (and without DATABASE_URL), bosun starts a throwaway
+    /// PostgreSQL from the local installation and removes it on exit.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending migrations (idempotent; safe from many replicas at once).
+    Migrate(MigrateArgs),
+    /// Run a worker pool with the built-in example kinds (echo, sleep, fail, flaky).
+    Worker(WorkerArgs),
+    /// Enqueue a job.
+    Enqueue(EnqueueArgs),
+    /// List jobs, newest first.
+    Jobs(JobsArgs),
+    /// Show one job with its attempt errors.
+    Job(JobArgs),
+    /// Run a job again now, or every job matching filters with --all.
+    Retry(RetryArgs),
+    /// Cancel a job that has not finished (a running job's handler is told to stop).
+    Cancel(CancelArgs),
+    /// Queue statistics; pause or resume a queue.
+    Queues(QueuesArgs),
+    /// Migrate, enqueue a few hundred example jobs (with failures and retries), work them
+    /// with a live progress line, and print a summary.
+    Demo(DemoArgs),
+}
+
+/// `bosun migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Revert down to this version instead (0 removes Bosun's schema and all its jobs).
+    #[arg(long, value_name = "VERSION")]
+    pub down_to: Option<i64>,
+    /// Only print the current and latest versions.
+    #[arg(long, conflicts_with = "down_to")]
+    pub status: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bosun worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Queues and their concurrency, e.g. `mail=8,default=32`.
+    #[arg(long, default_value = "default=32", value_parser = parse_queues)]
+    pub queues: QueueList,
+    /// Do not LISTEN for notifications; poll only (e.g. behind PgBouncer in transaction mode).
+    #[arg(long)]
+    pub no_listen: bool,
+    /// Poll for due jobs this often, e.g. `1s`, `250ms`.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+    /// How long running jobs may finish after SIGINT/SIGTERM before they are handed back.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// This worker's id (default host:pid:random).
+    #[arg(long)]
+    pub worker_id: Option<String>,
+}
+
+/// `--queues`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueList(pub Vec<(String, usize)>);
+
+/// `bosun enqueue`.
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// The job's kind, e.g. `echo`, `sleep`, `flaky`.
+    pub kind: String,
+    /// The job's args, a JSON object.
+    #[arg(default_value = "{}", value_parser = parse_json_object)]
+    pub args: serde_json::Value,
+    /// Queue.
+    #[arg(long, short)]
+    pub queue: Option<String>,
+    /// Priority; lower runs first.
+    #[arg(long, allow_negative_numbers = true)]
+    pub priority: Option<i16>,
+    /// Run after this long, e.g. `10s`, `5m`.
+    #[arg(long = "in", value_name = "DURATION", value_parser = parse_duration, conflicts_with = "at")]
+    pub delay: Option<Duration>,
+    /// Run at this time (RFC 3339, e.g. 2030-01-01T00:00:00Z).
+    #[arg(long)]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Attempts before the job fails.
+    #[arg(long)]
+    pub max_attempts: Option<i32>,
+    /// Deterministic name: enqueueing an existing key returns the existing job.
+    #[arg(long)]
+    pub unique_key: Option<String>,
+    /// The external thing the job acts on.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// A tag (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bosun jobs`.
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    /// Only this state.
+    #[arg(long, value_parser = parse_state)]
+    pub state: Option<JobState>,
+    /// Only this queue.
+    #[arg(long, short)]
+    pub queue: Option<String>,
+    /// Only this kind.
+    #[arg(long, short)]
+    pub kind: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+    pub limit: i64,
+    /// Only jobs with an id below this (paging).
+    #[arg(long)]
+    pub before: Option<i64>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bosun job ID`.
+#[derive(Debug, Args)]
+pub struct JobArgs {
+    /// The job's id.
+    pub id: i64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bosun retry`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["id", "all"])))]
+pub struct RetryArgs {
+    /// The job's id.
+    pub id: Option<i64>,
+    /// Retry every job in --state (default failed), optionally filtered by --queue / --kind.
+    #[arg(long)]
+    pub all: bool,
+    /// With --all: only this queue.
+    #[arg(long, short, requires = "all")]
+    pub queue: Option<String>,
+    /// With --all: only this kind.
+    #[arg(long, short, requires = "all")]
+    pub kind: Option<String>,
+    /// With --all: the state to retry.
+    #[arg(long, default_value = "failed", value_parser = parse_state, requires = "all")]
+    pub state: JobState,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bosun cancel ID`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The job's id.
+    pub id: i64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bosun queues`.
+#[derive(Debug, Args)]
+pub struct QueuesArgs {
+    /// What to do (default: list).
+    #[command(subcommand)]
+    pub action: Option<QueueAction>,
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `bosun queues pause|resume`.
+#[derive(Debug, Subcommand)]
+pub enum QueueAction {
+    /// Counts by state per queue (the default).
+    List,
+    /// Stop every replica from claiming jobs of this queue.
+    Pause {
+        /// The queue.
+        name: String,
+    },
+    /// Let replicas claim jobs of this queue again.
+    Resume {
+        /// The queue.
+        name: String,
+    },
+}
+
+/// `bosun demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How many jobs to enqueue.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(10..=100_000))]
+    pub jobs: u32,
+    /// Worker concurrency.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub concurrency: u32,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 500ms, 10s, 5m)"))
+}
+
+fn parse_state(text: &str) -> Result<JobState, String> {
+    text.parse().map_err(|e: bosun_queue::Error| e.to_string())
+}
+
+fn parse_json_object(text: &str) -> Result<serde_json::Value, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    if value.is_object() {
+        Ok(value)
+    } else {
+        Err("args must be a JSON object, e.g. '{\"ms\": 100}'".into())
+    }
+}
+
+fn parse_queues(text: &str) -> Result<QueueList, String> {
+    let mut queues = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, concurrency) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?} is not NAME=CONCURRENCY (e.g. default=32)"))?;
+        if !bosun_queue::is_valid_queue_name(name) {
+            return Err(format!(
+                "queue {name:?} is not a valid name: use 1 to 64 letters, digits, '_', '.' or '-'"
+            ));
+        }
+        let concurrency: usize = concurrency.parse().ok().filter(|c| *c > 0).ok_or_else(|| {
+            format!("concurrency of {name:?} must be a whole number above 0, got {concurrency:?}")
+        })?;
+        if queues.iter().any(|(q, _)| q == name) {
+            return Err(format!("queue {name:?} is listed twice"));
+        }
+        queues.push((name.to_string(), concurrency));
+    }
+    if queues.is_empty() {
+        return Err("give at least one queue, e.g. default=32".into());
+    }
+    Ok(QueueList(queues))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_lists_parse_and_reject_bad_entries() {
+        assert_eq!(
+            parse_queues("mail=8,default=32").unwrap(),
+            QueueList(vec![("mail".into(), 8), ("default".into(), 32)])
+        );
+        assert!(parse_queues("mail")
+            .unwrap_err()
+            .contains("NAME=CONCURRENCY"));
+        assert!(parse_queues("mail=0").unwrap_err().contains("above 0"));
+        assert!(parse_queues("bad name=1")
+            .unwrap_err()
+            .contains("not a valid name"));
+        assert!(parse_queues("a=1,a=2").unwrap_err().contains("twice"));
+        assert!(parse_queues("").is_err());
+    }
+
+    #[test]
+    fn args_must_be_an_object() {
+        assert!(parse_json_object("[1]").is_err());
+        assert!(parse_json_object("{").is_err());
+        assert!(parse_json_object("{\"ms\": 1}").is_ok());
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

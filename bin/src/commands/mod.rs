@@ -1,0 +1,335 @@
+//! One function per subcommand: call the library, present the result.
+
+mod demo;
+
+use anyhow::Context;
+use bosun_queue::{migrate, Job, JobFilter, NewJob};
+use bosun_workers::{shutdown_signal, WorkerPool};
+use serde_json::json;
+
+use crate::{
+    cli::{
+        CancelArgs, Cli, Command, EnqueueArgs, JobArgs, JobsArgs, MigrateArgs, QueueAction,
+        QueuesArgs, RetryArgs, WorkerArgs,
+    },
+    connect::{ensure_migrated, open, Database},
+    kinds,
+    render::{clip, print_json, relative, short_duration, table},
+};
+
+/// Run the parsed command line.
+///
+/// # Errors
+/// Whatever the command failed with; `main` prints it and exits with status 1.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let url = cli.database_url.as_deref();
+    match cli.command {
+        Command::Migrate(args) => migrate_cmd(&open(url).await?, &args).await,
+        Command::Demo(args) => demo::run(&open(url).await?, &args).await,
+        command => {
+            let db = open(url).await?;
+            ensure_migrated(&db.client).await?;
+            match command {
+                Command::Worker(args) => worker(&db, args).await,
+                Command::Enqueue(args) => enqueue(&db, args).await,
+                Command::Jobs(args) => jobs(&db, args).await,
+                Command::Job(args) => job(&db, &args).await,
+                Command::Retry(args) => retry(&db, args).await,
+                Command::Cancel(args) => cancel(&db, &args).await,
+                Command::Queues(args) => queues(&db, args).await,
+                Command::Migrate(_) | Command::Demo(_) => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
+async fn migrate_cmd(db: &Database, args: &MigrateArgs) -> anyhow::Result<()> {
+    let pool = db.client.pool();
+    let latest = migrate::latest_version();
+    let (changed, current, verb) = if args.status {
+        (Vec::new(), migrate::current_version(pool).await?, "")
+    } else if let Some(target) = args.down_to {
+        let report = migrate::migrate_down(pool, target).await?;
+        (report.changed, report.current, "reverted")
+    } else {
+        let report = migrate::migrate_up(pool).await?;
+        (report.changed, report.current, "applied")
+    };
+    if args.json {
+        return print_json(&json!({"current": current, "latest": latest, "changed": changed}));
+    }
+    if !verb.is_empty() && !changed.is_empty() {
+        println!("{verb} migrations {changed:?}");
+    }
+    println!("schema at version {current} (this bosun knows up to {latest})");
+    Ok(())
+}
+
+async fn worker(db: &Database, args: WorkerArgs) -> anyhow::Result<()> {
+    let mut builder = WorkerPool::builder(db.client.clone())
+        .registry(kinds::registry())
+        .listen(!args.no_listen)
+        .poll_interval(args.poll_interval)
+        .shutdown_timeout(args.shutdown_timeout);
+    for (queue, concurrency) in args.queues.0 {
+        builder = builder.queue(queue, concurrency);
+    }
+    if let Some(id) = args.worker_id {
+        builder = builder.worker_id(id);
+    }
+    let pool = builder.build()?;
+    let report = pool.run_until(shutdown_signal()).await?;
+    if !report.released.is_empty() {
+        eprintln!(
+            "bosun: handed {} unfinished jobs back to their queues",
+            report.released.len()
+        );
+    }
+    Ok(())
+}
+
+async fn enqueue(db: &Database, args: EnqueueArgs) -> anyhow::Result<()> {
+    let mut job = NewJob::new(args.kind, args.args).tags(args.tags);
+    if let Some(queue) = args.queue {
+        job = job.queue(queue);
+    }
+    if let Some(priority) = args.priority {
+        job = job.priority(priority);
+    }
+    if let Some(delay) = args.delay {
+        job = job.scheduled_at(chrono::Utc::now() + chrono::Duration::from_std(delay)?);
+    }
+    if let Some(at) = args.at {
+        job = job.scheduled_at(at);
+    }
+    if let Some(max) = args.max_attempts {
+        job = job.max_attempts(max);
+    }
+    if let Some(key) = args.unique_key {
+        job = job.unique_key(key);
+    }
+    if let Some(target) = args.target {
+        job = job.target(target);
+    }
+    let enqueued = db.client.enqueue(job).await?;
+    if args.json {
+        return print_json(&enqueued);
+    }
+    if enqueued.inserted {
+        println!("enqueued job {}", enqueued.id);
+    } else {
+        println!(
+            "job {} already exists with that unique key; nothing enqueued",
+            enqueued.id
+        );
+    }
+    Ok(())
+}
+
+async fn jobs(db: &Database, args: JobsArgs) -> anyhow::Result<()> {
+    let filter = JobFilter {
+        state: args.state,
+        queue: args.queue,
+        kind: args.kind,
+        before_id: args.before,
+        limit: Some(args.limit),
+    };
+    let jobs = db.client.job_list(&filter).await?;
+    if args.json {
+        return print_json(&jobs);
+    }
+    let mut out = table(&[
+        "id",
+        "kind",
+        "queue",
+        "state",
+        "attempt",
+        "pri",
+        "scheduled",
+        "last error",
+    ]);
+    for job in &jobs {
+        let last_error = job
+            .attempt_errors()
+            .last()
+            .map(|e| clip(&e.error, 48))
+            .unwrap_or_default();
+        out.add_row(vec![
+            job.id.to_string(),
+            job.kind.clone(),
+            job.queue.clone(),
+            job.state.to_string(),
+            format!("{}/{}", job.attempt, job.max_attempts),
+            job.priority.to_string(),
+            relative(job.scheduled_at),
+            last_error,
+        ]);
+    }
+    println!("{out}");
+    println!("{} jobs", jobs.len());
+    Ok(())
+}
+
+async fn job(db: &Database, args: &JobArgs) -> anyhow::Result<()> {
+    let job = db.client.job_get(args.id).await?;
+    if args.json {
+        return print_json(&job);
+    }
+    print_job(&job)
+}
+
+fn print_job(job: &Job) -> anyhow::Result<()> {
+    let when = |at: Option<chrono::DateTime<chrono::Utc>>| {
+        at.map_or_else(
+            || "-".to_string(),
+            |at| format!("{} ({})", at.to_rfc3339(), relative(at)),
+        )
+    };
+    println!("job {}  {}  [{}]", job.id, job.kind, job.state);
+    println!("  queue        {}  (priority {})", job.queue, job.priority);
+    println!("  attempt      {} of {}", job.attempt, job.max_attempts);
+    println!("  scheduled    {}", when(Some(job.scheduled_at)));
+    println!("  created      {}", when(Some(job.created_at)));
+    println!(
+        "  attempted    {}{}",
+        when(job.attempted_at),
+        job.attempted_by
+            .as_deref()
+            .map(|w| format!(" by {w}"))
+            .unwrap_or_default()
+    );
+    println!("  finalized    {}", when(job.finalized_at));
+    if let Some(key) = &job.unique_key {
+        println!("  unique key   {key}");
+    }
+    if let Some(target) = &job.target {
+        println!("  target       {target}");
+    }
+    if !job.tags.is_empty() {
+        println!("  tags         {}", job.tags.join(", "));
+    }
+    println!("  args         {}", serde_json::to_string(&job.args)?);
+    let errors = job.attempt_errors();
+    if !errors.is_empty() {
+        println!("  errors:");
+        for error in errors {
+            println!(
+                "    attempt {} at {} [{}]{}: {}",
+                error.attempt,
+                error.at.to_rfc3339(),
+                error.kind.as_deref().unwrap_or("error"),
+                error
+                    .worker
+                    .as_deref()
+                    .map(|w| format!(" on {w}"))
+                    .unwrap_or_default(),
+                error.error
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn retry(db: &Database, args: RetryArgs) -> anyhow::Result<()> {
+    if let Some(id) = args.id {
+        let job = db.client.retry_job(id).await?;
+        if args.json {
+            return print_json(&job);
+        }
+        println!(
+            "job {} is {} (attempt {} of {} used)",
+            job.id, job.state, job.attempt, job.max_attempts
+        );
+        return Ok(());
+    }
+    let jobs = db
+        .client
+        .retry_jobs(args.queue.as_deref(), args.kind.as_deref(), args.state)
+        .await?;
+    if args.json {
+        return print_json(&jobs.iter().map(|j| j.id).collect::<Vec<_>>());
+    }
+    println!("{} {} jobs are available again", jobs.len(), args.state);
+    Ok(())
+}
+
+async fn cancel(db: &Database, args: &CancelArgs) -> anyhow::Result<()> {
+    let job = db.client.cancel_job(args.id).await?;
+    if args.json {
+        return print_json(&job);
+    }
+    println!("job {} cancelled", job.id);
+    Ok(())
+}
+
+async fn queues(db: &Database, args: QueuesArgs) -> anyhow::Result<()> {
+    match args.action.unwrap_or(QueueAction::List) {
+        QueueAction::List => {
+            let stats = db
+                .client
+                .queue_stats()
+                .await
+                .context("reading bosun.queue_stats")?;
+            if args.json {
+                return print_json(&stats);
+            }
+            let mut out = table(&[
+                "queue",
+                "paused",
+                "scheduled",
+                "available",
+                "running",
+                "retryable",
+                "completed",
+                "failed",
+                "cancelled",
+                "oldest due",
+            ]);
+            for s in &stats {
+                out.add_row(vec![
+                    s.queue.clone(),
+                    if s.paused { "yes" } else { "no" }.to_string(),
+                    s.scheduled.to_string(),
+                    s.available.to_string(),
+                    s.running.to_string(),
+                    s.retryable.to_string(),
+                    s.completed.to_string(),
+                    s.failed.to_string(),
+                    s.cancelled.to_string(),
+                    s.oldest_available_secs
+                        .map(|secs| short_duration(seconds(secs)))
+                        .unwrap_or_else(|| "-".into()),
+                ]);
+            }
+            println!("{out}");
+            Ok(())
+        }
+        QueueAction::Pause { name } => {
+            let queue = db.client.pause_queue(&name).await?;
+            if args.json {
+                return print_json(&queue);
+            }
+            println!(
+                "queue {} paused: no replica claims its jobs until `bosun queues resume {}`",
+                queue.name, queue.name
+            );
+            Ok(())
+        }
+        QueueAction::Resume { name } => {
+            let queue = db.client.resume_queue(&name).await?;
+            if args.json {
+                return print_json(&queue);
+            }
+            println!("queue {} resumed", queue.name);
+            Ok(())
+        }
+    }
+}
+
+/// Whole seconds of a non-negative float (negative and NaN become 0).
+fn seconds(secs: f64) -> u64 {
+    // The float-to-int `as` cast saturates; the value is a wait time, far below u64::MAX.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let whole = secs.max(0.0) as u64;
+    whole
+}

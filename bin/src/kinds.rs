@@ -1,0 +1,175 @@
+//! The built-in example kinds `bosun worker` runs, so that the CLI alone shows the system
+//! working. A real deployment registers its own kinds in its own binary.
+//!
+//! | kind    | args                                        | does                                   |
+//! |---------|---------------------------------------------|----------------------------------------|
+//! | `echo`  | any object                                  | completes at once                      |
+//! | `sleep` | `{"ms": N}`                                 | sleeps N ms (cancellable), completes   |
+//! | `fail`  | `{"permanent": bool, "message": text}`      | fails every attempt                    |
+//! | `flaky` | `{"p": 0.0..1.0}`                           | fails with probability p, else completes |
+//!
+//! `fail` and `flaky` accept `"backoff_ms"` to shorten the retry delay (the demo uses it);
+//! without it they use Bosun's default backoff.
+
+use std::{
+    hash::{Hash, Hasher},
+    time::Duration,
+};
+
+use bosun_queue::{Job, JobArgs};
+use bosun_workers::{backoff, JobContext, JobError, JobResult, Registry, Worker};
+use serde::{Deserialize, Serialize};
+
+/// `echo`: any object.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Echo(pub serde_json::Map<String, serde_json::Value>);
+
+impl JobArgs for Echo {
+    const KIND: &'static str = "echo";
+}
+
+/// `sleep`: `{"ms": N}`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sleep {
+    /// How long to sleep, in milliseconds.
+    pub ms: u64,
+}
+
+impl JobArgs for Sleep {
+    const KIND: &'static str = "sleep";
+}
+
+/// `fail`: `{"permanent": bool, "message": text}`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fail {
+    /// Fail permanently (no retries) instead of retryably.
+    #[serde(default)]
+    pub permanent: bool,
+    /// The error message.
+    #[serde(default = "default_fail_message")]
+    pub message: String,
+    /// Retry delay override in milliseconds.
+    #[serde(default)]
+    pub backoff_ms: Option<u64>,
+}
+
+fn default_fail_message() -> String {
+    "failed on purpose".to_string()
+}
+
+impl JobArgs for Fail {
+    const KIND: &'static str = "fail";
+}
+
+/// `flaky`: `{"p": 0.0..1.0}`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Flaky {
+    /// Probability that an attempt fails.
+    pub p: f64,
+    /// Retry delay override in milliseconds.
+    #[serde(default)]
+    pub backoff_ms: Option<u64>,
+}
+
+impl JobArgs for Flaky {
+    const KIND: &'static str = "flaky";
+}
+
+struct EchoWorker;
+
+impl Worker for EchoWorker {
+    type Args = Echo;
+
+    async fn work(&self, _ctx: JobContext, _args: Echo) -> JobResult {
+        Ok(())
+    }
+}
+
+struct SleepWorker;
+
+impl Worker for SleepWorker {
+    type Args = Sleep;
+
+    async fn work(&self, ctx: JobContext, args: Sleep) -> JobResult {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(args.ms)) => Ok(()),
+            () = ctx.cancelled() => Err(JobError::cancel("sleep interrupted by cancellation")),
+        }
+    }
+}
+
+struct FailWorker;
+
+impl Worker for FailWorker {
+    type Args = Fail;
+
+    async fn work(&self, _ctx: JobContext, args: Fail) -> JobResult {
+        if args.permanent {
+            Err(JobError::permanent(args.message))
+        } else {
+            Err(JobError::retry(args.message))
+        }
+    }
+
+    fn backoff(&self, job: &Job) -> Duration {
+        backoff_override(job)
+    }
+}
+
+/// The job's own `backoff_ms` when it set one, else Bosun's default.
+fn backoff_override(job: &Job) -> Duration {
+    job.args
+        .get("backoff_ms")
+        .and_then(serde_json::Value::as_u64)
+        .map_or_else(|| backoff::retry_delay(job.attempt), Duration::from_millis)
+}
+
+struct FlakyWorker;
+
+impl Worker for FlakyWorker {
+    type Args = Flaky;
+
+    async fn work(&self, ctx: JobContext, args: Flaky) -> JobResult {
+        if !(0.0..=1.0).contains(&args.p) {
+            return Err(JobError::permanent(format!(
+                "p must be between 0.0 and 1.0, got {}",
+                args.p
+            )));
+        }
+        if roll(ctx.id(), ctx.attempt()) < args.p {
+            Err(JobError::retry(format!(
+                "flaky failure (p = {}) on attempt {}",
+                args.p,
+                ctx.attempt()
+            )))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn backoff(&self, job: &Job) -> Duration {
+        backoff_override(job)
+    }
+}
+
+/// A number in [0, 1) fixed by the job and attempt, so a flaky run can be replayed.
+fn roll(id: i64, attempt: i32) -> f64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (id, attempt).hash(&mut hasher);
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Every built-in kind.
+pub fn registry() -> Registry {
+    let mut registry = Registry::new();
+    registry
+        .register(EchoWorker)
+        .register(SleepWorker)
+        .register(FailWorker)
+        .register(FlakyWorker);
+    registry
+}

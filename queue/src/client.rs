@@ -1,0 +1,281 @@
+//! [`Client`]: enqueue jobs and operate on them from Rust.
+//!
+//! Every operation goes through the same SQL functions a psql user calls (`bosun.enqueue_arrays`
+//! under `bosun.enqueue`, `bosun.retry_job`, ...), so validation and messages are identical
+//! from any language, and a database error arrives as a typed [`Error`] variant.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor, PgPool};
+
+use crate::{
+    migrate, Enqueued, Error, IntoNewJob, Job, JobFilter, JobState, MigrateReport, NewJob,
+    QueueRow, QueueStats, Result,
+};
+
+/// A handle on a Bosun database. Cheap to clone (it wraps a connection pool).
+#[derive(Debug, Clone)]
+pub struct Client {
+    pool: PgPool,
+}
+
+impl Client {
+    /// A client on an existing pool.
+    pub fn new(pool: PgPool) -> Self {
+        Client { pool }
+    }
+
+    /// Connect to `url` with a small pool.
+    ///
+    /// # Errors
+    /// [`Error::Database`] if the database cannot be reached.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(10)
+            .connect(url)
+            .await?;
+        Ok(Client::new(pool))
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Apply pending migrations (see [`migrate::migrate_up`]).
+    ///
+    /// # Errors
+    /// As [`migrate::migrate_up`].
+    pub async fn migrate(&self) -> Result<MigrateReport> {
+        migrate::migrate_up(&self.pool).await
+    }
+
+    /// Enqueue one job. With a `unique_key` that exists, returns the existing job's id and
+    /// `inserted: false`.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: bosun_queue::Client) -> bosun_queue::Result<()> {
+    /// use bosun_queue::NewJob;
+    /// let job = NewJob::new("email.send", serde_json::json!({"to": "a@b.c"})).queue("mail");
+    /// let enqueued = client.enqueue(job).await?;
+    /// assert!(enqueued.inserted);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the bad field; nothing is written then.
+    pub async fn enqueue(&self, job: impl IntoNewJob) -> Result<Enqueued> {
+        let jobs = [job.into_new_job()?];
+        Ok(enqueue_rows(&self.pool, &jobs, false).await?[0])
+    }
+
+    /// Enqueue one job inside the caller's transaction: if it rolls back, there is no job.
+    /// Pass `&mut *tx` for a `sqlx::Transaction`.
+    ///
+    /// # Errors
+    /// As [`Client::enqueue`].
+    pub async fn enqueue_tx(
+        &self,
+        conn: &mut PgConnection,
+        job: impl IntoNewJob,
+    ) -> Result<Enqueued> {
+        let jobs = [job.into_new_job()?];
+        Ok(enqueue_rows(conn, &jobs, false).await?[0])
+    }
+
+    /// Enqueue many jobs in one round trip. All are validated first: one bad job and none
+    /// is written. Results come in input order.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the bad job (`jobs[3].kind ...`).
+    pub async fn enqueue_many<I>(&self, jobs: I) -> Result<Vec<Enqueued>>
+    where
+        I: IntoIterator,
+        I::Item: IntoNewJob,
+    {
+        let jobs = collect_jobs(jobs)?;
+        enqueue_rows(&self.pool, &jobs, true).await
+    }
+
+    /// [`Client::enqueue_many`] inside the caller's transaction.
+    ///
+    /// # Errors
+    /// As [`Client::enqueue_many`].
+    pub async fn enqueue_many_tx<I>(
+        &self,
+        conn: &mut PgConnection,
+        jobs: I,
+    ) -> Result<Vec<Enqueued>>
+    where
+        I: IntoIterator,
+        I::Item: IntoNewJob,
+    {
+        let jobs = collect_jobs(jobs)?;
+        enqueue_rows(conn, &jobs, true).await
+    }
+
+    /// One job by id.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if there is no such job.
+    pub async fn job_get(&self, id: i64) -> Result<Job> {
+        sqlx::query_as("SELECT * FROM bosun.jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no job with id {id}")))
+    }
+
+    /// Jobs matching `filter`, newest first.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a limit below 1.
+    pub async fn job_list(&self, filter: &JobFilter) -> Result<Vec<Job>> {
+        let limit = filter.limit.unwrap_or(100);
+        if limit < 1 {
+            return Err(Error::InvalidArgument(format!(
+                "limit must be at least 1, got {limit}"
+            )));
+        }
+        Ok(sqlx::query_as(include_str!("sql/job_list.sql"))
+            .bind(filter.state)
+            .bind(filter.queue.as_deref())
+            .bind(filter.kind.as_deref())
+            .bind(filter.before_id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Run a job again now (`bosun.retry_job`).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::WrongState`] for a running job.
+    pub async fn retry_job(&self, id: i64) -> Result<Job> {
+        Ok(sqlx::query_as("SELECT * FROM bosun.retry_job($1)")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Retry every job in `state`, optionally of one queue and kind (`bosun.retry_jobs`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for `running` or `available`, or a malformed name.
+    pub async fn retry_jobs(
+        &self,
+        queue: Option<&str>,
+        kind: Option<&str>,
+        state: JobState,
+    ) -> Result<Vec<Job>> {
+        Ok(sqlx::query_as("SELECT * FROM bosun.retry_jobs($1, $2, $3)")
+            .bind(queue)
+            .bind(kind)
+            .bind(state)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Cancel a job that has not finished (`bosun.cancel_job`); a running job's handler is told.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::WrongState`] for a finished job.
+    pub async fn cancel_job(&self, id: i64) -> Result<Job> {
+        Ok(sqlx::query_as("SELECT * FROM bosun.cancel_job($1)")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Move a waiting job to run at `at` (`bosun.reschedule_job`).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::WrongState`] for a running or finished job.
+    pub async fn reschedule_job(&self, id: i64, at: DateTime<Utc>) -> Result<Job> {
+        Ok(sqlx::query_as("SELECT * FROM bosun.reschedule_job($1, $2)")
+            .bind(id)
+            .bind(at)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Stop every replica from claiming `queue` (`bosun.pause_queue`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a malformed name.
+    pub async fn pause_queue(&self, queue: &str) -> Result<QueueRow> {
+        Ok(sqlx::query_as("SELECT * FROM bosun.pause_queue($1)")
+            .bind(queue)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Let replicas claim `queue` again (`bosun.resume_queue`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a malformed name.
+    pub async fn resume_queue(&self, queue: &str) -> Result<QueueRow> {
+        Ok(sqlx::query_as("SELECT * FROM bosun.resume_queue($1)")
+            .bind(queue)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Per-queue counts by state (`bosun.queue_stats`).
+    ///
+    /// # Errors
+    /// [`Error::Database`] if the query fails.
+    pub async fn queue_stats(&self) -> Result<Vec<QueueStats>> {
+        Ok(sqlx::query_as(include_str!("sql/queue_stats.sql"))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+}
+
+fn collect_jobs<I>(jobs: I) -> Result<Vec<NewJob>>
+where
+    I: IntoIterator,
+    I::Item: IntoNewJob,
+{
+    jobs.into_iter().map(IntoNewJob::into_new_job).collect()
+}
+
+/// The one enqueue path of the Rust client: parallel arrays into `bosun.enqueue_arrays`.
+async fn enqueue_rows<'c>(
+    executor: impl PgExecutor<'c>,
+    jobs: &[NewJob],
+    labelled: bool,
+) -> Result<Vec<Enqueued>> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(i64, bool)> = sqlx::query_as(include_str!("sql/enqueue.sql"))
+        .bind(jobs.iter().map(|j| j.kind.as_str()).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| &j.args).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.queue.as_deref()).collect::<Vec<_>>())
+        .bind(
+            jobs.iter()
+                .map(|j| j.priority.map(i32::from))
+                .collect::<Vec<_>>(),
+        )
+        .bind(jobs.iter().map(|j| j.scheduled_at).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.max_attempts).collect::<Vec<_>>())
+        .bind(
+            jobs.iter()
+                .map(|j| j.unique_key.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(jobs.iter().map(|j| j.target.as_deref()).collect::<Vec<_>>())
+        .bind(
+            jobs.iter()
+                .map(|j| serde_json::json!(j.tags))
+                .collect::<Vec<_>>(),
+        )
+        .bind(jobs.iter().map(|j| j.meta.as_ref()).collect::<Vec<_>>())
+        .bind(labelled)
+        .fetch_all(executor)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, inserted)| Enqueued { id, inserted })
+        .collect())
+}

@@ -1,0 +1,37 @@
+//! `bosun-queue`: Bosun's storage layer.
+//!
+//! Jobs are rows in `bosun.jobs`. This crate owns everything that touches them: the shared
+//! types ([`JobState`], [`Job`], [`NewJob`]), the embedded migrations ([`migrate`]), the
+//! [`Client`] applications enqueue and operate with, and the fenced claim / record calls the
+//! worker runtime makes ([`runtime`]). No other crate in the workspace writes SQL.
+//!
+//! ```no_run
+//! # async fn demo() -> bosun_queue::Result<()> {
+//! use bosun_queue::{Client, NewJob};
+//!
+//! let client = Client::connect("postgres://localhost/app").await?;
+//! client.migrate().await?;
+//! let job = client.enqueue(NewJob::new("email.send", serde_json::json!({"to": "a@b.c"}))).await?;
+//! println!("enqueued job {}", job.id);
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod client;
+mod error;
+pub mod listener;
+pub mod migrate;
+pub mod runtime;
+mod types;
+
+pub use client::Client;
+pub use error::{Error, Result};
+pub use migrate::MigrateReport;
+pub use types::{is_valid_kind, is_valid_queue_name};
+pub use types::{
+    AttemptError, Enqueued, IntoNewJob, Job, JobArgs, JobFilter, JobOptions, JobState, NewJob,
+    QueueRow, QueueStats,
+};
+
+/// Re-exported so that users name the same sqlx version Bosun uses.
+pub use sqlx;

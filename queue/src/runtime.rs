@@ -1,0 +1,192 @@
+//! The storage calls the worker runtime makes: claim, record an outcome, hand back, check
+//! leases. Application code should not need these; `bosun-workers` is their user.
+//!
+//! Every write about a claimed job is fenced: it applies only while the row is `running` with
+//! the attempt the worker claimed. A write that finds the row changed (cancelled by an
+//! operator, handed to another worker) affects nothing and reports [`Recorded::FencedOut`].
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+use crate::{Job, JobState, Result};
+
+/// Longest error text stored per attempt; longer messages are cut (on a char boundary).
+pub const MAX_ERROR_LEN: usize = 4096;
+
+/// What a handler's attempt came to, as the runtime records it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Success: the job is `completed`.
+    Completed,
+    /// The attempt failed. The job is `retryable` after `retry_in` (with jitter), or `failed`
+    /// when `permanent` or out of attempts.
+    Errored {
+        /// The error's text.
+        error: String,
+        /// The failure's kind, stored with it: `error`, `panic`, `decode`, `timeout`, ...
+        kind: &'static str,
+        /// Backoff before the next attempt.
+        retry_in: Duration,
+        /// Do not retry.
+        permanent: bool,
+    },
+    /// The handler cancelled its job.
+    Cancelled {
+        /// Why.
+        reason: String,
+    },
+    /// The handler asked to run again later; not counted as a failed attempt.
+    Snoozed {
+        /// How long to wait.
+        delay: Duration,
+    },
+}
+
+/// The result of a fenced write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Written; the job is now in this state.
+    Now(JobState),
+    /// The worker no longer holds the job; nothing was written.
+    FencedOut,
+}
+
+/// Claim up to `limit` due jobs of `queue` whose kind is in `kinds`, for `worker_id`.
+///
+/// # Errors
+/// [`crate::Error::Database`] if the query fails (nothing is claimed then).
+pub async fn job_claim(
+    pool: &PgPool,
+    queue: &str,
+    kinds: &[String],
+    limit: i64,
+    worker_id: &str,
+) -> Result<Vec<Job>> {
+    if limit <= 0 {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_as(include_str!("sql/job_claim.sql"))
+        .bind(queue)
+        .bind(limit)
+        .bind(kinds)
+        .bind(worker_id)
+        .fetch_all(pool)
+        .await?)
+}
+
+/// Record `outcome` for attempt `attempt` of job `id`, fenced.
+///
+/// # Errors
+/// [`crate::Error::Database`] if the write fails; the job stays `running` then.
+pub async fn job_record(
+    pool: &PgPool,
+    id: i64,
+    attempt: i32,
+    outcome: &Outcome,
+) -> Result<Recorded> {
+    let state: Option<JobState> = match outcome {
+        Outcome::Completed => {
+            sqlx::query_scalar(include_str!("sql/job_complete.sql"))
+                .bind(id)
+                .bind(attempt)
+                .fetch_optional(pool)
+                .await?
+        }
+        Outcome::Errored {
+            error,
+            kind,
+            retry_in,
+            permanent,
+        } => {
+            sqlx::query_scalar(include_str!("sql/job_error.sql"))
+                .bind(id)
+                .bind(attempt)
+                .bind(*permanent)
+                .bind(millis(*retry_in))
+                .bind(truncate(error))
+                .bind(*kind)
+                .fetch_optional(pool)
+                .await?
+        }
+        Outcome::Cancelled { reason } => {
+            sqlx::query_scalar(include_str!("sql/job_cancel_running.sql"))
+                .bind(id)
+                .bind(attempt)
+                .bind(truncate(reason))
+                .fetch_optional(pool)
+                .await?
+        }
+        Outcome::Snoozed { delay } => {
+            sqlx::query_scalar(include_str!("sql/job_snooze.sql"))
+                .bind(id)
+                .bind(attempt)
+                .bind(millis(*delay))
+                .fetch_optional(pool)
+                .await?
+        }
+    };
+    Ok(state.map_or(Recorded::FencedOut, Recorded::Now))
+}
+
+/// Hand back `(id, attempt)` pairs at shutdown: available now, the attempt not counted.
+/// Returns the ids actually handed back (the others were no longer held).
+///
+/// # Errors
+/// [`crate::Error::Database`] if the write fails.
+pub async fn job_release_many(pool: &PgPool, held: &[(i64, i32)]) -> Result<Vec<i64>> {
+    if held.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (ids, attempts): (Vec<i64>, Vec<i32>) = held.iter().copied().unzip();
+    Ok(sqlx::query_scalar(include_str!("sql/job_release_many.sql"))
+        .bind(ids)
+        .bind(attempts)
+        .fetch_all(pool)
+        .await?)
+}
+
+/// Of the `(id, attempt)` pairs a worker runs, the ids it no longer holds.
+///
+/// # Errors
+/// [`crate::Error::Database`] if the query fails.
+pub async fn job_lost_leases(pool: &PgPool, held: &[(i64, i32)]) -> Result<Vec<i64>> {
+    if held.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (ids, attempts): (Vec<i64>, Vec<i32>) = held.iter().copied().unzip();
+    Ok(sqlx::query_scalar(include_str!("sql/job_lost_leases.sql"))
+        .bind(ids)
+        .bind(attempts)
+        .fetch_all(pool)
+        .await?)
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn truncate(text: &str) -> &str {
+    if text.len() <= MAX_ERROR_LEN {
+        return text;
+    }
+    let mut end = MAX_ERROR_LEN;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncate_keeps_char_boundaries() {
+        let long = "é".repeat(MAX_ERROR_LEN);
+        let cut = truncate(&long);
+        assert!(cut.len() <= MAX_ERROR_LEN);
+        assert!(cut.chars().all(|c| c == 'é'));
+        assert_eq!(truncate("short"), "short");
+    }
+}

@@ -1,0 +1,5 @@
+-- A handler succeeded. Fenced: only the worker holding attempt $2 of a running job may write.
+UPDATE bosun.jobs
+SET state = 'completed', finalized_at = now()
+WHERE id = $1 AND state = 'running' AND attempt = $2
+RETURNING state

@@ -1,0 +1,94 @@
+//! Migrations: up, down to zero, up again; idempotent; safe when replicas run them at once.
+
+use bosun_queue::migrate::{self, latest_version};
+use bosun_tests::TestDb;
+
+#[tokio::test]
+async fn up_down_to_zero_and_up_again() {
+    let db = TestDb::empty().await;
+    assert_eq!(migrate::current_version(&db.pool).await.unwrap(), 0);
+
+    let up = migrate::migrate_up(&db.pool).await.unwrap();
+    assert_eq!(up.current, latest_version());
+    assert_eq!(up.changed.len(), migrate::migrations().len());
+    db.client
+        .enqueue(bosun_queue::NewJob::new("echo", serde_json::json!({})))
+        .await
+        .unwrap();
+
+    let down = migrate::migrate_down(&db.pool, 0).await.unwrap();
+    assert_eq!(down.current, 0);
+    let mut reverted = up.changed.clone();
+    reverted.reverse();
+    assert_eq!(down.changed, reverted, "reverted newest first");
+    let schema: Option<String> =
+        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname = 'bosun'")
+            .fetch_optional(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(schema, None, "down to zero removes the schema");
+
+    let again = migrate::migrate_up(&db.pool).await.unwrap();
+    assert_eq!(again.changed, up.changed);
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM bosun.jobs")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(jobs, 0, "a fresh schema after going down and up");
+}
+
+#[tokio::test]
+async fn migrating_twice_changes_nothing() {
+    let db = TestDb::empty().await;
+    migrate::migrate_up(&db.pool).await.unwrap();
+    let second = migrate::migrate_up(&db.pool).await.unwrap();
+    assert!(second.changed.is_empty());
+    assert_eq!(second.current, latest_version());
+}
+
+#[tokio::test]
+async fn replicas_migrating_at_once_apply_each_migration_once() {
+    let db = TestDb::empty().await;
+    let runs = (0..6).map(|_| {
+        let pool = db.pool.clone();
+        tokio::spawn(async move { migrate::migrate_up(&pool).await })
+    });
+    let mut applied = Vec::new();
+    for run in runs {
+        let report = run
+            .await
+            .unwrap()
+            .expect("every concurrent migrate succeeds");
+        assert_eq!(report.current, latest_version());
+        applied.extend(report.changed);
+    }
+    applied.sort_unstable();
+    let expected: Vec<i64> = migrate::migrations().iter().map(|m| m.version).collect();
+    assert_eq!(
+        applied, expected,
+        "each migration applied by exactly one replica"
+    );
+}
+
+#[tokio::test]
+async fn partial_down_keeps_earlier_migrations() {
+    let db = TestDb::empty().await;
+    migrate::migrate_up(&db.pool).await.unwrap();
+    let down = migrate::migrate_down(&db.pool, 1).await.unwrap();
+    assert_eq!(down.current, 1);
+    let enqueue_exists: bool =
+        sqlx::query_scalar("SELECT to_regproc('bosun.enqueue_many') IS NOT NULL")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert!(!enqueue_exists, "migration 2's functions are gone");
+    let jobs_exists: bool = sqlx::query_scalar("SELECT to_regclass('bosun.jobs') IS NOT NULL")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert!(jobs_exists, "migration 1's table stays");
+    assert!(matches!(
+        migrate::migrate_down(&db.pool, -1).await,
+        Err(bosun_queue::Error::InvalidArgument(_))
+    ));
+}

@@ -1,0 +1,274 @@
+//! Test support: a fresh, migrated database per test, on a real PostgreSQL.
+//!
+//! With `BOSUN_TEST_DATABASE_URL` set (a URL whose user may create databases), tests use that
+//! server. Otherwise each test binary starts one throwaway server from the local PostgreSQL
+//! installation (as `bosun` does without `DATABASE_URL`), which disappears when the binary
+//! exits. Either way every test gets its own database, copied from a migrated template, so
+//! tests run in parallel without seeing each other's jobs.
+
+use std::{
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        OnceLock,
+    },
+    time::{Duration, Instant},
+};
+
+use bosun_cli::embedded::EmbeddedPostgres;
+use bosun_queue::Client;
+use sqlx::{postgres::PgPoolOptions, Connection, PgConnection, PgPool};
+
+/// The server all tests of this binary use.
+struct Server {
+    admin_url: String,
+    /// Kept alive for the life of the process; its watchdog removes it after we exit.
+    _embedded: Option<EmbeddedPostgres>,
+}
+
+static SERVER: OnceLock<Server> = OnceLock::new();
+static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn server() -> &'static Server {
+    SERVER.get_or_init(|| match std::env::var("BOSUN_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Server {
+            admin_url: url,
+            _embedded: None,
+        },
+        _ => {
+            let embedded = EmbeddedPostgres::start()
+                .unwrap_or_else(|e| panic!("cannot start a PostgreSQL for the tests: {e}"));
+            Server {
+                admin_url: embedded.url(),
+                _embedded: Some(embedded),
+            }
+        }
+    })
+}
+
+/// `url` with its database replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let authority_end = base.find("://").map_or(0, |i| {
+        i + 3 + base[i + 3..].find('/').unwrap_or(base.len() - i - 3)
+    });
+    let mut out = format!("{}/{database}", &base[..authority_end]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+async fn admin() -> PgConnection {
+    PgConnection::connect(&server().admin_url)
+        .await
+        .expect("connecting to the test server")
+}
+
+/// A migrated template database, created once per test binary.
+async fn template() -> &'static str {
+    TEMPLATE
+        .get_or_init(|| async {
+            let name = format!("bosun_tpl_{}", std::process::id());
+            let mut conn = admin().await;
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                .execute(&mut conn)
+                .await
+                .expect("dropping an old template");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .expect("creating the template database");
+            let url = with_database(&server().admin_url, &name);
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&url)
+                .await
+                .expect("connecting to the template");
+            bosun_queue::migrate::migrate_up(&pool)
+                .await
+                .expect("migrating the template");
+            pool.close().await;
+            name
+        })
+        .await
+}
+
+/// A fresh database for one test.
+pub struct TestDb {
+    /// Its name.
+    pub name: String,
+    /// A URL for it (for spawned processes and raw connections).
+    pub url: String,
+    /// A pool on it.
+    pub pool: PgPool,
+    /// A Bosun client on it.
+    pub client: Client,
+}
+
+impl TestDb {
+    /// A new database copied from the migrated template.
+    pub async fn new() -> TestDb {
+        let template = template().await;
+        let name = format!(
+            "bosun_t_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut conn = admin().await;
+        // Creating from a template fails while anyone else copies it; retry briefly.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+                .execute(&mut conn)
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("creating test database {name}: {e}"),
+            }
+        }
+        let url = with_database(&server().admin_url, &name);
+        let pool = PgPoolOptions::new()
+            .max_connections(20)
+            .connect(&url)
+            .await
+            .expect("connecting to the test database");
+        let client = Client::new(pool.clone());
+        TestDb {
+            name,
+            url,
+            pool,
+            client,
+        }
+    }
+
+    /// A database with no Bosun schema at all (for migration tests).
+    pub async fn empty() -> TestDb {
+        let name = format!(
+            "bosun_e_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut conn = admin().await;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("creating an empty database");
+        let url = with_database(&server().admin_url, &name);
+        let pool = PgPoolOptions::new()
+            .max_connections(20)
+            .connect(&url)
+            .await
+            .expect("connecting to the empty database");
+        let client = Client::new(pool.clone());
+        TestDb {
+            name,
+            url,
+            pool,
+            client,
+        }
+    }
+
+    /// A single raw connection, as any SQL client would have.
+    pub async fn raw(&self) -> PgConnection {
+        PgConnection::connect(&self.url)
+            .await
+            .expect("connecting to the test database")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // Only an external server needs cleaning; a throwaway one disappears with the process.
+        if server()._embedded.is_some() {
+            return;
+        }
+        let name = self.name.clone();
+        let admin_url = server().admin_url.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                if let Ok(mut conn) = PgConnection::connect(&admin_url).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// The `bosun` binary built alongside the tests (`cargo test --workspace` builds it).
+pub fn bosun_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory");
+    let bin = dir.join("bosun");
+    assert!(
+        bin.is_file(),
+        "{} not found: build it with `cargo build -p bosun` (cargo test --workspace does)",
+        bin.display()
+    );
+    bin
+}
+
+/// Poll `check` every 20 ms until it returns `Some`, or panic with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Count of jobs per state, for assertions.
+pub async fn state_counts(pool: &PgPool) -> std::collections::BTreeMap<String, i64> {
+    sqlx::query_as::<_, (String, i64)>(
+        "SELECT state::text, count(*) FROM bosun.jobs GROUP BY state ORDER BY state",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("counting job states")
+    .into_iter()
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn database_names_are_replaced_in_urls() {
+        assert_eq!(
+            with_database("postgres://u@h:5/db?sslmode=disable", "x"),
+            "postgres://u@h:5/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://u@h:5", "x"), "postgres://u@h:5/x");
+    }
+}

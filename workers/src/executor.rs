@@ -1,0 +1,165 @@
+//! Runs one claimed job: decode its args, run the handler in its own task (so a panic fails
+//! the attempt, not the worker), apply the per-kind timeout, and record the outcome with a
+//! fenced write that is retried while the database is unreachable.
+
+use std::{sync::Arc, time::Duration};
+
+use backon::{ExponentialBuilder, Retryable};
+use bosun_queue::{
+    runtime::{job_record, Outcome, Recorded},
+    Job,
+};
+use tokio::sync::OwnedSemaphorePermit;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use crate::{pool::Shared, running::StopReason, JobContext, JobError};
+
+/// Run `job` to an outcome and record it. `permit` is the queue slot it occupies.
+pub(crate) async fn execute(shared: Arc<Shared>, job: Job, permit: OwnedSemaphorePermit) {
+    let job = Arc::new(job);
+    let span = info_span!(
+        "job",
+        id = job.id,
+        kind = %job.kind,
+        queue = %job.queue,
+        attempt = job.attempt,
+    );
+    async move {
+        let cancel = shared.running.insert(job.id, job.attempt);
+        let outcome = run_handler(&shared, &job, cancel).await;
+        let recorded = record(&shared, &job, &outcome).await;
+        let stopped = shared.running.remove(job.id);
+        match (recorded, stopped) {
+            (Some(Recorded::Now(state)), _) => debug!(%state, "attempt recorded"),
+            (Some(Recorded::FencedOut), Some(StopReason::Shutdown)) => {
+                debug!("attempt not recorded: the job was handed back at shutdown")
+            }
+            (Some(Recorded::FencedOut), _) => {
+                info!("attempt not recorded: the job was cancelled or taken over while it ran")
+            }
+            (None, _) => {}
+        }
+        drop(permit);
+    }
+    .instrument(span)
+    .await;
+}
+
+async fn run_handler(
+    shared: &Shared,
+    job: &Arc<Job>,
+    cancel: tokio_util::sync::CancellationToken,
+) -> Outcome {
+    let Some(worker) = shared.registry.get(&job.kind) else {
+        // Claims filter on registered kinds, so this means the registry changed under us.
+        return Outcome::Errored {
+            error: format!("no worker registered for kind {:?}", job.kind),
+            kind: "unknown_kind",
+            retry_in: crate::backoff::retry_delay(job.attempt),
+            permanent: false,
+        };
+    };
+    let ctx = JobContext::new(
+        Arc::clone(job),
+        shared.client.clone(),
+        cancel,
+        Arc::clone(&shared.worker_id),
+    );
+    let retry_in = worker.backoff(job);
+    let future = match worker.run(ctx, &job.args) {
+        Ok(future) => future,
+        Err(error) => {
+            return Outcome::Errored {
+                error: format!("could not decode args for kind {}: {error}", job.kind),
+                kind: "decode",
+                retry_in,
+                permanent: false,
+            }
+        }
+    };
+    let mut handle = tokio::spawn(future.in_current_span());
+    let joined = match worker.timeout() {
+        None => (&mut handle).await,
+        Some(limit) => match tokio::time::timeout(limit, &mut handle).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                handle.abort();
+                return Outcome::Errored {
+                    error: format!("timed out after {}", humanize(limit)),
+                    kind: "timeout",
+                    retry_in,
+                    permanent: false,
+                };
+            }
+        },
+    };
+    match joined {
+        Ok(Ok(())) => Outcome::Completed,
+        Ok(Err(JobError::Retry(error))) => Outcome::Errored {
+            error: error.to_string(),
+            kind: "error",
+            retry_in,
+            permanent: false,
+        },
+        Ok(Err(JobError::Permanent(error))) => Outcome::Errored {
+            error: error.to_string(),
+            kind: "permanent",
+            retry_in,
+            permanent: true,
+        },
+        Ok(Err(JobError::Cancel(reason))) => Outcome::Cancelled { reason },
+        Ok(Err(JobError::Snooze(delay))) => Outcome::Snoozed { delay },
+        Err(join) if join.is_panic() => Outcome::Errored {
+            error: format!("handler panicked: {}", panic_message(join.into_panic())),
+            kind: "panic",
+            retry_in,
+            permanent: false,
+        },
+        Err(_) => Outcome::Errored {
+            error: "handler task was aborted".to_string(),
+            kind: "aborted",
+            retry_in,
+            permanent: false,
+        },
+    }
+}
+
+/// Record the outcome, retrying while the database is unreachable. `None` when it could not
+/// be recorded at all; the job then stays `running` until it is rescued or handed back.
+async fn record(shared: &Shared, job: &Job, outcome: &Outcome) -> Option<Recorded> {
+    let pool = shared.client.pool();
+    let result = (|| job_record(pool, job.id, job.attempt, outcome))
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(50))
+                .with_max_delay(Duration::from_secs(5))
+                .with_max_times(40)
+                .with_jitter(),
+        )
+        .when(bosun_queue::Error::is_transient)
+        .notify(|error, delay| {
+            warn!(%error, ?delay, "recording the attempt failed; retrying");
+        })
+        .await;
+    match result {
+        Ok(recorded) => Some(recorded),
+        Err(error) => {
+            warn!(%error, "could not record the attempt; the job stays running until it is recovered");
+            None
+        }
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a non-string panic payload".to_string()
+    }
+}
+
+fn humanize(duration: Duration) -> String {
+    format!("{:.3}s", duration.as_secs_f64())
+}

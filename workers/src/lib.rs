@@ -1,0 +1,55 @@
+//! `bosun-workers`: the runtime that runs Bosun jobs.
+//!
+//! Implement [`Worker`] for each kind, register the workers on a [`WorkerPool`] with the
+//! queues and concurrency this process should serve, and run it until a shutdown signal.
+//!
+//! ```no_run
+//! use bosun_queue::{Client, JobArgs};
+//! use bosun_workers::{shutdown_signal, JobContext, JobResult, Worker, WorkerPool};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Greet { name: String }
+//! impl JobArgs for Greet { const KIND: &'static str = "greet"; }
+//!
+//! struct Greeter;
+//! impl Worker for Greeter {
+//!     type Args = Greet;
+//!     async fn work(&self, _ctx: JobContext, args: Greet) -> JobResult {
+//!         println!("hello, {}", args.name);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::connect("postgres://localhost/app").await?;
+//! let pool = WorkerPool::builder(client).register(Greeter).queue("default", 16).build()?;
+//! pool.run_until(shutdown_signal()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Guarantees: a job runs at least once; every write a worker makes about a job is fenced by
+//! the attempt it claimed, so a worker that lost a job cannot overwrite it. Handlers must be
+//! idempotent. See `docs/state_machine.md` for the states.
+#![warn(missing_docs)]
+
+pub mod backoff;
+mod error;
+mod executor;
+mod lease;
+mod notifier;
+mod pool;
+mod producer;
+mod registry;
+mod running;
+mod signal;
+mod worker;
+
+pub use error::{Error, Result};
+pub use pool::{
+    PoolBuilder, PoolConfig, ShutdownReport, WorkerPool, LEASE_CHECK_INTERVAL_DEFAULT,
+    POLL_INTERVAL_DEFAULT, SHUTDOWN_TIMEOUT_DEFAULT,
+};
+pub use registry::Registry;
+pub use signal::shutdown_signal;
+pub use worker::{BoxError, JobContext, JobError, JobResult, Worker};

@@ -1,0 +1,346 @@
+//! [`WorkerPool`]: one process's workers, from start to graceful shutdown.
+//!
+//! ```text
+//!            NOTIFY bosun_jobs ──► notifier ──wake──┐
+//!                                                   ▼
+//!   poll tick ───────────────────────────────► producer (one per queue)
+//!                                                   │ claim ≤ free slots (SKIP LOCKED)
+//!                                                   ▼
+//!                                   executor task per job (slot held)
+//!                                                   │ fenced write of the outcome
+//!                                                   ▼
+//!                                               bosun.jobs
+//!   lease check (every second): held (id, attempt) no longer running ──► stop the handler
+//!   NOTIFY bosun_control {cancel} ──► notifier ──► stop the handler
+//! ```
+//!
+//! Shutdown: stop claiming, wait up to `shutdown_timeout` for running handlers, then tell the
+//! rest to stop and hand their jobs back (`available`, attempt not counted).
+
+use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
+
+use bosun_queue::{runtime::job_release_many, Client};
+use tokio::sync::Notify;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::{info, warn};
+
+use crate::{
+    lease, notifier, producer,
+    running::{RunningJobs, StopReason},
+    Error, Registry, Result, Worker,
+};
+
+/// Default time between polls for due jobs when no notification arrives.
+pub const POLL_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
+/// Default time between checks that running jobs are still held.
+pub const LEASE_CHECK_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
+/// Default grace period for running handlers at shutdown.
+pub const SHUTDOWN_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
+
+/// How a [`WorkerPool`] runs. Build it with [`WorkerPool::builder`].
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Queues to work, each with its concurrency (most jobs running at once).
+    pub queues: Vec<(String, usize)>,
+    /// Poll for due jobs this often even without notifications.
+    pub poll_interval: Duration,
+    /// LISTEN for insert notifications (turn off behind a transaction-mode pooler).
+    pub listen: bool,
+    /// Check this often that running jobs were not cancelled or taken over.
+    pub lease_check_interval: Duration,
+    /// How long running handlers may finish after shutdown begins.
+    pub shutdown_timeout: Duration,
+    /// This process's id in `attempted_by` and error entries (default: host:pid:random).
+    pub worker_id: String,
+}
+
+/// What a pool did at shutdown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Jobs whose handlers did not finish in time and were handed back.
+    pub released: Vec<i64>,
+}
+
+/// State shared by every task of one pool.
+pub(crate) struct Shared {
+    pub(crate) client: Client,
+    pub(crate) registry: Registry,
+    pub(crate) running: RunningJobs,
+    pub(crate) worker_id: Arc<str>,
+    pub(crate) kinds: Vec<String>,
+    pub(crate) config: PoolConfig,
+}
+
+/// Builds a [`WorkerPool`].
+#[derive(Debug)]
+pub struct PoolBuilder {
+    client: Client,
+    registry: Registry,
+    queues: Vec<(String, usize)>,
+    poll_interval: Duration,
+    listen: bool,
+    lease_check_interval: Duration,
+    shutdown_timeout: Duration,
+    worker_id: Option<String>,
+}
+
+impl PoolBuilder {
+    /// Add a handler.
+    pub fn register<W: Worker>(mut self, worker: W) -> Self {
+        self.registry.register(worker);
+        self
+    }
+
+    /// Use these handlers (replacing any registered so far).
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// Work `queue` with up to `concurrency` jobs at once.
+    pub fn queue(mut self, queue: impl Into<String>, concurrency: usize) -> Self {
+        self.queues.push((queue.into(), concurrency));
+        self
+    }
+
+    /// Poll for due jobs this often (default 1 s).
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// LISTEN for notifications (default on). Off: polling alone, e.g. behind PgBouncer in
+    /// transaction mode.
+    pub fn listen(mut self, listen: bool) -> Self {
+        self.listen = listen;
+        self
+    }
+
+    /// Check held jobs this often (default 1 s).
+    pub fn lease_check_interval(mut self, interval: Duration) -> Self {
+        self.lease_check_interval = interval;
+        self
+    }
+
+    /// Grace period for running handlers at shutdown (default 30 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// This process's id (default host:pid:random).
+    pub fn worker_id(mut self, id: impl Into<String>) -> Self {
+        self.worker_id = Some(id.into());
+        self
+    }
+
+    /// Check the configuration and build the pool.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for no queues, a repeated or malformed queue name, a
+    /// concurrency of 0, no registered handlers, or a zero interval.
+    pub fn build(self) -> Result<WorkerPool> {
+        if self.queues.is_empty() {
+            return Err(Error::InvalidConfig(
+                "no queues to work: add at least one".into(),
+            ));
+        }
+        let mut seen = HashMap::new();
+        for (queue, concurrency) in &self.queues {
+            if !bosun_queue::is_valid_queue_name(queue) {
+                return Err(Error::InvalidConfig(format!(
+                    "queue {queue:?} is not a valid name: use 1 to 64 letters, digits, '_', '.' or '-'"
+                )));
+            }
+            if *concurrency == 0 {
+                return Err(Error::InvalidConfig(format!(
+                    "queue {queue:?} has concurrency 0: use 1 or more"
+                )));
+            }
+            if seen.insert(queue.as_str(), ()).is_some() {
+                return Err(Error::InvalidConfig(format!(
+                    "queue {queue:?} is listed twice"
+                )));
+            }
+        }
+        if self.registry.is_empty() {
+            return Err(Error::InvalidConfig(
+                "no workers registered: register at least one kind".into(),
+            ));
+        }
+        for (name, interval) in [
+            ("poll_interval", self.poll_interval),
+            ("lease_check_interval", self.lease_check_interval),
+        ] {
+            if interval.is_zero() {
+                return Err(Error::InvalidConfig(format!("{name} must be above zero")));
+            }
+        }
+        let worker_id = self.worker_id.unwrap_or_else(default_worker_id);
+        let kinds = self.registry.kinds();
+        Ok(WorkerPool {
+            shared: Arc::new(Shared {
+                client: self.client,
+                registry: self.registry,
+                running: RunningJobs::default(),
+                worker_id: Arc::from(worker_id.as_str()),
+                kinds,
+                config: PoolConfig {
+                    queues: self.queues,
+                    poll_interval: self.poll_interval,
+                    listen: self.listen,
+                    lease_check_interval: self.lease_check_interval,
+                    shutdown_timeout: self.shutdown_timeout,
+                    worker_id,
+                },
+            }),
+        })
+    }
+}
+
+/// The workers of one process: a producer per queue, the executor, and the notifier.
+pub struct WorkerPool {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for WorkerPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerPool")
+            .field("config", &self.shared.config)
+            .field("kinds", &self.shared.kinds)
+            .finish()
+    }
+}
+
+impl WorkerPool {
+    /// Start building a pool on `client`'s database.
+    pub fn builder(client: Client) -> PoolBuilder {
+        PoolBuilder {
+            client,
+            registry: Registry::new(),
+            queues: Vec::new(),
+            poll_interval: POLL_INTERVAL_DEFAULT,
+            listen: true,
+            lease_check_interval: LEASE_CHECK_INTERVAL_DEFAULT,
+            shutdown_timeout: SHUTDOWN_TIMEOUT_DEFAULT,
+            worker_id: None,
+        }
+    }
+
+    /// The pool's configuration.
+    pub fn config(&self) -> &PoolConfig {
+        &self.shared.config
+    }
+
+    /// How many jobs are running right now.
+    pub fn running(&self) -> usize {
+        self.shared.running.len()
+    }
+
+    /// Work until `shutdown` resolves, then shut down gracefully.
+    ///
+    /// # Errors
+    /// [`Error::Queue`] if handing jobs back at shutdown failed (they stay `running` and are
+    /// recovered later).
+    pub async fn run_until(&self, shutdown: impl Future<Output = ()>) -> Result<ShutdownReport> {
+        let shared = &self.shared;
+        let stop_claiming = CancellationToken::new();
+        let stop_background = CancellationToken::new();
+        let jobs = TaskTracker::new();
+
+        let wakers: HashMap<String, Arc<Notify>> = shared
+            .config
+            .queues
+            .iter()
+            .map(|(queue, _)| (queue.clone(), Arc::new(Notify::new())))
+            .collect();
+
+        let mut background = Vec::new();
+        if shared.config.listen {
+            background.push(tokio::spawn(notifier::run(
+                Arc::clone(shared),
+                wakers.clone(),
+                stop_background.clone(),
+            )));
+        }
+        background.push(tokio::spawn(lease::run(
+            Arc::clone(shared),
+            stop_background.clone(),
+        )));
+        let producers: Vec<_> = shared
+            .config
+            .queues
+            .iter()
+            .map(|(queue, concurrency)| {
+                tokio::spawn(producer::run(
+                    Arc::clone(shared),
+                    queue.clone(),
+                    *concurrency,
+                    Arc::clone(&wakers[queue]),
+                    stop_claiming.clone(),
+                    jobs.clone(),
+                ))
+            })
+            .collect();
+        info!(
+            worker_id = %shared.worker_id,
+            queues = ?shared.config.queues,
+            kinds = ?shared.kinds,
+            listen = shared.config.listen,
+            "worker pool started"
+        );
+
+        shutdown.await;
+        info!(
+            running = shared.running.len(),
+            "shutting down: no new claims"
+        );
+        stop_claiming.cancel();
+        for producer in producers {
+            let _ = producer.await;
+        }
+        jobs.close();
+        let mut report = ShutdownReport::default();
+        if tokio::time::timeout(shared.config.shutdown_timeout, jobs.wait())
+            .await
+            .is_err()
+        {
+            shared.running.stop_all(StopReason::Shutdown);
+            let held = shared.running.held();
+            warn!(
+                jobs = held.len(),
+                "shutdown timeout reached: handing unfinished jobs back"
+            );
+            report.released = job_release_many(shared.client.pool(), &held).await?;
+        }
+        stop_background.cancel();
+        for task in background {
+            let _ = task.await;
+        }
+        info!(released = report.released.len(), "worker pool stopped");
+        Ok(report)
+    }
+}
+
+fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string());
+    let nonce = uuid_fragment();
+    format!("{host}:{}:{nonce}", std::process::id())
+}
+
+/// Eight hex digits that differ between processes started in the same instant.
+fn uuid_fragment() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    format!("{:08x}", hasher.finish() & 0xffff_ffff)
+}

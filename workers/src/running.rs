@@ -1,0 +1,85 @@
+//! The jobs this process is running right now: their attempt (fencing token) and the token
+//! that tells the handler to stop. Shared by the executor, the notifier (operator cancels),
+//! the lease check and shutdown.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use tokio_util::sync::CancellationToken;
+
+/// Why a running job's handler was told to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StopReason {
+    /// The row no longer belongs to this attempt (cancelled, retried, taken over).
+    LeaseLost,
+    /// The worker is shutting down and the grace period ran out.
+    Shutdown,
+}
+
+struct Entry {
+    attempt: i32,
+    cancel: CancellationToken,
+    stopped: Option<StopReason>,
+}
+
+#[derive(Clone, Default)]
+pub(crate) struct RunningJobs {
+    inner: Arc<Mutex<HashMap<i64, Entry>>>,
+}
+
+impl RunningJobs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Entry>> {
+        // A panic while holding this lock cannot leave the map inconsistent (every operation
+        // is a single insert, remove or field write), so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn insert(&self, id: i64, attempt: i32) -> CancellationToken {
+        let cancel = CancellationToken::new();
+        self.lock().insert(
+            id,
+            Entry {
+                attempt,
+                cancel: cancel.clone(),
+                stopped: None,
+            },
+        );
+        cancel
+    }
+
+    /// Forget a finished job; returns why it was stopped, if it was.
+    pub(crate) fn remove(&self, id: i64) -> Option<StopReason> {
+        self.lock().remove(&id).and_then(|e| e.stopped)
+    }
+
+    /// Tell job `id`'s handler to stop, if it runs attempt `attempt` (any attempt if None).
+    pub(crate) fn stop(&self, id: i64, attempt: Option<i32>, reason: StopReason) -> bool {
+        let mut map = self.lock();
+        match map.get_mut(&id) {
+            Some(entry) if attempt.is_none_or(|a| a == entry.attempt) => {
+                entry.stopped.get_or_insert(reason);
+                entry.cancel.cancel();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn stop_all(&self, reason: StopReason) {
+        for entry in self.lock().values_mut() {
+            entry.stopped.get_or_insert(reason);
+            entry.cancel.cancel();
+        }
+    }
+
+    /// `(id, attempt)` of every running job.
+    pub(crate) fn held(&self) -> Vec<(i64, i32)> {
+        self.lock().iter().map(|(id, e)| (*id, e.attempt)).collect()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
