@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use backon::{ExponentialBuilder, Retryable};
 use bosun_queue::{
-    runtime::{job_record, Outcome, Recorded},
+    runtime::{job_record, job_release_many, Outcome, Recorded},
     Job,
 };
 use tokio::sync::OwnedSemaphorePermit;
@@ -27,7 +27,15 @@ pub(crate) async fn execute(shared: Arc<Shared>, job: Job, permit: OwnedSemaphor
     async move {
         let cancel = shared.running.insert(job.id, job.attempt);
         let outcome = run_handler(&shared, &job, cancel).await;
-        let recorded = record(&shared, &job, &outcome).await;
+        // A handler stopped by shutdown that did not finish its work is handed back rather
+        // than recorded: its error or cancel is an artifact of the shutdown, not of the job.
+        let recorded = if outcome != Outcome::Completed
+            && shared.running.stop_reason(job.id) == Some(StopReason::Shutdown)
+        {
+            hand_back(&shared, &job).await
+        } else {
+            record(&shared, &job, &outcome).await
+        };
         let stopped = shared.running.remove(job.id);
         match (recorded, stopped) {
             (Some(Recorded::Now(state)), _) => debug!(%state, "attempt recorded"),
@@ -145,6 +153,32 @@ async fn record(shared: &Shared, job: &Job, outcome: &Outcome) -> Option<Recorde
         Ok(recorded) => Some(recorded),
         Err(error) => {
             warn!(%error, "could not record the attempt; the job stays running until it is recovered");
+            None
+        }
+    }
+}
+
+/// Give the job back to its queue (available, attempt not counted), fenced.
+async fn hand_back(shared: &Shared, job: &Job) -> Option<Recorded> {
+    let pool = shared.client.pool();
+    let held = [(job.id, job.attempt)];
+    let result = (|| job_release_many(pool, &held))
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(50))
+                .with_max_delay(Duration::from_millis(500))
+                .with_max_times(5),
+        )
+        .when(bosun_queue::Error::is_transient)
+        .await;
+    match result {
+        Ok(released) if released.contains(&job.id) => {
+            shared.record_handed_back(job.id);
+            Some(Recorded::Now(bosun_queue::JobState::Available))
+        }
+        Ok(_) => Some(Recorded::FencedOut),
+        Err(error) => {
+            warn!(%error, "could not hand the job back; it stays running until it is recovered");
             None
         }
     }

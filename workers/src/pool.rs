@@ -36,6 +36,9 @@ pub const POLL_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
 pub const LEASE_CHECK_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
 /// Default grace period for running handlers at shutdown.
 pub const SHUTDOWN_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
+/// After the shutdown timeout, how long stopped handlers get to return before their jobs are
+/// handed back from outside.
+const SHUTDOWN_STOP_GRACE: Duration = Duration::from_secs(1);
 
 /// How a [`WorkerPool`] runs. Build it with [`WorkerPool::builder`].
 #[derive(Debug, Clone)]
@@ -69,6 +72,26 @@ pub(crate) struct Shared {
     pub(crate) worker_id: Arc<str>,
     pub(crate) kinds: Vec<String>,
     pub(crate) config: PoolConfig,
+    /// Jobs handed back at shutdown by their own executor task.
+    handed_back: std::sync::Mutex<Vec<i64>>,
+}
+
+impl Shared {
+    pub(crate) fn record_handed_back(&self, id: i64) {
+        self.handed_back
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(id);
+    }
+
+    fn take_handed_back(&self) -> Vec<i64> {
+        std::mem::take(
+            &mut *self
+                .handed_back
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
 }
 
 /// Builds a [`WorkerPool`].
@@ -185,6 +208,7 @@ impl PoolBuilder {
                 running: RunningJobs::default(),
                 worker_id: Arc::from(worker_id.as_str()),
                 kinds,
+                handed_back: std::sync::Mutex::new(Vec::new()),
                 config: PoolConfig {
                     queues: self.queues,
                     poll_interval: self.poll_interval,
@@ -305,14 +329,20 @@ impl WorkerPool {
             .await
             .is_err()
         {
-            shared.running.stop_all(StopReason::Shutdown);
-            let held = shared.running.held();
+            // Tell the handlers; those that return now hand their own jobs back. Whatever is
+            // still held after a short grace is handed back here, fenced as always.
             warn!(
-                jobs = held.len(),
-                "shutdown timeout reached: handing unfinished jobs back"
+                jobs = shared.running.len(),
+                "shutdown timeout reached: stopping handlers and handing their jobs back"
             );
+            shared.running.stop_all(StopReason::Shutdown);
+            let _ = tokio::time::timeout(SHUTDOWN_STOP_GRACE, jobs.wait()).await;
+            let held = shared.running.held();
             report.released = job_release_many(shared.client.pool(), &held).await?;
         }
+        report.released.extend(shared.take_handed_back());
+        report.released.sort_unstable();
+        report.released.dedup();
         stop_background.cancel();
         for task in background {
             let _ = task.await;

@@ -74,6 +74,11 @@ impl RunningJobs {
         }
     }
 
+    /// Why job `id`'s handler was told to stop, if it was.
+    pub(crate) fn stop_reason(&self, id: i64) -> Option<StopReason> {
+        self.lock().get(&id).and_then(|e| e.stopped)
+    }
+
     /// `(id, attempt)` of every running job.
     pub(crate) fn held(&self) -> Vec<(i64, i32)> {
         self.lock().iter().map(|(id, e)| (*id, e.attempt)).collect()
