@@ -138,12 +138,7 @@ pub async fn job_release_many(pool: &PgPool, held: &[(i64, i32)]) -> Result<Vec<
     if held.is_empty() {
         return Ok(Vec::new());
     }
-    let (ids, attempts): (Vec<i64>, Vec<i32>) = held.iter().copied().unzip();
-    Ok(sqlx::query_scalar(include_str!("sql/job_release_many.sql"))
-        .bind(ids)
-        .bind(attempts)
-        .fetch_all(pool)
-        .await?)
+    held_query(include_str!("sql/job_release_many.sql"), pool, held).await
 }
 
 /// Of the `(id, attempt)` pairs a worker runs, the ids it no longer holds.
@@ -154,8 +149,13 @@ pub async fn job_lost_leases(pool: &PgPool, held: &[(i64, i32)]) -> Result<Vec<i
     if held.is_empty() {
         return Ok(Vec::new());
     }
+    held_query(include_str!("sql/job_lost_leases.sql"), pool, held).await
+}
+
+/// Run a query over `(id, attempt)` pairs bound as two arrays, returning job ids.
+async fn held_query(sql: &'static str, pool: &PgPool, held: &[(i64, i32)]) -> Result<Vec<i64>> {
     let (ids, attempts): (Vec<i64>, Vec<i32>) = held.iter().copied().unzip();
-    Ok(sqlx::query_scalar(include_str!("sql/job_lost_leases.sql"))
+    Ok(sqlx::query_scalar(sql)
         .bind(ids)
         .bind(attempts)
         .fetch_all(pool)

@@ -135,19 +135,7 @@ impl TestDb {
                 Err(e) => panic!("creating test database {name}: {e}"),
             }
         }
-        let url = with_database(&server().admin_url, &name);
-        let pool = PgPoolOptions::new()
-            .max_connections(20)
-            .connect(&url)
-            .await
-            .expect("connecting to the test database");
-        let client = Client::new(pool.clone());
-        TestDb {
-            name,
-            url,
-            pool,
-            client,
-        }
+        TestDb::open(name).await
     }
 
     /// A database with no Bosun schema at all (for migration tests).
@@ -162,12 +150,16 @@ impl TestDb {
             .execute(&mut conn)
             .await
             .expect("creating an empty database");
+        TestDb::open(name).await
+    }
+
+    async fn open(name: String) -> TestDb {
         let url = with_database(&server().admin_url, &name);
         let pool = PgPoolOptions::new()
             .max_connections(20)
             .connect(&url)
             .await
-            .expect("connecting to the empty database");
+            .expect("connecting to the test database");
         let client = Client::new(pool.clone());
         TestDb {
             name,
