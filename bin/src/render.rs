@@ -13,12 +13,31 @@ pub fn table(headers: &[&str]) -> Table {
     table
 }
 
+/// Print a line on stdout, like `println!`, but end the process quietly (status 0) when the
+/// reader went away (`bosun jobs | head`) instead of panicking on the broken pipe.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::render::write_line(format_args!($($arg)*))
+    };
+}
+
+/// The function behind [`say!`].
+pub fn write_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(error) = writeln!(std::io::stdout().lock(), "{line}") {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
 /// Print `value` as pretty JSON on stdout.
 ///
 /// # Errors
 /// When serialization fails.
 pub fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    crate::say!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use bosun_workers::WorkerPool;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::{cli::DemoArgs, connect::Database, kinds, render::table};
+use crate::{cli::DemoArgs, connect::Database, kinds, render::table, say};
 
 const DEMO_QUEUE: &str = "bosun-demo";
 /// The demo gives up waiting after this long and reports what it has.
@@ -131,9 +131,9 @@ pub async fn run(db: &Database, args: &DemoArgs) -> anyhow::Result<()> {
             s.attempts.to_string(),
         ]);
     }
-    println!("{out}");
+    say!("{out}");
     let total_attempts: i64 = summary.values().map(|s| s.attempts).sum();
-    println!(
+    say!(
         "{} jobs in {:.1}s with {} attempts ({} retries). Failed jobs keep their error history: try `bosun jobs --state failed` and `bosun job ID` against a persistent DATABASE_URL.",
         jobs.len(),
         elapsed.as_secs_f64(),
@@ -141,7 +141,7 @@ pub async fn run(db: &Database, args: &DemoArgs) -> anyhow::Result<()> {
         total_attempts - i64::try_from(jobs.len())?,
     );
     if db.throwaway {
-        println!("(This ran on a throwaway PostgreSQL, now removed.)");
+        say!("(This ran on a throwaway PostgreSQL, now removed.)");
     }
     Ok(())
 }

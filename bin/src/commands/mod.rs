@@ -15,6 +15,7 @@ use crate::{
     connect::{ensure_migrated, open, Database},
     kinds,
     render::{clip, print_json, relative, short_duration, table},
+    say,
 };
 
 /// Run the parsed command line.
@@ -59,9 +60,9 @@ async fn migrate_cmd(db: &Database, args: &MigrateArgs) -> anyhow::Result<()> {
         return print_json(&json!({"current": current, "latest": latest, "changed": changed}));
     }
     if !verb.is_empty() && !changed.is_empty() {
-        println!("{verb} migrations {changed:?}");
+        say!("{verb} migrations {changed:?}");
     }
-    println!("schema at version {current} (this bosun knows up to {latest})");
+    say!("schema at version {current} (this bosun knows up to {latest})");
     Ok(())
 }
 
@@ -116,9 +117,9 @@ async fn enqueue(db: &Database, args: EnqueueArgs) -> anyhow::Result<()> {
         return print_json(&enqueued);
     }
     if enqueued.inserted {
-        println!("enqueued job {}", enqueued.id);
+        say!("enqueued job {}", enqueued.id);
     } else {
-        println!(
+        say!(
             "job {} already exists with that unique key; nothing enqueued",
             enqueued.id
         );
@@ -165,8 +166,8 @@ async fn jobs(db: &Database, args: JobsArgs) -> anyhow::Result<()> {
             last_error,
         ]);
     }
-    println!("{out}");
-    println!("{} jobs", jobs.len());
+    say!("{out}");
+    say!("{} jobs", jobs.len());
     Ok(())
 }
 
@@ -185,12 +186,12 @@ fn print_job(job: &Job) -> anyhow::Result<()> {
             |at| format!("{} ({})", at.to_rfc3339(), relative(at)),
         )
     };
-    println!("job {}  {}  [{}]", job.id, job.kind, job.state);
-    println!("  queue        {}  (priority {})", job.queue, job.priority);
-    println!("  attempt      {} of {}", job.attempt, job.max_attempts);
-    println!("  scheduled    {}", when(Some(job.scheduled_at)));
-    println!("  created      {}", when(Some(job.created_at)));
-    println!(
+    say!("job {}  {}  [{}]", job.id, job.kind, job.state);
+    say!("  queue        {}  (priority {})", job.queue, job.priority);
+    say!("  attempt      {} of {}", job.attempt, job.max_attempts);
+    say!("  scheduled    {}", when(Some(job.scheduled_at)));
+    say!("  created      {}", when(Some(job.created_at)));
+    say!(
         "  attempted    {}{}",
         when(job.attempted_at),
         job.attempted_by
@@ -198,22 +199,22 @@ fn print_job(job: &Job) -> anyhow::Result<()> {
             .map(|w| format!(" by {w}"))
             .unwrap_or_default()
     );
-    println!("  finalized    {}", when(job.finalized_at));
+    say!("  finalized    {}", when(job.finalized_at));
     if let Some(key) = &job.unique_key {
-        println!("  unique key   {key}");
+        say!("  unique key   {key}");
     }
     if let Some(target) = &job.target {
-        println!("  target       {target}");
+        say!("  target       {target}");
     }
     if !job.tags.is_empty() {
-        println!("  tags         {}", job.tags.join(", "));
+        say!("  tags         {}", job.tags.join(", "));
     }
-    println!("  args         {}", serde_json::to_string(&job.args)?);
+    say!("  args         {}", serde_json::to_string(&job.args)?);
     let errors = job.attempt_errors();
     if !errors.is_empty() {
-        println!("  errors:");
+        say!("  errors:");
         for error in errors {
-            println!(
+            say!(
                 "    attempt {} at {} [{}]{}: {}",
                 error.attempt,
                 error.at.to_rfc3339(),
@@ -236,9 +237,12 @@ async fn retry(db: &Database, args: RetryArgs) -> anyhow::Result<()> {
         if args.json {
             return print_json(&job);
         }
-        println!(
+        say!(
             "job {} is {} (attempt {} of {} used)",
-            job.id, job.state, job.attempt, job.max_attempts
+            job.id,
+            job.state,
+            job.attempt,
+            job.max_attempts
         );
         return Ok(());
     }
@@ -249,7 +253,7 @@ async fn retry(db: &Database, args: RetryArgs) -> anyhow::Result<()> {
     if args.json {
         return print_json(&jobs.iter().map(|j| j.id).collect::<Vec<_>>());
     }
-    println!("{} {} jobs are available again", jobs.len(), args.state);
+    say!("{} {} jobs are available again", jobs.len(), args.state);
     Ok(())
 }
 
@@ -258,7 +262,7 @@ async fn cancel(db: &Database, args: &CancelArgs) -> anyhow::Result<()> {
     if args.json {
         return print_json(&job);
     }
-    println!("job {} cancelled", job.id);
+    say!("job {} cancelled", job.id);
     Ok(())
 }
 
@@ -301,7 +305,7 @@ async fn queues(db: &Database, args: QueuesArgs) -> anyhow::Result<()> {
                         .unwrap_or_else(|| "-".into()),
                 ]);
             }
-            println!("{out}");
+            say!("{out}");
             Ok(())
         }
         QueueAction::Pause { name } => {
@@ -309,9 +313,10 @@ async fn queues(db: &Database, args: QueuesArgs) -> anyhow::Result<()> {
             if args.json {
                 return print_json(&queue);
             }
-            println!(
+            say!(
                 "queue {} paused: no replica claims its jobs until `bosun queues resume {}`",
-                queue.name, queue.name
+                queue.name,
+                queue.name
             );
             Ok(())
         }
@@ -320,7 +325,7 @@ async fn queues(db: &Database, args: QueuesArgs) -> anyhow::Result<()> {
             if args.json {
                 return print_json(&queue);
             }
-            println!("queue {} resumed", queue.name);
+            say!("queue {} resumed", queue.name);
             Ok(())
         }
     }
