@@ -10,7 +10,7 @@
 //! the later ones find everything applied and do nothing. PostgreSQL DDL is transactional, so
 //! a failed migration leaves no half-applied schema behind.
 
-use sqlx::{migrate::MigrationType, Connection, Executor, PgConnection, PgPool};
+use sqlx::{migrate::MigrationType, Executor, PgConnection, PgPool};
 
 use crate::{Error, Result};
 
@@ -65,8 +65,7 @@ fn is_up(kind: MigrationType) -> bool {
 /// edited a released migration) or the database is at a version this build does not know;
 /// [`Error::Database`] if a statement fails (nothing is applied then).
 pub async fn migrate_up(pool: &PgPool) -> Result<MigrateReport> {
-    let mut conn = pool.acquire().await?;
-    let mut tx = conn.begin().await?;
+    let mut tx = pool.begin().await?;
     prepare(&mut tx).await?;
     let applied = applied_versions(&mut tx).await?;
     let known = latest_version();
@@ -107,8 +106,11 @@ pub async fn migrate_up(pool: &PgPool) -> Result<MigrateReport> {
             }
         }
     }
+    report.current = applied_versions(&mut tx)
+        .await?
+        .last()
+        .map_or(0, |(v, _)| *v);
     tx.commit().await?;
-    report.current = current_version(pool).await?;
     Ok(report)
 }
 
@@ -123,8 +125,7 @@ pub async fn migrate_down(pool: &PgPool, target: i64) -> Result<MigrateReport> {
             "target version must be 0 or more, got {target}"
         )));
     }
-    let mut conn = pool.acquire().await?;
-    let mut tx = conn.begin().await?;
+    let mut tx = pool.begin().await?;
     prepare(&mut tx).await?;
     let applied = applied_versions(&mut tx).await?;
     let mut report = MigrateReport::default();
@@ -145,6 +146,10 @@ pub async fn migrate_down(pool: &PgPool, target: i64) -> Result<MigrateReport> {
             .await?;
         report.changed.push(*version);
     }
+    report.current = applied_versions(&mut tx)
+        .await?
+        .last()
+        .map_or(0, |(v, _)| *v);
     if target == 0 {
         // Nothing of Bosun's is left but the bookkeeping: remove it and the schema, unless
         // someone put objects of their own into it.
@@ -153,7 +158,6 @@ pub async fn migrate_down(pool: &PgPool, target: i64) -> Result<MigrateReport> {
             .await?;
     }
     tx.commit().await?;
-    report.current = current_version(pool).await?;
     Ok(report)
 }
 
