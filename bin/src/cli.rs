@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// Bosun: a durable job queue, worker pool and saga engine on PostgreSQL.
 #[derive(Debug, Parser)]
-#[command(name = "bosun", version, about, propagate_version = true)]
+#[command(name = "bosun", version, propagate_version = true)]
 pub struct Cli {
     /// PostgreSQL URL. Without it (and without DATABASE_URL), bosun starts a throwaway
     /// PostgreSQL from the local installation and removes it on exit.

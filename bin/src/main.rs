@@ -1,10 +1,13 @@
 //! `bosun`: exit status 0 on success, 1 on a runtime error, 2 on a usage error (clap).
 
-use clap::Parser;
+use clap::{error::ErrorKind, CommandFactory, Parser};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
-    let cli = bosun_cli::cli::Cli::parse();
+    let cli = match bosun_cli::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => usage_error(&error),
+    };
     let default_level = if matches!(cli.command, bosun_cli::cli::Command::Worker(_)) {
         "info"
     } else {
@@ -33,4 +36,34 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Print a parse error with the usage of the (sub)command it concerns, and exit with status 2
+/// (`--help` and `--version` exit 0 as usual).
+fn usage_error(error: &clap::Error) -> ! {
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        error.exit();
+    }
+    let _ = error.print();
+    let rendered = error.render().to_string();
+    if !rendered.contains("Usage:") {
+        let mut command = bosun_cli::cli::Cli::command();
+        command.build();
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let sub = args.iter().find_map(|arg| {
+            command
+                .get_subcommands()
+                .find(|s| s.get_name() == arg)
+                .map(|s| s.get_name().to_string())
+        });
+        let usage = match sub.and_then(|name| command.find_subcommand_mut(&name)) {
+            Some(sub) => sub.render_usage(),
+            None => command.render_usage(),
+        };
+        eprintln!("\n{usage}");
+    }
+    std::process::exit(2);
 }
