@@ -165,6 +165,7 @@ DECLARE
     new_id  bigint;
 BEGIN
     missing := CASE
+        WHEN kind IS NULL THEN 'kind'
         WHEN args IS NULL THEN 'args'
         WHEN queue IS NULL THEN 'queue'
         WHEN priority IS NULL THEN 'priority'
@@ -251,7 +252,7 @@ BEGIN
     BEGIN
         PERFORM (e.job ->> 'scheduled_at')::timestamptz
         FROM jsonb_array_elements(jobs) AS e(job);
-    EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow THEN
+    EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR invalid_parameter_value THEN
         SELECT format('jobs[%s].scheduled_at %s is not a timestamp', e.ord,
                       quote_literal(e.job ->> 'scheduled_at'))
         INTO problem
@@ -268,9 +269,9 @@ BEGIN
         ARRAY(SELECT e.job ->> 'kind' FROM jsonb_array_elements(jobs) WITH ORDINALITY e(job, ord) ORDER BY ord),
         ARRAY(SELECT nullif(e.job -> 'args', 'null') FROM jsonb_array_elements(jobs) WITH ORDINALITY e(job, ord) ORDER BY ord),
         ARRAY(SELECT e.job ->> 'queue' FROM jsonb_array_elements(jobs) WITH ORDINALITY e(job, ord) ORDER BY ord),
-        ARRAY(SELECT (e.job ->> 'priority')::integer FROM jsonb_array_elements(jobs) WITH ORDINALITY e(job, ord) ORDER BY ord),
+        ARRAY(SELECT (e.job ->> 'priority')::numeric::integer FROM jsonb_array_elements(jobs) WITH ORDINALITY e(job, ord) ORDER BY ord),
         ARRAY(SELECT (e.job ->> 'scheduled_at')::timestamptz FROM jsonb_array_elements(jobs) WITH ORDINALITY e(job, ord) ORDER BY ord),
-        ARRAY(SELECT (e.job ->> 'max_attempts')::integer FROM jsonb_array_elements(jobs) WITH ORDINALITY e(job, ord) ORDER BY ord),
+        ARRAY(SELECT (e.job ->> 'max_attempts')::numeric::integer FROM jsonb_array_elements(jobs) WITH ORDINALITY e(job, ord) ORDER BY ord),
         ARRAY(SELECT e.job ->> 'unique_key' FROM jsonb_array_elements(jobs) WITH ORDINALITY e(job, ord) ORDER BY ord),
         ARRAY(SELECT e.job ->> 'target' FROM jsonb_array_elements(jobs) WITH ORDINALITY e(job, ord) ORDER BY ord),
         ARRAY(SELECT nullif(e.job -> 'tags', 'null') FROM jsonb_array_elements(jobs) WITH ORDINALITY e(job, ord) ORDER BY ord),
@@ -285,7 +286,7 @@ CREATE FUNCTION bosun.is_timestamptz(value text) RETURNS boolean
 BEGIN
     PERFORM value::timestamptz;
     RETURN true;
-EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow THEN
+EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR invalid_parameter_value THEN
     RETURN false;
 END;
 $$;
