@@ -1,22 +1,36 @@
 //! The `bosun` binary, spawned as a user runs it: exit codes, messages, `--json`, a worker
 //! process that shuts down gracefully on SIGTERM, the demo, and the embedded default.
+//!
+//! Exit status contract: 0 ok, 1 runtime error (`error: ...` on stderr), 2 usage error (clap's
+//! message and the usage of the command concerned on stderr, before any database is touched).
 
 use std::{
-    process::{Command, Output, Stdio},
+    io::Read,
+    process::{Child, Command, Output, Stdio},
+    thread::JoinHandle,
     time::{Duration, Instant},
 };
 
-use bosun_queue::{JobState, NewJob};
-use bosun_tests::{bosun_bin, eventually, TestDb};
+use bosun_queue::{migrate, JobState, NewJob};
+use bosun_tests::{bosun_bin, eventually, state_counts, TestDb};
 use serde_json::{json, Value};
+use sqlx::{Connection, PgConnection};
+
+/// A URL nothing listens on: connecting to it fails only after the pool's 30 s timeout.
+const UNREACHABLE_URL: &str = "postgres://bosun@127.0.0.1:1/nowhere";
+
+fn run(database_url: Option<&str>, args: &[&str]) -> Output {
+    let mut command = Command::new(bosun_bin());
+    command.args(args).env("RUST_LOG", "warn");
+    match database_url {
+        Some(url) => command.env("DATABASE_URL", url),
+        None => command.env_remove("DATABASE_URL"),
+    };
+    command.output().expect("running bosun")
+}
 
 fn bosun(db: &TestDb, args: &[&str]) -> Output {
-    Command::new(bosun_bin())
-        .args(args)
-        .env("DATABASE_URL", &db.url)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("running bosun")
+    run(Some(&db.url), args)
 }
 
 fn stdout(output: &Output) -> String {
@@ -27,26 +41,37 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Run and expect success; returns stdout parsed as JSON.
-fn json_of(db: &TestDb, args: &[&str]) -> Value {
-    let output = bosun(db, args);
-    assert!(
-        output.status.success(),
-        "bosun {args:?} failed: {}",
-        stderr(&output)
-    );
-    serde_json::from_str(&stdout(&output))
-        .unwrap_or_else(|e| panic!("bosun {args:?} printed no JSON ({e}): {}", stdout(&output)))
-}
-
+/// Run and expect success; returns stdout.
 fn ok(db: &TestDb, args: &[&str]) -> String {
     let output = bosun(db, args);
-    assert!(
-        output.status.success(),
+    assert_eq!(
+        output.status.code(),
+        Some(0),
         "bosun {args:?} failed: {}",
         stderr(&output)
     );
     stdout(&output)
+}
+
+/// Run and expect success; returns stdout parsed as JSON.
+fn json_of(db: &TestDb, args: &[&str]) -> Value {
+    let out = ok(db, args);
+    serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("bosun {args:?} printed no JSON ({e}): {out}"))
+}
+
+/// Run and expect a runtime error: status 1, nothing on stdout, `error: ...` naming `message`
+/// on stderr and no usage text (it is not the command line's fault).
+fn fails(db: &TestDb, args: &[&str], message: &str) {
+    let output = bosun(db, args);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "bosun {args:?}: {err}");
+    assert!(
+        err.starts_with("error: ") && err.contains(message),
+        "bosun {args:?} says {message:?}: {err}"
+    );
+    assert!(!err.contains("Usage:"), "bosun {args:?}: {err}");
+    assert_eq!(stdout(&output), "", "bosun {args:?} prints nothing");
 }
 
 async fn job_count(db: &TestDb) -> i64 {
@@ -56,115 +81,305 @@ async fn job_count(db: &TestDb) -> i64 {
         .unwrap()
 }
 
-#[tokio::test]
-async fn usage_errors_exit_2_and_change_nothing() {
-    let db = TestDb::new().await;
-    let cases: &[&[&str]] = &[
+async fn queue_rows(db: &TestDb) -> Vec<(String, bool)> {
+    sqlx::query_as("SELECT name, paused FROM bosun.queues ORDER BY name")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+}
+
+async fn has_bosun_schema(db: &TestDb) -> bool {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'bosun')")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+}
+
+async fn set_state(db: &TestDb, id: i64, state: &str) {
+    sqlx::query(
+        "UPDATE bosun.jobs SET state = $2::bosun.job_state, attempt = 1, attempted_at = now(),
+             finalized_at = CASE WHEN $2 IN ('completed', 'failed', 'cancelled') THEN now() END
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(state)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+}
+
+/// Usage errors, with a fragment of clap's message and the usage line of the command
+/// concerned (the usage is shown even for value errors, whose clap message has none).
+const USAGE_ERRORS: &[(&[&str], &str, &str)] = &[
+    (
         &["frobnicate"],
+        "unrecognized subcommand 'frobnicate'",
+        "Usage: bosun [OPTIONS] <COMMAND>",
+    ),
+    (
         &["jobs", "--no-such-flag"],
+        "unexpected argument '--no-such-flag'",
+        "Usage: bosun jobs ",
+    ),
+    (
         &["enqueue", "echo", "[1]"],
+        "args must be a JSON object",
+        "Usage: bosun enqueue ",
+    ),
+    (
         &["enqueue", "echo", "{not json"],
+        "not valid JSON",
+        "Usage: bosun enqueue ",
+    ),
+    (
         &["enqueue", "echo", "--in", "forever"],
+        "invalid value 'forever' for '--in <DURATION>'",
+        "Usage: bosun enqueue ",
+    ),
+    (
+        &[
+            "enqueue",
+            "echo",
+            "--in",
+            "1s",
+            "--at",
+            "2030-01-01T00:00:00Z",
+        ],
+        "cannot be used with",
+        "Usage: bosun enqueue ",
+    ),
+    (
+        &["enqueue", "echo", "--priority", "40000"],
+        "40000 is not in -32768..=32767",
+        "Usage: bosun enqueue ",
+    ),
+    (
         &["worker", "--queues", "mail=0"],
+        "concurrency of \"mail\" must be a whole number above 0",
+        "Usage: bosun worker ",
+    ),
+    (
         &["worker", "--queues", "bad name=1"],
+        "queue \"bad name\" is not a valid name",
+        "Usage: bosun worker ",
+    ),
+    (
         &["worker", "--queues", "mail"],
+        "is not NAME=CONCURRENCY",
+        "Usage: bosun worker ",
+    ),
+    (
+        &["worker", "--poll-interval", "often"],
+        "invalid value 'often' for '--poll-interval <POLL_INTERVAL>'",
+        "Usage: bosun worker ",
+    ),
+    (
         &["jobs", "--state", "done"],
+        "state \"done\" is not one of",
+        "Usage: bosun jobs ",
+    ),
+    (
         &["jobs", "--limit", "0"],
-        &["retry"],
+        "0 is not in 1..=100000",
+        "Usage: bosun jobs ",
+    ),
+    (
         &["job", "not-a-number"],
-    ];
-    for args in cases {
-        let output = bosun(&db, args);
-        assert_eq!(
-            output.status.code(),
-            Some(2),
-            "bosun {args:?}: {}",
-            stderr(&output)
-        );
-        assert!(
-            stderr(&output).contains("Usage") || stderr(&output).contains("usage"),
-            "bosun {args:?} shows usage: {}",
-            stderr(&output)
-        );
+        "invalid value 'not-a-number'",
+        "Usage: bosun job ",
+    ),
+    (&["job"], "<ID>", "Usage: bosun job "),
+    (&["retry"], "<ID|--all>", "Usage: bosun retry "),
+    (
+        &["retry", "1", "--all"],
+        "cannot be used with '--all'",
+        "Usage: bosun retry ",
+    ),
+    // The filters only make sense with --all; with an id they must not be silently ignored.
+    (
+        &["retry", "1", "--queue", "mail"],
+        "cannot be used with '--queue <QUEUE>'",
+        "Usage: bosun retry ",
+    ),
+    (
+        &["retry", "1", "--state", "cancelled"],
+        "cannot be used with '--state <STATE>'",
+        "Usage: bosun retry ",
+    ),
+    (&["cancel"], "<ID>", "Usage: bosun cancel "),
+    (&["queues", "pause"], "<NAME>", "Usage: bosun queues pause "),
+    (
+        &["migrate", "--status", "--down-to", "0"],
+        "cannot be used with",
+        "Usage: bosun migrate ",
+    ),
+    (
+        &["demo", "--jobs", "5"],
+        "5 is not in 10..=100000",
+        "Usage: bosun demo ",
+    ),
+];
+
+fn assert_usage_error(output: &Output, args: &[&str], message: &str, usage: &str) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(2), "bosun {args:?}: {err}");
+    assert!(
+        err.starts_with("error: ") && err.contains(message),
+        "bosun {args:?} says {message:?}: {err}"
+    );
+    assert!(err.contains(usage), "bosun {args:?} shows {usage:?}: {err}");
+    assert_eq!(
+        stdout(output),
+        "",
+        "bosun {args:?} prints nothing on stdout"
+    );
+}
+
+#[tokio::test]
+async fn usage_errors_exit_2_with_usage_and_change_nothing() {
+    let db = TestDb::new().await;
+    db.client
+        .enqueue(NewJob::new("echo", json!({})).queue("existing"))
+        .await
+        .unwrap();
+    let jobs_before = state_counts(&db.pool).await;
+    let queues_before = queue_rows(&db).await;
+
+    for (args, message, usage) in USAGE_ERRORS {
+        assert_usage_error(&bosun(&db, args), args, message, usage);
     }
-    assert_eq!(job_count(&db).await, 0);
+    assert_eq!(state_counts(&db.pool).await, jobs_before);
+    assert_eq!(job_count(&db).await, 1, "no job was enqueued");
+    assert_eq!(queue_rows(&db).await, queues_before, "no queue was touched");
+
+    // A usage error is reported before any connection: against an unreachable server it is
+    // immediate (connecting would take the pool's 30 s timeout), and with no DATABASE_URL no
+    // throwaway server is started.
+    let started = Instant::now();
+    for url in [Some(UNREACHABLE_URL), None] {
+        for (args, message, usage) in USAGE_ERRORS {
+            let output = run(url, args);
+            assert_usage_error(&output, args, message, usage);
+            assert!(
+                !stderr(&output).contains("throwaway"),
+                "bosun {args:?} started no server: {}",
+                stderr(&output)
+            );
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "usage errors do not connect (took {:?})",
+        started.elapsed()
+    );
+
+    // --help and --version are not errors.
+    let help = run(Some(UNREACHABLE_URL), &["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(stdout(&help).contains("Usage: bosun [OPTIONS] <COMMAND>"));
+    let help = run(Some(UNREACHABLE_URL), &["enqueue", "--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(stdout(&help).contains("Usage: bosun enqueue "));
+    let version = run(Some(UNREACHABLE_URL), &["--version"]);
+    assert_eq!(version.status.code(), Some(0));
+    assert!(
+        stdout(&version).starts_with("bosun "),
+        "{}",
+        stdout(&version)
+    );
 }
 
 #[tokio::test]
 async fn runtime_errors_exit_1_with_a_clear_message() {
     let db = TestDb::new().await;
-    let cases: &[(&[&str], &str)] = &[
-        (&["job", "999999"], "no job with id 999999"),
-        (&["cancel", "999999"], "no job with id 999999"),
-        (&["enqueue", "bad kind"], "kind 'bad kind' is invalid"),
-        (
-            &["enqueue", "echo", "--max-attempts", "0"],
-            "max_attempts must be at least 1",
-        ),
-        (&["queues", "pause", "bad queue"], "not a valid queue name"),
-    ];
-    for (args, message) in cases {
-        let output = bosun(&db, args);
-        assert_eq!(output.status.code(), Some(1), "bosun {args:?}");
-        assert!(
-            stderr(&output).contains(message),
-            "bosun {args:?} says {message:?}: {}",
-            stderr(&output)
-        );
-    }
-    assert_eq!(job_count(&db).await, 0);
+    fails(&db, &["job", "999999"], "no job with id 999999");
+    fails(&db, &["job", "999999", "--json"], "no job with id 999999");
+    fails(&db, &["cancel", "999999"], "no job with id 999999");
+    fails(&db, &["retry", "999999"], "no job with id 999999");
+    fails(&db, &["enqueue", "bad kind"], "kind 'bad kind' is invalid");
+    fails(
+        &db,
+        &["enqueue", "echo", "--max-attempts", "0"],
+        "max_attempts must be at least 1",
+    );
+    // Parses as a duration, but the time is beyond what can be represented: an error, not a
+    // panic.
+    fails(
+        &db,
+        &["enqueue", "echo", "--in", "300000years"],
+        "--in 300000years is too far in the future",
+    );
+    fails(
+        &db,
+        &["enqueue", "echo", "--queue", "bad queue"],
+        "queue 'bad queue' is invalid",
+    );
+    fails(
+        &db,
+        &["queues", "pause", "bad queue"],
+        "not a valid queue name",
+    );
+    fails(
+        &db,
+        &["retry", "--all", "--state", "running"],
+        "state must be scheduled, retryable, failed, cancelled or completed, got running",
+    );
+    assert_eq!(job_count(&db).await, 0, "failed commands enqueue nothing");
 
+    // Cancelling a finished job.
     let done = db
         .client
         .enqueue(NewJob::new("echo", json!({})))
         .await
         .unwrap()
         .id;
-    sqlx::query("UPDATE bosun.jobs SET state = 'completed', attempt = 1, finalized_at = now() WHERE id = $1")
-        .bind(done)
-        .execute(&db.pool)
-        .await
-        .unwrap();
-    let output = bosun(&db, &["cancel", &done.to_string()]);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("already completed"),
-        "{}",
-        stderr(&output)
+    set_state(&db, done, "completed").await;
+    fails(
+        &db,
+        &["cancel", &done.to_string()],
+        &format!("job {done} is already completed"),
+    );
+    assert_eq!(
+        db.client.job_get(done).await.unwrap().state,
+        JobState::Completed
     );
 
+    // Retrying a running job.
     let running = db
         .client
         .enqueue(NewJob::new("echo", json!({})))
         .await
         .unwrap()
         .id;
-    sqlx::query("UPDATE bosun.jobs SET state = 'running', attempt = 1 WHERE id = $1")
-        .bind(running)
-        .execute(&db.pool)
-        .await
-        .unwrap();
-    let output = bosun(&db, &["retry", &running.to_string()]);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("is running"),
-        "{}",
-        stderr(&output)
+    set_state(&db, running, "running").await;
+    fails(
+        &db,
+        &["retry", &running.to_string(), "--json"],
+        &format!("job {running} is running"),
     );
+    let still = db.client.job_get(running).await.unwrap();
+    assert_eq!((still.state, still.attempt), (JobState::Running, 1));
 
+    // A database without Bosun's schema: every command but migrate and demo says what to do,
+    // and none of them creates the schema behind the user's back.
     let empty = TestDb::empty().await;
-    let output = bosun(&empty, &["jobs"]);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("run `bosun migrate`"),
-        "{}",
-        stderr(&output)
-    );
+    for args in [
+        &["jobs"][..],
+        &["jobs", "--json"],
+        &["enqueue", "echo"],
+        &["queues"],
+        &["job", "1"],
+    ] {
+        fails(&empty, args, "run `bosun migrate`");
+    }
+    assert!(!has_bosun_schema(&empty).await, "nothing was created");
 }
 
 #[tokio::test]
 async fn enqueue_inspect_and_operate_with_json() {
     let db = TestDb::new().await;
+
+    // Enqueue with every common option.
     let enqueued = json_of(
         &db,
         &[
@@ -180,102 +395,336 @@ async fn enqueue_inspect_and_operate_with_json() {
             "--json",
         ],
     );
-    assert_eq!(enqueued["inserted"], json!(true));
-    let id = enqueued["id"].as_i64().unwrap();
+    let id = enqueued["id"].as_i64().expect("an id");
+    assert_eq!(enqueued, json!({"id": id, "inserted": true}));
 
+    // Unique keys: the second enqueue returns the first job.
     let first = json_of(&db, &["enqueue", "echo", "--unique-key", "k", "--json"]);
     let second = json_of(&db, &["enqueue", "echo", "--unique-key", "k", "--json"]);
-    assert_eq!(first["id"], second["id"]);
-    assert_eq!(second["inserted"], json!(false));
-    assert!(ok(&db, &["enqueue", "echo", "--unique-key", "k"]).contains("already exists"));
+    let unique_id = first["id"].as_i64().expect("an id");
+    assert_eq!(first, json!({"id": unique_id, "inserted": true}));
+    assert_eq!(second, json!({"id": unique_id, "inserted": false}));
+    assert_ne!(unique_id, id);
+    let human = ok(&db, &["enqueue", "echo", "--unique-key", "k"]);
+    assert!(
+        human.contains(&format!("job {unique_id} already exists")),
+        "{human}"
+    );
+    let keyed: i64 = sqlx::query_scalar("SELECT count(*) FROM bosun.jobs WHERE unique_key = 'k'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(keyed, 1);
 
+    // A delayed job is scheduled about an hour ahead.
+    let before = chrono::Utc::now();
     let later = json_of(
         &db,
         &["enqueue", "sleep", r#"{"ms":1}"#, "--in", "1h", "--json"],
     );
-    let later_id = later["id"].as_i64().unwrap();
-    assert_eq!(
-        db.client.job_get(later_id).await.unwrap().state,
-        JobState::Scheduled
+    let later_id = later["id"].as_i64().expect("an id");
+    let later_job = json_of(&db, &["job", &later_id.to_string(), "--json"]);
+    assert_eq!(later_job["state"], json!("scheduled"));
+    assert_eq!(later_job["kind"], json!("sleep"));
+    assert_eq!(later_job["args"], json!({"ms": 1}));
+    let scheduled_at: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(later_job["scheduled_at"].clone()).unwrap();
+    let ahead = scheduled_at - before;
+    assert!(
+        ahead > chrono::Duration::minutes(59) && ahead < chrono::Duration::minutes(61),
+        "scheduled {ahead} ahead"
     );
 
-    let listed = json_of(&db, &["jobs", "--queue", "mail", "--json"]);
-    assert_eq!(listed.as_array().unwrap().len(), 1);
+    // Listing: by queue, by state, and all of them newest first.
+    let listed = json_of(&db, &["jobs", "--json", "--queue", "mail"]);
+    let listed = listed.as_array().expect("an array");
+    assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["id"], json!(id));
+    assert_eq!(listed[0]["queue"], json!("mail"));
+    let scheduled = json_of(&db, &["jobs", "--json", "--state", "scheduled"]);
+    assert_eq!(
+        scheduled
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].clone())
+            .collect::<Vec<_>>(),
+        vec![json!(later_id)]
+    );
+    let all = json_of(&db, &["jobs", "--json"]);
+    assert_eq!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![later_id, unique_id, id],
+        "newest first"
+    );
+    let limited = json_of(&db, &["jobs", "--json", "--limit", "1"]);
+    assert_eq!(limited.as_array().unwrap().len(), 1);
+    let table = ok(&db, &["jobs", "--queue", "mail"]);
+    let row = table
+        .lines()
+        .find(|line| line.contains(" mail "))
+        .unwrap_or_else(|| panic!("a row for queue mail: {table}"));
+    assert!(
+        row.contains(&format!(" {id} ")) && row.contains("echo") && row.contains("available"),
+        "{table}"
+    );
+    assert!(table.contains("1 jobs"), "{table}");
+    assert!(!table.contains("sleep"), "filtered by queue: {table}");
 
+    // One job in detail.
     let job = json_of(&db, &["job", &id.to_string(), "--json"]);
+    assert_eq!(job["id"], json!(id));
+    assert_eq!(job["kind"], json!("echo"));
+    assert_eq!(job["queue"], json!("mail"));
     assert_eq!(job["args"], json!({"a": 1}));
     assert_eq!(job["tags"], json!(["t1"]));
     assert_eq!(job["priority"], json!(3));
     assert_eq!(job["state"], json!("available"));
-    assert!(ok(&db, &["job", &id.to_string()]).contains(&format!("job {id}  echo  [available]")));
-
-    assert_eq!(
-        json_of(&db, &["queues", "pause", "mail", "--json"])["paused"],
-        json!(true)
+    assert_eq!(job["attempt"], json!(0));
+    let human = ok(&db, &["job", &id.to_string()]);
+    assert!(
+        human.contains(&format!("job {id}  echo  [available]")),
+        "{human}"
     );
-    let queues = json_of(&db, &["queues", "--json"]);
-    let mail = queues
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["queue"] == json!("mail"))
-        .expect("mail listed");
+    assert!(human.contains("queue        mail  (priority 3)"), "{human}");
+    assert!(human.contains("tags         t1"), "{human}");
+    assert!(human.contains(r#"args         {"a":1}"#), "{human}");
+
+    // Pause and resume a queue.
+    let paused = json_of(&db, &["queues", "pause", "mail", "--json"]);
+    assert_eq!(paused["name"], json!("mail"));
+    assert_eq!(paused["paused"], json!(true));
+    let mail_stats = |stats: &Value| {
+        stats
+            .as_array()
+            .expect("an array")
+            .iter()
+            .find(|q| q["queue"] == json!("mail"))
+            .cloned()
+            .unwrap_or_else(|| panic!("mail listed: {stats}"))
+    };
+    let mail = mail_stats(&json_of(&db, &["queues", "--json"]));
     assert_eq!(mail["paused"], json!(true));
     assert_eq!(mail["available"], json!(1));
-    assert!(ok(&db, &["queues"]).contains("mail"));
-    assert!(ok(&db, &["queues", "resume", "mail"]).contains("resumed"));
+    assert_eq!(mail["scheduled"], json!(0));
+    let listed = mail_stats(&json_of(&db, &["queues", "list", "--json"]));
+    assert_eq!(
+        (&listed["paused"], &listed["available"]),
+        (&json!(true), &json!(1)),
+        "`queues list` is `queues`"
+    );
+    let table = ok(&db, &["queues"]);
+    let row = table
+        .lines()
+        .find(|line| line.contains(" mail "))
+        .unwrap_or_else(|| panic!("a row for mail: {table}"));
+    assert!(row.contains(" yes "), "mail shows as paused: {row}");
+    let row = table
+        .lines()
+        .find(|line| line.contains(" default "))
+        .unwrap_or_else(|| panic!("a row for default: {table}"));
+    assert!(row.contains(" no "), "default is not paused: {row}");
+    let resumed = ok(&db, &["queues", "resume", "mail"]);
+    assert!(resumed.contains("queue mail resumed"), "{resumed}");
+    assert_eq!(
+        mail_stats(&json_of(&db, &["queues", "--json"]))["paused"],
+        json!(false)
+    );
+    let resumed = json_of(&db, &["queues", "resume", "mail", "--json"]);
+    assert_eq!(resumed["paused"], json!(false), "resuming is idempotent");
 
+    // Cancel, retry one, and retry all cancelled.
     let cancelled = json_of(&db, &["cancel", &id.to_string(), "--json"]);
+    assert_eq!(cancelled["id"], json!(id));
     assert_eq!(cancelled["state"], json!("cancelled"));
+    assert_eq!(
+        db.client.job_get(id).await.unwrap().state,
+        JobState::Cancelled
+    );
     let retried = json_of(&db, &["retry", &id.to_string(), "--json"]);
+    assert_eq!(retried["id"], json!(id));
     assert_eq!(retried["state"], json!("available"));
-    json_of(&db, &["cancel", &id.to_string(), "--json"]);
+    assert_eq!(
+        db.client.job_get(id).await.unwrap().state,
+        JobState::Available
+    );
+    assert!(ok(&db, &["cancel", &id.to_string()]).contains(&format!("job {id} cancelled")));
+    assert_eq!(
+        json_of(&db, &["retry", "--all", "--json"]),
+        json!([]),
+        "nothing failed"
+    );
     let all = json_of(&db, &["retry", "--all", "--state", "cancelled", "--json"]);
     assert_eq!(all, json!([id]));
+    assert_eq!(
+        db.client.job_get(id).await.unwrap().state,
+        JobState::Available
+    );
+    let human = ok(&db, &["retry", "--all", "--state", "cancelled"]);
+    assert!(
+        human.contains("0 cancelled jobs are available again"),
+        "{human}"
+    );
 
     let table = ok(&db, &["jobs"]);
-    assert!(
-        table.contains(&id.to_string()) && table.contains("echo"),
-        "{table}"
-    );
+    for expected in [id, unique_id, later_id] {
+        assert!(
+            table
+                .lines()
+                .any(|line| line.contains(&format!(" {expected} "))),
+            "job {expected} listed: {table}"
+        );
+    }
+    assert!(table.contains("3 jobs"), "{table}");
 }
 
 #[tokio::test]
 async fn migrate_up_status_down_and_up() {
     let db = TestDb::empty().await;
-    assert!(ok(&db, &["migrate"]).contains("applied migrations"));
+    let latest = migrate::latest_version();
+    let versions: Vec<i64> = migrate::migrations().iter().map(|m| m.version).collect();
+
+    let status = json_of(&db, &["migrate", "--status", "--json"]);
+    assert_eq!(
+        status,
+        json!({"current": 0, "latest": latest, "changed": []})
+    );
+    assert!(!has_bosun_schema(&db).await, "--status changes nothing");
+
+    let out = ok(&db, &["migrate"]);
+    assert!(
+        out.contains(&format!("applied migrations {versions:?}")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("schema at version {latest}")),
+        "{out}"
+    );
     let status = json_of(&db, &["migrate", "--status", "--json"]);
     assert_eq!(status["current"], status["latest"]);
-    let again = json_of(&db, &["migrate", "--json"]);
-    assert_eq!(again["changed"], json!([]));
-    let down = json_of(&db, &["migrate", "--down-to", "0", "--json"]);
-    assert_eq!(down["current"], json!(0));
-    let up = json_of(&db, &["migrate", "--json"]);
-    assert_eq!(up["current"], status["latest"]);
+    assert_eq!(status["current"], json!(latest));
+
+    // Twice is fine and changes nothing.
+    let out = ok(&db, &["migrate"]);
+    assert!(!out.contains("applied"), "{out}");
+    assert!(
+        out.contains(&format!("schema at version {latest}")),
+        "{out}"
+    );
+    assert_eq!(
+        json_of(&db, &["migrate", "--json"]),
+        json!({"current": latest, "latest": latest, "changed": []})
+    );
+
+    // Down to zero removes the schema, jobs and all; up again starts afresh.
+    ok(&db, &["enqueue", "echo"]);
+    assert_eq!(job_count(&db).await, 1);
+    let mut reverted = versions.clone();
+    reverted.reverse();
+    assert_eq!(
+        json_of(&db, &["migrate", "--down-to", "0", "--json"]),
+        json!({"current": 0, "latest": latest, "changed": reverted})
+    );
+    assert!(!has_bosun_schema(&db).await);
+    fails(&db, &["jobs"], "run `bosun migrate`");
+    assert_eq!(
+        json_of(&db, &["migrate", "--json"]),
+        json!({"current": latest, "latest": latest, "changed": versions})
+    );
+    assert_eq!(job_count(&db).await, 0);
+    assert_eq!(json_of(&db, &["jobs", "--json"]), json!([]));
+}
+
+/// A spawned `bosun worker`, killed if the test fails before it exits, whose stderr is read
+/// on a thread so that its logging can never fill the pipe and stall it.
+struct WorkerProcess {
+    child: Child,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl WorkerProcess {
+    fn start(db: &TestDb, args: &[&str]) -> WorkerProcess {
+        let mut child = Command::new(bosun_bin())
+            .arg("worker")
+            .args(args)
+            .env("DATABASE_URL", &db.url)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting bosun worker");
+        let mut pipe = child.stderr.take().expect("piped stderr");
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        });
+        WorkerProcess {
+            child,
+            stderr: Some(stderr),
+        }
+    }
+
+    fn terminate(&self) {
+        let kill = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(kill.success(), "kill -TERM failed");
+    }
+
+    /// Wait up to `timeout` for the process to exit; its status and stderr.
+    async fn wait(&mut self, timeout: Duration) -> (std::process::ExitStatus, String) {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("polling the worker") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the worker did not exit within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let stderr = self
+            .stderr
+            .take()
+            .expect("waited once")
+            .join()
+            .expect("reading stderr");
+        (status, stderr)
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_process_runs_jobs_and_hands_back_on_sigterm() {
     let db = TestDb::new().await;
-    let mut worker = Command::new(bosun_bin())
-        .args([
-            "worker",
+    let mut worker = WorkerProcess::start(
+        &db,
+        &[
             "--queues",
             "default=4",
             "--poll-interval",
             "100ms",
             "--shutdown-timeout",
             "500ms",
-        ])
-        .env("DATABASE_URL", &db.url)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting bosun worker");
+        ],
+    );
 
-    let mut ids = db
+    let mut completing = db
         .client
         .enqueue_many((0..20).map(|i| NewJob::new("echo", json!({ "i": i }))))
         .await
@@ -283,6 +732,7 @@ async fn a_worker_process_runs_jobs_and_hands_back_on_sigterm() {
         .into_iter()
         .map(|e| e.id)
         .collect::<Vec<_>>();
+    assert_eq!(completing.len(), 20);
     let boom = db
         .client
         .enqueue(NewJob::new(
@@ -298,8 +748,9 @@ async fn a_worker_process_runs_jobs_and_hands_back_on_sigterm() {
         .await
         .unwrap()
         .id;
-    ids.push(flaky);
-    eventually(Duration::from_secs(20), "all jobs final", || async {
+    completing.push(flaky);
+
+    eventually(Duration::from_secs(30), "all 22 jobs final", || async {
         let open: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM bosun.jobs WHERE state NOT IN ('completed', 'failed', 'cancelled')",
         )
@@ -309,47 +760,77 @@ async fn a_worker_process_runs_jobs_and_hands_back_on_sigterm() {
         (open == 0).then_some(())
     })
     .await;
-    for id in &ids {
+    for id in &completing {
+        let job = db.client.job_get(*id).await.unwrap();
         assert_eq!(
-            db.client.job_get(*id).await.unwrap().state,
-            JobState::Completed
+            (job.state, job.attempt),
+            (JobState::Completed, 1),
+            "job {id} ({})",
+            job.kind
+        );
+        assert!(
+            job.attempt_errors().is_empty(),
+            "job {id}: {:?}",
+            job.errors
         );
     }
     let failed = db.client.job_get(boom).await.unwrap();
-    assert_eq!(failed.state, JobState::Failed);
-    assert_eq!(failed.attempt_errors()[0].error, "boom");
+    assert_eq!((failed.state, failed.attempt), (JobState::Failed, 1));
+    let errors = failed.attempt_errors();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].error, "boom");
+    assert_eq!(errors[0].attempt, 1);
+    assert_eq!(
+        state_counts(&db.pool).await,
+        [("completed".to_string(), 21), ("failed".to_string(), 1)].into()
+    );
 
+    // A job that would run for 30 s when SIGTERM arrives: after the 500 ms shutdown timeout
+    // its (cancellable) handler is stopped and the job handed back, not used up.
     let sleeper = db
         .client
         .enqueue(NewJob::new("sleep", json!({"ms": 30_000})))
         .await
         .unwrap()
         .id;
-    eventually(Duration::from_secs(10), "the sleep job to run", || async {
+    let running = eventually(Duration::from_secs(10), "the sleep job to run", || async {
         let job = db.client.job_get(sleeper).await.unwrap();
-        (job.state == JobState::Running).then_some(())
+        (job.state == JobState::Running).then_some(job)
     })
     .await;
+    assert_eq!(running.attempt, 1);
+
     let signalled = Instant::now();
-    let kill = Command::new("kill")
-        .args(["-TERM", &worker.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = loop {
-        if let Some(status) = worker.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(10),
-            "worker did not exit"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(status.code(), Some(0), "graceful shutdown exits 0");
+    worker.terminate();
+    let (status, stderr) = worker.wait(Duration::from_secs(10)).await;
+    let took = signalled.elapsed();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "graceful shutdown exits 0: {stderr}"
+    );
+    assert!(
+        took >= Duration::from_millis(500),
+        "the worker waited for the shutdown timeout before handing back (exited after {took:?})"
+    );
+    assert!(
+        stderr.contains("handed 1 unfinished jobs back"),
+        "the worker reports the hand-back: {stderr}"
+    );
+
     let handed_back = db.client.job_get(sleeper).await.unwrap();
     assert_eq!(handed_back.state, JobState::Available);
-    assert_eq!((handed_back.attempt, handed_back.max_attempts), (1, 21));
+    assert_eq!(handed_back.attempt, running.attempt);
+    assert_eq!(
+        handed_back.max_attempts,
+        running.max_attempts + 1,
+        "the interrupted attempt does not count"
+    );
+    assert!(
+        handed_back.attempt_errors().is_empty(),
+        "a shutdown is not the job's error: {:?}",
+        handed_back.errors
+    );
 }
 
 #[tokio::test]
@@ -357,31 +838,66 @@ async fn demo_runs_every_job_to_a_final_state() {
     let db = TestDb::new().await;
     let summary = json_of(&db, &["demo", "--jobs", "40", "--json"]);
     assert_eq!(summary["jobs"], json!(40));
-    let kinds = summary["kinds"].as_object().unwrap();
-    assert!(kinds.contains_key("flaky") && kinds.contains_key("fail"));
+    assert!(summary["elapsed_s"].as_f64().is_some_and(|s| s > 0.0));
+    let kinds = summary["kinds"].as_object().expect("kinds");
     for (kind, numbers) in kinds {
         assert_eq!(numbers["unfinished"], json!(0), "{kind}: {numbers}");
     }
-    assert_eq!(kinds["fail"]["completed"], json!(0));
-    assert_eq!(kinds["echo"]["failed"], json!(0));
+    // The mix repeats every 20 jobs: 8 echo, 4 sleep, 6 flaky, 1 retrying fail (3 attempts),
+    // 1 permanent fail.
+    let mut names: Vec<&str> = kinds.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["echo", "fail", "flaky", "sleep"]);
+    let total: u64 = kinds.values().map(|k| k["jobs"].as_u64().unwrap()).sum();
+    assert_eq!(total, 40);
+    for (kind, jobs) in [("echo", 16), ("sleep", 8)] {
+        assert_eq!(kinds[kind]["jobs"], json!(jobs), "{kind}");
+        assert_eq!(kinds[kind]["completed"], json!(jobs), "{kind}");
+        assert_eq!(kinds[kind]["attempts"], json!(jobs), "{kind}");
+    }
+    assert_eq!(kinds["flaky"]["jobs"], json!(12));
+    assert_eq!(
+        kinds["fail"],
+        json!({"jobs": 4, "completed": 0, "failed": 4, "cancelled": 0, "unfinished": 0, "attempts": 8})
+    );
+
+    // The summary is what the database holds.
+    let counts = state_counts(&db.pool).await;
+    let final_jobs: i64 = counts
+        .iter()
+        .filter(|(state, _)| ["completed", "failed", "cancelled"].contains(&state.as_str()))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(final_jobs, 40, "{counts:?}");
+    assert_eq!(job_count(&db).await, 40);
+    let flaky_failed = kinds["flaky"]["failed"].as_i64().unwrap();
+    assert_eq!(counts.get("failed").copied(), Some(4 + flaky_failed));
 }
 
 #[tokio::test]
 async fn without_a_database_url_bosun_uses_a_throwaway_postgres() {
-    let output = Command::new(bosun_bin())
-        .args(["demo", "--jobs", "20"])
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("running bosun demo");
-    assert!(output.status.success(), "{}", stderr(&output));
+    let output = run(None, &["demo", "--jobs", "20"]);
+    let err = stderr(&output);
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{err}");
     assert!(
-        stderr(&output).contains("throwaway PostgreSQL"),
-        "{}",
-        stderr(&output)
+        err.contains("no DATABASE_URL given: started a throwaway PostgreSQL"),
+        "{err}"
     );
+    assert!(out.contains("20 jobs in"), "{out}");
     assert!(
-        stdout(&output).contains("20 jobs in"),
-        "{}",
-        stdout(&output)
+        out.contains("(This ran on a throwaway PostgreSQL, now removed.)"),
+        "{out}"
+    );
+
+    // The server it announced is gone once bosun has exited.
+    let url = err
+        .split_once(" at postgres://")
+        .and_then(|(_, rest)| rest.split_once("; it is removed"))
+        .map(|(url, _)| format!("postgres://{url}"))
+        .unwrap_or_else(|| panic!("the server's URL is announced: {err}"));
+    assert!(
+        PgConnection::connect(&url).await.is_err(),
+        "the throwaway server at {url} is still up"
     );
 }

@@ -161,13 +161,19 @@ pub struct RetryArgs {
     #[arg(long)]
     pub all: bool,
     /// With --all: only this queue.
-    #[arg(long, short, requires = "all")]
+    #[arg(long, short, requires = "all", conflicts_with = "id")]
     pub queue: Option<String>,
     /// With --all: only this kind.
-    #[arg(long, short, requires = "all")]
+    #[arg(long, short, requires = "all", conflicts_with = "id")]
     pub kind: Option<String>,
     /// With --all: the state to retry.
-    #[arg(long, default_value = "failed", value_parser = parse_state, requires = "all")]
+    #[arg(
+        long,
+        default_value = "failed",
+        value_parser = parse_state,
+        requires = "all",
+        conflicts_with = "id"
+    )]
     pub state: JobState,
     /// Print JSON.
     #[arg(long)]

@@ -98,7 +98,16 @@ async fn enqueue(db: &Database, args: EnqueueArgs) -> anyhow::Result<()> {
         job = job.priority(priority);
     }
     if let Some(delay) = args.delay {
-        job = job.scheduled_at(chrono::Utc::now() + chrono::Duration::from_std(delay)?);
+        let at = chrono::Duration::from_std(delay)
+            .ok()
+            .and_then(|delay| chrono::Utc::now().checked_add_signed(delay))
+            .with_context(|| {
+                format!(
+                    "--in {} is too far in the future",
+                    humantime::format_duration(delay)
+                )
+            })?;
+        job = job.scheduled_at(at);
     }
     if let Some(at) = args.at {
         job = job.scheduled_at(at);
