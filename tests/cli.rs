@@ -901,3 +901,20 @@ async fn without_a_database_url_bosun_uses_a_throwaway_postgres() {
         "the throwaway server at {url} is still up"
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_database_fails_at_once_with_the_cause() {
+    let started = Instant::now();
+    let output = Command::new(bosun_bin())
+        .args(["jobs"])
+        .env("DATABASE_URL", "postgres://bosun@127.0.0.1:1/nowhere")
+        .output()
+        .expect("running bosun");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "no pool timeout wait"
+    );
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("Connection refused"), "{message}");
+}

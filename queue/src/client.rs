@@ -5,7 +5,7 @@
 //! from any language, and a database error arrives as a typed [`Error`] variant.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use sqlx::{postgres::PgConnectOptions, Connection, PgConnection, PgExecutor, PgPool};
 
 use crate::{
     migrate, Enqueued, Error, IntoNewJob, Job, JobFilter, JobState, MigrateReport, NewJob,
@@ -27,11 +27,18 @@ impl Client {
     /// Connect to `url` with a small pool.
     ///
     /// # Errors
-    /// [`Error::Database`] if the database cannot be reached.
+    /// [`Error::InvalidArgument`] for a malformed URL; [`Error::Database`] with the real cause
+    /// (connection refused, authentication, unknown database) if the database cannot be used.
     pub async fn connect(url: &str) -> Result<Self> {
+        let options: PgConnectOptions = url
+            .parse()
+            .map_err(|e| Error::InvalidArgument(format!("database URL: {e}")))?;
+        // One direct connection first: it fails at once with the actual reason, where the
+        // pool would keep retrying until its acquire timeout and report only that.
+        PgConnection::connect_with(&options).await?.close().await?;
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(10)
-            .connect(url)
+            .connect_with(options)
             .await?;
         Ok(Client::new(pool))
     }
