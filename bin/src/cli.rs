@@ -38,6 +38,8 @@ pub enum Command {
     Cancel(CancelArgs),
     /// Queue statistics; pause or resume a queue.
     Queues(QueuesArgs),
+    /// Registered worker processes: liveness, running jobs, the maintenance leader.
+    Workers(WorkersArgs),
     /// Migrate, enqueue a few hundred example jobs (with failures and retries), work them
     /// with a live progress line, and print a summary.
     Demo(DemoArgs),
@@ -216,6 +218,14 @@ pub enum QueueAction {
         /// The queue.
         name: String,
     },
+}
+
+/// `bosun workers`.
+#[derive(Debug, Args)]
+pub struct WorkersArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `bosun demo`.

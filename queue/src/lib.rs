@@ -20,6 +20,7 @@
 mod client;
 mod error;
 pub mod listener;
+pub mod liveness;
 pub mod migrate;
 pub mod runtime;
 mod types;

@@ -36,7 +36,9 @@
 pub mod backoff;
 mod error;
 mod executor;
+mod heartbeat;
 mod lease;
+pub mod maintenance;
 mod notifier;
 mod pool;
 mod producer;
@@ -47,7 +49,8 @@ mod worker;
 
 pub use error::{Error, Result};
 pub use pool::{
-    PoolBuilder, PoolConfig, ShutdownReport, WorkerPool, LEASE_CHECK_INTERVAL_DEFAULT,
+    PoolBuilder, PoolConfig, ShutdownReport, WorkerPool, HEARTBEAT_INTERVAL_DEFAULT,
+    LEASE_CHECK_INTERVAL_DEFAULT, LEASE_DEFAULT, MAINTENANCE_INTERVAL_DEFAULT,
     POLL_INTERVAL_DEFAULT, SHUTDOWN_TIMEOUT_DEFAULT,
 };
 pub use registry::Registry;

@@ -19,13 +19,13 @@
 
 use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 
-use bosun_queue::{runtime::job_release_many, Client};
+use bosun_queue::{liveness::worker_deregister, runtime::job_release_many, Client};
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
 
 use crate::{
-    lease, notifier, producer,
+    heartbeat, lease, maintenance, notifier, producer,
     running::{RunningJobs, StopReason},
     Error, Registry, Result, Worker,
 };
@@ -36,6 +36,13 @@ pub const POLL_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
 pub const LEASE_CHECK_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
 /// Default grace period for running handlers at shutdown.
 pub const SHUTDOWN_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
+/// Default time between heartbeats.
+pub const HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_secs(2);
+/// Default lease: a worker that has not heartbeated for this long is dead, and its jobs are
+/// rescued on the leader's next maintenance tick.
+pub const LEASE_DEFAULT: Duration = Duration::from_secs(15);
+/// Default time between maintenance ticks (leader election, rescuer).
+pub const MAINTENANCE_INTERVAL_DEFAULT: Duration = Duration::from_secs(2);
 /// After the shutdown timeout, how long stopped handlers get to return before their jobs are
 /// handed back from outside.
 const SHUTDOWN_STOP_GRACE: Duration = Duration::from_secs(1);
@@ -55,6 +62,15 @@ pub struct PoolConfig {
     pub shutdown_timeout: Duration,
     /// This process's id in `attempted_by` and error entries (default: host:pid:random).
     pub worker_id: String,
+    /// Renew this worker's lease this often.
+    pub heartbeat_interval: Duration,
+    /// How long this worker counts as alive after its last heartbeat; also the term of the
+    /// maintenance leadership.
+    pub lease: Duration,
+    /// Try to lead, and run maintenance when leading, this often.
+    pub maintenance_interval: Duration,
+    /// Rescuer settings.
+    pub rescuer: crate::maintenance::rescuer::RescuerConfig,
 }
 
 /// What a pool did at shutdown.
@@ -105,6 +121,9 @@ pub struct PoolBuilder {
     lease_check_interval: Duration,
     shutdown_timeout: Duration,
     worker_id: Option<String>,
+    heartbeat_interval: Duration,
+    lease: Duration,
+    maintenance_interval: Duration,
 }
 
 impl PoolBuilder {
@@ -157,6 +176,24 @@ impl PoolBuilder {
         self
     }
 
+    /// Renew the lease this often (default 2 s).
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat_interval = interval;
+        self
+    }
+
+    /// How long without a heartbeat before this worker's jobs are rescued (default 15 s).
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Run leader election and maintenance this often (default 2 s).
+    pub fn maintenance_interval(mut self, interval: Duration) -> Self {
+        self.maintenance_interval = interval;
+        self
+    }
+
     /// Check the configuration and build the pool.
     ///
     /// # Errors
@@ -194,10 +231,18 @@ impl PoolBuilder {
         for (name, interval) in [
             ("poll_interval", self.poll_interval),
             ("lease_check_interval", self.lease_check_interval),
+            ("heartbeat_interval", self.heartbeat_interval),
+            ("maintenance_interval", self.maintenance_interval),
         ] {
             if interval.is_zero() {
                 return Err(Error::InvalidConfig(format!("{name} must be above zero")));
             }
+        }
+        if self.lease < self.heartbeat_interval * 2 {
+            return Err(Error::InvalidConfig(format!(
+                "lease ({:?}) must be at least twice the heartbeat_interval ({:?}), or one late heartbeat would count as death",
+                self.lease, self.heartbeat_interval
+            )));
         }
         let worker_id = self.worker_id.unwrap_or_else(default_worker_id);
         let kinds = self.registry.kinds();
@@ -216,6 +261,13 @@ impl PoolBuilder {
                     lease_check_interval: self.lease_check_interval,
                     shutdown_timeout: self.shutdown_timeout,
                     worker_id,
+                    heartbeat_interval: self.heartbeat_interval,
+                    lease: self.lease,
+                    maintenance_interval: self.maintenance_interval,
+                    rescuer: crate::maintenance::rescuer::RescuerConfig {
+                        min_age: self.lease,
+                        ..Default::default()
+                    },
                 },
             }),
         })
@@ -248,6 +300,9 @@ impl WorkerPool {
             lease_check_interval: LEASE_CHECK_INTERVAL_DEFAULT,
             shutdown_timeout: SHUTDOWN_TIMEOUT_DEFAULT,
             worker_id: None,
+            heartbeat_interval: HEARTBEAT_INTERVAL_DEFAULT,
+            lease: LEASE_DEFAULT,
+            maintenance_interval: MAINTENANCE_INTERVAL_DEFAULT,
         }
     }
 
@@ -261,11 +316,11 @@ impl WorkerPool {
         self.shared.running.len()
     }
 
-    /// Work until `shutdown` resolves, then shut down gracefully.
+    /// Register this worker, work until `shutdown` resolves, then shut down gracefully.
     ///
     /// # Errors
-    /// [`Error::Queue`] if handing jobs back at shutdown failed (they stay `running` and are
-    /// recovered later).
+    /// [`Error::Queue`] if the worker cannot register at start, or if handing jobs back at
+    /// shutdown failed (they stay `running` and are rescued once the lease runs out).
     pub async fn run_until(&self, shutdown: impl Future<Output = ()>) -> Result<ShutdownReport> {
         let shared = &self.shared;
         let stop_claiming = CancellationToken::new();
@@ -279,7 +334,16 @@ impl WorkerPool {
             .map(|(queue, _)| (queue.clone(), Arc::new(Notify::new())))
             .collect();
 
+        heartbeat::register(shared).await?;
         let mut background = Vec::new();
+        background.push(tokio::spawn(heartbeat::run(
+            Arc::clone(shared),
+            stop_background.clone(),
+        )));
+        background.push(tokio::spawn(maintenance::run(
+            Arc::clone(shared),
+            stop_background.clone(),
+        )));
         if shared.config.listen {
             background.push(tokio::spawn(notifier::run(
                 Arc::clone(shared),
@@ -347,20 +411,26 @@ impl WorkerPool {
         for task in background {
             let _ = task.await;
         }
+        if let Err(error) = worker_deregister(shared.client.pool(), &shared.worker_id).await {
+            warn!(%error, "could not deregister; the registration expires with its lease");
+        }
         info!(released = report.released.len(), "worker pool stopped");
         Ok(report)
     }
 }
 
-fn default_worker_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+/// This machine's host name, as well as it can be found without extra dependencies.
+pub(crate) fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_string());
-    let nonce = uuid_fragment();
-    format!("{host}:{}:{nonce}", std::process::id())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+fn default_worker_id() -> String {
+    format!("{}:{}:{}", host_name(), std::process::id(), uuid_fragment())
 }
 
 /// Eight hex digits that differ between processes started in the same instant.

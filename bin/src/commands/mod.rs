@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::{
     cli::{
         CancelArgs, Cli, Command, EnqueueArgs, JobArgs, JobsArgs, MigrateArgs, QueueAction,
-        QueuesArgs, RetryArgs, WorkerArgs,
+        QueuesArgs, RetryArgs, WorkerArgs, WorkersArgs,
     },
     connect::{ensure_migrated, open, Database},
     kinds,
@@ -38,6 +38,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Retry(args) => retry(&db, args).await,
                 Command::Cancel(args) => cancel(&db, &args).await,
                 Command::Queues(args) => queues(&db, args).await,
+                Command::Workers(args) => workers(&db, &args).await,
                 Command::Migrate(_) | Command::Demo(_) => unreachable!("handled above"),
             }
         }
@@ -338,6 +339,42 @@ async fn queues(db: &Database, args: QueuesArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn workers(db: &Database, args: &WorkersArgs) -> anyhow::Result<()> {
+    let workers = bosun_queue::liveness::worker_list(db.client.pool()).await?;
+    if args.json {
+        return print_json(&workers);
+    }
+    let mut out = table(&[
+        "id",
+        "host",
+        "pid",
+        "queues",
+        "alive",
+        "heartbeat",
+        "running",
+        "leader",
+    ]);
+    for w in &workers {
+        out.add_row(vec![
+            w.id.clone(),
+            w.host.clone(),
+            w.pid.to_string(),
+            w.queues.join(","),
+            if w.alive { "yes" } else { "no (lease expired)" }.to_string(),
+            relative(w.heartbeat_at),
+            w.running.to_string(),
+            if w.leader { "leader" } else { "" }.to_string(),
+        ]);
+    }
+    say!("{out}");
+    say!(
+        "{} workers, {} alive",
+        workers.len(),
+        workers.iter().filter(|w| w.alive).count()
+    );
+    Ok(())
 }
 
 /// Whole seconds of a non-negative float (negative and NaN become 0).

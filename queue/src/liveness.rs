@@ -1,0 +1,172 @@
+//! Storage for live workers, leadership and rescue: the calls behind heartbeats, the
+//! maintenance leader and the rescuer in `bosun-workers`.
+//!
+//! Liveness is a lease on the database clock: a worker is alive while `expires_at > now()`,
+//! and renews it by heartbeating. A job whose `attempted_by` names a worker without a live
+//! lease is an orphan; [`job_rescue_many`] gives it back. Nothing here trusts a worker's own
+//! clock, so a worker whose clock is far off is judged like any other.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+use crate::{JobState, Result};
+
+/// The leadership that runs maintenance (rescuer, pruner, ...).
+pub const MAINTENANCE_LEADER: &str = "maintenance";
+
+/// What a worker says about itself when it heartbeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerIdentity {
+    /// Unique id (host:pid:random by default).
+    pub id: String,
+    /// Host name.
+    pub host: String,
+    /// Process id.
+    pub pid: i32,
+    /// Queues it works.
+    pub queues: Vec<String>,
+    /// Kinds it runs.
+    pub kinds: Vec<String>,
+}
+
+/// A row of `bosun.workers`, with what it is doing now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct WorkerRow {
+    /// Worker id.
+    pub id: String,
+    /// Host name.
+    pub host: String,
+    /// Process id.
+    pub pid: i32,
+    /// Queues it works.
+    pub queues: Vec<String>,
+    /// Kinds it runs.
+    pub kinds: Vec<String>,
+    /// When it registered.
+    pub started_at: DateTime<Utc>,
+    /// Its last heartbeat.
+    pub heartbeat_at: DateTime<Utc>,
+    /// When its lease runs out unless renewed.
+    pub expires_at: DateTime<Utc>,
+    /// Whether the lease is still running.
+    pub alive: bool,
+    /// Jobs it holds.
+    pub running: i64,
+    /// Whether it leads maintenance.
+    pub leader: bool,
+}
+
+/// What one rescue pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RescueResult {
+    /// Jobs made retryable.
+    pub retried: u64,
+    /// Jobs failed because they had used their attempts.
+    pub failed: u64,
+}
+
+/// Register `worker` or renew its lease for `lease` from now (database clock). Returns true
+/// when the worker was not registered (first heartbeat, or its row had been pruned).
+///
+/// # Errors
+/// [`crate::Error::Database`] if the write fails.
+pub async fn worker_heartbeat(
+    pool: &PgPool,
+    worker: &WorkerIdentity,
+    lease: Duration,
+) -> Result<bool> {
+    Ok(sqlx::query_scalar(include_str!("sql/worker_heartbeat.sql"))
+        .bind(&worker.id)
+        .bind(&worker.host)
+        .bind(worker.pid)
+        .bind(&worker.queues)
+        .bind(&worker.kinds)
+        .bind(lease.as_secs_f64())
+        .fetch_one(pool)
+        .await?)
+}
+
+/// Remove a worker's registration (graceful shutdown) and give up any leadership it holds.
+///
+/// # Errors
+/// [`crate::Error::Database`] if the write fails.
+pub async fn worker_deregister(pool: &PgPool, worker_id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM bosun.leaders WHERE worker_id = $1")
+        .bind(worker_id)
+        .execute(pool)
+        .await?;
+    sqlx::query("DELETE FROM bosun.workers WHERE id = $1")
+        .bind(worker_id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Every registered worker, oldest first, with its running jobs and leadership.
+///
+/// # Errors
+/// [`crate::Error::Database`] if the query fails.
+pub async fn worker_list(pool: &PgPool) -> Result<Vec<WorkerRow>> {
+    Ok(sqlx::query_as(include_str!("sql/worker_list.sql"))
+        .fetch_all(pool)
+        .await?)
+}
+
+/// Forget workers whose lease ran out more than `after` ago and that hold no running job.
+/// Returns how many rows were removed.
+///
+/// # Errors
+/// [`crate::Error::Database`] if the write fails.
+pub async fn worker_prune_expired(pool: &PgPool, after: Duration) -> Result<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM bosun.workers AS w
+         WHERE w.expires_at < now() - make_interval(secs => $1)
+           AND NOT EXISTS (SELECT 1 FROM bosun.jobs AS j
+                           WHERE j.state = 'running' AND j.attempted_by = w.id)",
+    )
+    .bind(after.as_secs_f64())
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// Take or renew leadership `name` for `worker_id` for `term` from now. True when this worker
+/// leads afterwards.
+///
+/// # Errors
+/// [`crate::Error::Database`] if the write fails.
+pub async fn leader_acquire(
+    pool: &PgPool,
+    name: &str,
+    worker_id: &str,
+    term: Duration,
+) -> Result<bool> {
+    let holder: Option<String> = sqlx::query_scalar(include_str!("sql/leader_acquire.sql"))
+        .bind(name)
+        .bind(worker_id)
+        .bind(term.as_secs_f64())
+        .fetch_optional(pool)
+        .await?;
+    Ok(holder.is_some())
+}
+
+/// Rescue up to `limit` jobs held by workers whose lease expired, leaving alone jobs claimed
+/// less than `min_age` ago. Idempotent: a second pass finds nothing new.
+///
+/// # Errors
+/// [`crate::Error::Database`] if the write fails (nothing is rescued then).
+pub async fn job_rescue_many(pool: &PgPool, limit: i64, min_age: Duration) -> Result<RescueResult> {
+    let rows: Vec<(i64, JobState)> = sqlx::query_as(include_str!("sql/job_rescue_many.sql"))
+        .bind(limit)
+        .bind(min_age.as_secs_f64())
+        .fetch_all(pool)
+        .await?;
+    let failed = rows.iter().filter(|(_, s)| *s == JobState::Failed).count();
+    Ok(RescueResult {
+        retried: (rows.len() - failed) as u64,
+        failed: failed as u64,
+    })
+}

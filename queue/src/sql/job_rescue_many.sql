@@ -1,0 +1,35 @@
+-- Rescue up to $1 running jobs whose worker is gone: its lease expired or it never
+-- registered. Jobs claimed less than $2 seconds ago are left alone, so a claim that races its
+-- worker's first heartbeat is never mistaken for an orphan. A rescued job is retryable at
+-- once, or failed when it has used its attempts, with an error entry naming the worker.
+-- The worker's late writes are fenced out: the row is no longer `running` at its attempt.
+WITH orphaned AS (
+    SELECT j.id
+    FROM bosun.jobs AS j
+    WHERE j.state = 'running'
+      AND j.attempted_at < now() - make_interval(secs => $2)
+      AND NOT EXISTS (
+          SELECT 1 FROM bosun.workers AS w
+          WHERE w.id = j.attempted_by AND w.expires_at > now()
+      )
+    ORDER BY j.attempted_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+), rescued AS (
+    UPDATE bosun.jobs AS j
+    SET state = CASE WHEN j.attempt >= j.max_attempts THEN 'failed'
+                     ELSE 'retryable' END::bosun.job_state,
+        scheduled_at = now(),
+        finalized_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,
+        errors = j.errors || jsonb_build_array(jsonb_build_object(
+            'attempt', j.attempt, 'at', now(),
+            'error', format('rescued: worker %s stopped heartbeating', coalesce(j.attempted_by, '(none)')),
+            'worker', j.attempted_by, 'kind', 'rescued'))
+    FROM orphaned
+    WHERE j.id = orphaned.id
+    RETURNING j.id, j.state, j.queue
+), woken AS (
+    SELECT bosun.notify_queues(ARRAY(
+        SELECT DISTINCT queue FROM rescued WHERE state = 'retryable'))
+)
+SELECT rescued.id, rescued.state FROM rescued, woken

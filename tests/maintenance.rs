@@ -1,0 +1,279 @@
+//! Worker registry, leases, leader election and the rescuer, tested by calling `run_once`
+//! on rows dated in the past, and through a running pool.
+
+use std::time::Duration;
+
+use bosun_queue::{
+    liveness::{self, leader_acquire, worker_heartbeat, WorkerIdentity, MAINTENANCE_LEADER},
+    JobState, NewJob,
+};
+use bosun_tests::{eventually, TestDb};
+use bosun_workers::maintenance::rescuer::{Rescuer, RescuerConfig};
+use serde_json::json;
+
+fn identity(id: &str) -> WorkerIdentity {
+    WorkerIdentity {
+        id: id.into(),
+        host: "test-host".into(),
+        pid: 1,
+        queues: vec!["default".into()],
+        kinds: vec!["k".into()],
+    }
+}
+
+/// A running job held by `worker`, claimed `minutes_ago`, at `attempt` of `max_attempts`.
+async fn running_job(
+    db: &TestDb,
+    worker: &str,
+    minutes_ago: i32,
+    attempt: i32,
+    max_attempts: i32,
+) -> i64 {
+    let id = db
+        .client
+        .enqueue(NewJob::new("k", json!({})).max_attempts(max_attempts))
+        .await
+        .unwrap()
+        .id;
+    sqlx::query(
+        "UPDATE bosun.jobs SET state = 'running', attempt = $2, attempted_by = $3,
+                attempted_at = now() - make_interval(mins => $4)
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(attempt)
+    .bind(worker)
+    .bind(minutes_ago)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    id
+}
+
+fn rescuer(db: &TestDb) -> Rescuer {
+    Rescuer::new(
+        db.client.clone(),
+        RescuerConfig {
+            batch_size: 2,
+            min_age: Duration::from_secs(15),
+            ..RescuerConfig::default()
+        },
+    )
+}
+
+#[tokio::test]
+async fn the_rescuer_gives_back_jobs_of_dead_workers_only() {
+    let db = TestDb::new().await;
+    worker_heartbeat(&db.pool, &identity("alive"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    worker_heartbeat(&db.pool, &identity("dead"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE bosun.workers SET heartbeat_at = now() - interval '2 hours', expires_at = now() - interval '1 hour' WHERE id = 'dead'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    let slow_but_alive = running_job(&db, "alive", 120, 1, 20).await;
+    let orphan = running_job(&db, "dead", 120, 1, 20).await;
+    let never_registered = running_job(&db, "ghost", 120, 2, 20).await;
+    let out_of_attempts = running_job(&db, "dead", 120, 3, 3).await;
+    let just_claimed = running_job(&db, "ghost", 0, 1, 20).await;
+
+    let result = rescuer(&db).run_once().await.unwrap();
+    assert_eq!(
+        (result.retried, result.failed),
+        (2, 1),
+        "batches of 2 until short"
+    );
+
+    let state = |id| {
+        let client = db.client.clone();
+        async move { client.job_get(id).await.unwrap() }
+    };
+    assert_eq!(
+        state(slow_but_alive).await.state,
+        JobState::Running,
+        "a slow job on a live worker stays"
+    );
+    assert_eq!(
+        state(just_claimed).await.state,
+        JobState::Running,
+        "younger than min_age"
+    );
+    let rescued = state(orphan).await;
+    assert_eq!(rescued.state, JobState::Retryable);
+    let error = &rescued.attempt_errors()[0];
+    assert_eq!(error.kind.as_deref(), Some("rescued"));
+    assert!(
+        error.error.contains("worker dead stopped heartbeating"),
+        "{}",
+        error.error
+    );
+    assert_eq!(state(never_registered).await.state, JobState::Retryable);
+    let failed = state(out_of_attempts).await;
+    assert_eq!(failed.state, JobState::Failed);
+    assert!(failed.finalized_at.is_some());
+
+    let again = rescuer(&db).run_once().await.unwrap();
+    assert_eq!(
+        (again.retried, again.failed),
+        (0, 0),
+        "a second pass changes nothing"
+    );
+}
+
+#[tokio::test]
+async fn dead_workers_are_forgotten_once_they_hold_nothing() {
+    let db = TestDb::new().await;
+    for id in ["old-dead", "old-dead-holding", "alive"] {
+        worker_heartbeat(&db.pool, &identity(id), Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+    sqlx::query("UPDATE bosun.workers SET heartbeat_at = now() - interval '3 hours', expires_at = now() - interval '2 hours' WHERE id LIKE 'old-dead%'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    // A job claimed a moment ago by the dead worker is not rescued yet (min_age), so the
+    // worker's row stays while it holds it.
+    running_job(&db, "old-dead-holding", 0, 1, 20).await;
+    rescuer(&db).run_once().await.unwrap();
+    let ids: Vec<String> = liveness::worker_list(&db.pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.id)
+        .collect();
+    assert_eq!(ids, ["old-dead-holding", "alive"]);
+}
+
+#[tokio::test]
+async fn leadership_is_held_until_its_term_runs_out() {
+    let db = TestDb::new().await;
+    let term = Duration::from_secs(30);
+    assert!(leader_acquire(&db.pool, MAINTENANCE_LEADER, "w1", term)
+        .await
+        .unwrap());
+    assert!(!leader_acquire(&db.pool, MAINTENANCE_LEADER, "w2", term)
+        .await
+        .unwrap());
+    assert!(
+        leader_acquire(&db.pool, MAINTENANCE_LEADER, "w1", term)
+            .await
+            .unwrap(),
+        "renewal"
+    );
+    sqlx::query("UPDATE bosun.leaders SET expires_at = now() - interval '1 second'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert!(
+        leader_acquire(&db.pool, MAINTENANCE_LEADER, "w2", term)
+            .await
+            .unwrap(),
+        "takeover"
+    );
+    assert!(!leader_acquire(&db.pool, MAINTENANCE_LEADER, "w1", term)
+        .await
+        .unwrap());
+}
+
+#[tokio::test]
+async fn heartbeats_register_renew_and_deregister() {
+    let db = TestDb::new().await;
+    let me = identity("w1");
+    assert!(
+        worker_heartbeat(&db.pool, &me, Duration::from_secs(10))
+            .await
+            .unwrap(),
+        "first registers"
+    );
+    assert!(
+        !worker_heartbeat(&db.pool, &me, Duration::from_secs(10))
+            .await
+            .unwrap(),
+        "then renews"
+    );
+    let listed = liveness::worker_list(&db.pool).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].alive);
+    assert!(listed[0].expires_at > listed[0].heartbeat_at);
+    liveness::worker_deregister(&db.pool, "w1").await.unwrap();
+    assert!(liveness::worker_list(&db.pool).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pool_registers_leads_and_rescues_orphans() {
+    let db = TestDb::new().await;
+    let orphan = running_job(&db, "crashed-worker", 60, 1, 20).await;
+
+    let pool = bosun_workers::WorkerPool::builder(db.client.clone())
+        .registry(bosun_cli::kinds::registry())
+        .queue("default", 2)
+        .poll_interval(Duration::from_millis(100))
+        .heartbeat_interval(Duration::from_millis(200))
+        .lease(Duration::from_secs(2))
+        .maintenance_interval(Duration::from_millis(200))
+        .worker_id("pool-1")
+        .build()
+        .unwrap();
+    // The orphan is of kind `k`, which this pool does not run: rescue makes it retryable
+    // and it stays there, so its state shows the rescue.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        pool.run_until(async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+
+    eventually(Duration::from_secs(10), "the pool to lead", || async {
+        let workers = liveness::worker_list(&db.pool).await.unwrap();
+        workers
+            .iter()
+            .any(|w| w.id == "pool-1" && w.alive && w.leader)
+            .then_some(())
+    })
+    .await;
+    let rescued = eventually(
+        Duration::from_secs(10),
+        "the orphan to be rescued",
+        || async {
+            let job = db.client.job_get(orphan).await.unwrap();
+            (job.state == JobState::Retryable).then_some(job)
+        },
+    )
+    .await;
+    assert_eq!(rescued.attempt_errors()[0].kind.as_deref(), Some("rescued"));
+
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+    assert!(
+        liveness::worker_list(&db.pool).await.unwrap().is_empty(),
+        "a graceful shutdown deregisters"
+    );
+    let leaders: i64 = sqlx::query_scalar("SELECT count(*) FROM bosun.leaders")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(leaders, 0, "and gives up the leadership");
+}
+
+#[tokio::test]
+async fn a_lease_shorter_than_two_heartbeats_is_refused() {
+    let db = TestDb::new().await;
+    let result = bosun_workers::WorkerPool::builder(db.client.clone())
+        .registry(bosun_cli::kinds::registry())
+        .queue("default", 1)
+        .heartbeat_interval(Duration::from_secs(5))
+        .lease(Duration::from_secs(6))
+        .build();
+    match result {
+        Err(bosun_workers::Error::InvalidConfig(message)) => {
+            assert!(message.contains("lease"), "{message}");
+        }
+        other => panic!("expected InvalidConfig, got {other:?}"),
+    }
+}

@@ -1,0 +1,72 @@
+//! Maintenance: services that keep the jobs table healthy, run by exactly one replica.
+//!
+//! Every worker process runs this loop. Each tick it tries to take or renew the
+//! `maintenance` leadership (a row in `bosun.leaders` with a term on the database clock);
+//! the one that holds it runs every service's `run_once`. If the leader dies, its term runs
+//! out and another replica takes over on its next tick, so handover takes at most the lease
+//! plus one interval.
+//!
+//! Why leader-only: the services are idempotent and would be correct on every replica, but
+//! N replicas scanning for the same rows is N times the load for the same result.
+//!
+//! Writing a service: one file, a `Config` with defaults, and an `async fn run_once` that
+//! takes no input, works in batches until a batch comes back short, and returns counts. It
+//! does not retry inside a run; the next tick is the retry.
+
+pub mod rescuer;
+
+use std::sync::Arc;
+
+use bosun_queue::liveness::{leader_acquire, MAINTENANCE_LEADER};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::pool::Shared;
+
+pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
+    let rescuer = rescuer::Rescuer::new(shared.client.clone(), shared.config.rescuer.clone());
+    let mut tick = tokio::time::interval(shared.config.maintenance_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut leading = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        let acquired = leader_acquire(
+            shared.client.pool(),
+            MAINTENANCE_LEADER,
+            &shared.worker_id,
+            shared.config.lease,
+        )
+        .await;
+        match acquired {
+            Ok(true) => {
+                if !leading {
+                    info!("elected maintenance leader");
+                }
+                leading = true;
+            }
+            Ok(false) => {
+                if leading {
+                    info!("no longer the maintenance leader");
+                }
+                leading = false;
+                continue;
+            }
+            Err(error) => {
+                warn!(%error, "leader election failed; next tick retries");
+                continue;
+            }
+        }
+        match rescuer.run_once().await {
+            Ok(result) if result.retried + result.failed > 0 => info!(
+                retried = result.retried,
+                failed = result.failed,
+                "rescued jobs of workers that stopped heartbeating"
+            ),
+            Ok(_) => debug!("rescuer: nothing to do"),
+            Err(error) => warn!(%error, "rescuer failed; next tick retries"),
+        }
+    }
+}
