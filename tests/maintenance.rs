@@ -277,3 +277,45 @@ async fn a_lease_shorter_than_two_heartbeats_is_refused() {
         other => panic!("expected InvalidConfig, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_worker_id_gives_back_what_its_previous_incarnation_held() {
+    let db = TestDb::new().await;
+    worker_heartbeat(&db.pool, &identity("fixed-id"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    // Claimed a moment ago by the same id, whose lease is still running: only the restart
+    // can tell that this job is orphaned.
+    let held = running_job(&db, "fixed-id", 0, 1, 20).await;
+    let pool = bosun_workers::WorkerPool::builder(db.client.clone())
+        .registry(bosun_cli::kinds::registry())
+        .queue("default", 1)
+        .worker_id("fixed-id")
+        .build()
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        pool.run_until(async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    let job = eventually(
+        Duration::from_secs(5),
+        "the old claim to be given back",
+        || async {
+            let job = db.client.job_get(held).await.unwrap();
+            (job.state == JobState::Retryable).then_some(job)
+        },
+    )
+    .await;
+    assert!(
+        job.attempt_errors()[0]
+            .error
+            .contains("restarted while holding the job"),
+        "{:?}",
+        job.attempt_errors()
+    );
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}

@@ -77,6 +77,15 @@ pub struct WorkerArgs {
     /// This worker's id (default host:pid:random).
     #[arg(long)]
     pub worker_id: Option<String>,
+    /// Renew this worker's lease this often.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
+    /// How long without a heartbeat before this worker's jobs are rescued by the leader.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub lease: Duration,
+    /// Run leader election and maintenance (the rescuer) this often.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub maintenance_interval: Duration,
 }
 
 /// `--queues`, parsed.

@@ -159,9 +159,32 @@ pub async fn leader_acquire(
 /// # Errors
 /// [`crate::Error::Database`] if the write fails (nothing is rescued then).
 pub async fn job_rescue_many(pool: &PgPool, limit: i64, min_age: Duration) -> Result<RescueResult> {
+    rescue(pool, limit, min_age, None).await
+}
+
+/// Rescue up to `limit` jobs still `running` under `worker_id`, for a worker that is just
+/// starting: it holds nothing yet, so they belong to an earlier incarnation that died.
+///
+/// # Errors
+/// [`crate::Error::Database`] if the write fails.
+pub async fn job_rescue_previous_incarnation(
+    pool: &PgPool,
+    worker_id: &str,
+    limit: i64,
+) -> Result<RescueResult> {
+    rescue(pool, limit, Duration::ZERO, Some(worker_id)).await
+}
+
+async fn rescue(
+    pool: &PgPool,
+    limit: i64,
+    min_age: Duration,
+    worker_id: Option<&str>,
+) -> Result<RescueResult> {
     let rows: Vec<(i64, JobState)> = sqlx::query_as(include_str!("sql/job_rescue_many.sql"))
         .bind(limit)
         .bind(min_age.as_secs_f64())
+        .bind(worker_id)
         .fetch_all(pool)
         .await?;
     let failed = rows.iter().filter(|(_, s)| *s == JobState::Failed).count();

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use bosun_queue::liveness::{worker_heartbeat, WorkerIdentity};
+use bosun_queue::liveness::{job_rescue_previous_incarnation, worker_heartbeat, WorkerIdentity};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -28,9 +28,27 @@ pub(crate) fn identity(shared: &Shared) -> WorkerIdentity {
 }
 
 /// Register now; errors are the caller's (a pool that cannot register does not start).
+/// A process that starts holds no job, so jobs still `running` under its id belong to an
+/// earlier incarnation with the same id (a restart with a fixed `worker_id`): give them back
+/// now rather than never, since this registration renews the lease they were waiting on.
 pub(crate) async fn register(shared: &Shared) -> bosun_queue::Result<()> {
-    worker_heartbeat(shared.client.pool(), &identity(shared), shared.config.lease).await?;
-    Ok(())
+    let pool = shared.client.pool();
+    worker_heartbeat(pool, &identity(shared), shared.config.lease).await?;
+    let batch = shared.config.rescuer.batch_size;
+    loop {
+        let rescued = job_rescue_previous_incarnation(pool, &shared.worker_id, batch).await?;
+        let count = rescued.retried + rescued.failed;
+        if count > 0 {
+            info!(
+                retried = rescued.retried,
+                failed = rescued.failed,
+                "gave back jobs held by this worker id before it restarted"
+            );
+        }
+        if i64::try_from(count).unwrap_or(i64::MAX) < batch {
+            return Ok(());
+        }
+    }
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {

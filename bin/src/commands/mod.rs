@@ -72,7 +72,10 @@ async fn worker(db: &Database, args: WorkerArgs) -> anyhow::Result<()> {
         .registry(kinds::registry())
         .listen(!args.no_listen)
         .poll_interval(args.poll_interval)
-        .shutdown_timeout(args.shutdown_timeout);
+        .shutdown_timeout(args.shutdown_timeout)
+        .heartbeat_interval(args.heartbeat_interval)
+        .lease(args.lease)
+        .maintenance_interval(args.maintenance_interval);
     for (queue, concurrency) in args.queues.0 {
         builder = builder.queue(queue, concurrency);
     }

@@ -1,17 +1,23 @@
--- Rescue up to $1 running jobs whose worker is gone: its lease expired or it never
--- registered. Jobs claimed less than $2 seconds ago are left alone, so a claim that races its
--- worker's first heartbeat is never mistaken for an orphan. A rescued job is retryable at
--- once, or failed when it has used its attempts, with an error entry naming the worker.
--- The worker's late writes are fenced out: the row is no longer `running` at its attempt.
+-- Rescue up to $1 running jobs whose worker is gone. Two cases:
+--   $3 IS NULL: the holder's lease expired, or it never registered. Jobs claimed less than
+--     $2 seconds ago are left alone, so a claim that races its worker's first heartbeat is
+--     never mistaken for an orphan.
+--   $3 = a worker id: that worker just (re)started, so it holds nothing yet; whatever runs
+--     under its id belongs to an earlier incarnation that died.
+-- A rescued job is retryable at once, or failed when it has used its attempts, with an error
+-- entry naming the worker. The old holder's late writes are fenced out: the row is no longer
+-- `running` at its attempt.
 WITH orphaned AS (
     SELECT j.id
     FROM bosun.jobs AS j
     WHERE j.state = 'running'
-      AND j.attempted_at < now() - make_interval(secs => $2)
-      AND NOT EXISTS (
-          SELECT 1 FROM bosun.workers AS w
-          WHERE w.id = j.attempted_by AND w.expires_at > now()
-      )
+      AND CASE WHEN $3::text IS NULL THEN
+              j.attempted_at < now() - make_interval(secs => $2)
+              AND NOT EXISTS (
+                  SELECT 1 FROM bosun.workers AS w
+                  WHERE w.id = j.attempted_by AND w.expires_at > now())
+          ELSE j.attempted_by = $3
+          END
     ORDER BY j.attempted_at
     LIMIT $1
     FOR UPDATE SKIP LOCKED
@@ -23,7 +29,10 @@ WITH orphaned AS (
         finalized_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,
         errors = j.errors || jsonb_build_array(jsonb_build_object(
             'attempt', j.attempt, 'at', now(),
-            'error', format('rescued: worker %s stopped heartbeating', coalesce(j.attempted_by, '(none)')),
+            'error', CASE WHEN $3::text IS NULL
+                          THEN format('rescued: worker %s stopped heartbeating', coalesce(j.attempted_by, '(none)'))
+                          ELSE format('rescued: worker %s restarted while holding the job', j.attempted_by)
+                     END,
             'worker', j.attempted_by, 'kind', 'rescued'))
     FROM orphaned
     WHERE j.id = orphaned.id
