@@ -1,0 +1,322 @@
+//! Crash safety with real `bosun worker` processes: kill -9, SIGSTOP past the lease, a
+//! killed leader, and many replicas draining one queue.
+//!
+//! Every claim and every completion is logged by a trigger into `claims` and `completions`
+//! (the latter with a unique job id), so after a run the database itself says how often each
+//! job ran and who finished it. The built-in `echo` kind runs exactly when it is claimed.
+
+use std::{
+    fs::File,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use bosun_queue::{liveness::worker_list, JobState, NewJob};
+use bosun_tests::{bosun_bin, eventually, TestDb};
+use serde_json::json;
+
+/// A `bosun worker` process; killed when dropped if still running.
+struct Replica {
+    id: String,
+    child: Child,
+}
+
+impl Replica {
+    fn start(db: &TestDb, id: &str, concurrency: u32) -> Replica {
+        let log = std::env::temp_dir().join(format!("bosun-{}-{id}.log", db.name));
+        let child = Command::new(bosun_bin())
+            .args([
+                "worker",
+                "--queues",
+                &format!("default={concurrency}"),
+                "--worker-id",
+                id,
+                "--poll-interval",
+                "200ms",
+                "--heartbeat-interval",
+                "300ms",
+                "--lease",
+                "2s",
+                "--maintenance-interval",
+                "300ms",
+                "--shutdown-timeout",
+                "5s",
+            ])
+            .env("DATABASE_URL", &db.url)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(File::create(log).expect("worker log file"))
+            .spawn()
+            .expect("starting bosun worker");
+        Replica {
+            id: id.to_string(),
+            child,
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill {signal} {}", self.id);
+    }
+
+    /// kill -9 and reap.
+    fn kill(mut self) {
+        self.signal("-KILL");
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for a graceful exit.
+    async fn stop(mut self) {
+        self.signal("-TERM");
+        for _ in 0..200 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert_eq!(status.code(), Some(0), "{} exits 0 on SIGTERM", self.id);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{} did not stop within 10 s of SIGTERM", self.id);
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+async fn install_ledger(db: &TestDb) {
+    sqlx::raw_sql(
+        "CREATE TABLE claims (job_id bigint NOT NULL, attempt int NOT NULL, worker text NOT NULL,
+                              at timestamptz NOT NULL DEFAULT clock_timestamp());
+         CREATE TABLE completions (job_id bigint NOT NULL UNIQUE, attempt int NOT NULL,
+                                   worker text NOT NULL);
+         CREATE FUNCTION ledger() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.state = 'running' AND OLD.state <> 'running' THEN
+                 INSERT INTO claims (job_id, attempt, worker)
+                 VALUES (NEW.id, NEW.attempt, NEW.attempted_by);
+             END IF;
+             IF NEW.state = 'completed' AND OLD.state <> 'completed' THEN
+                 INSERT INTO completions VALUES (NEW.id, NEW.attempt, NEW.attempted_by);
+             END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER ledger AFTER UPDATE ON bosun.jobs
+             FOR EACH ROW EXECUTE FUNCTION ledger();",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+}
+
+async fn completed(db: &TestDb) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM bosun.jobs WHERE state = 'completed'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+}
+
+async fn wait_completed(db: &TestDb, n: i64, timeout: Duration) {
+    eventually(timeout, &format!("{n} completed jobs"), || async {
+        (completed(db).await >= n).then_some(())
+    })
+    .await;
+}
+
+async fn enqueue_echo(db: &TestDb, n: usize) {
+    for chunk in (0..n).collect::<Vec<_>>().chunks(5000) {
+        db.client
+            .enqueue_many(chunk.iter().map(|i| NewJob::new("echo", json!({ "i": i }))))
+            .await
+            .unwrap();
+    }
+}
+
+async fn scalar(db: &TestDb, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(&db.pool).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_replicas_run_every_job_exactly_once() {
+    let db = TestDb::new().await;
+    install_ledger(&db).await;
+    enqueue_echo(&db, 20_000).await;
+    let replicas: Vec<Replica> = (1..=4)
+        .map(|i| Replica::start(&db, &format!("r{i}"), 16))
+        .collect();
+    wait_completed(&db, 20_000, Duration::from_secs(240)).await;
+    for replica in replicas {
+        replica.stop().await;
+    }
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM claims").await,
+        20_000,
+        "one claim per job"
+    );
+    assert_eq!(
+        scalar(&db, "SELECT count(DISTINCT job_id) FROM claims").await,
+        20_000
+    );
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM completions").await,
+        20_000
+    );
+    assert_eq!(
+        scalar(&db, "SELECT count(DISTINCT worker) FROM claims").await,
+        4,
+        "every replica took a share"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_one_replica_loses_no_job_and_reruns_only_its_in_flight_jobs() {
+    let db = TestDb::new().await;
+    install_ledger(&db).await;
+    enqueue_echo(&db, 20_000).await;
+    let r1 = Replica::start(&db, "r1", 16);
+    let r2 = Replica::start(&db, "r2", 16);
+    let r3 = Replica::start(&db, "r3", 16);
+    wait_completed(&db, 5_000, Duration::from_secs(120)).await;
+    r2.kill();
+    let killed_at_completed = completed(&db).await;
+    assert!(
+        killed_at_completed < 20_000,
+        "killed in the middle of the drain"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r2 = Replica::start(&db, "r2", 16);
+    wait_completed(&db, 20_000, Duration::from_secs(240)).await;
+    for replica in [r1, r2, r3] {
+        replica.stop().await;
+    }
+
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM completions").await,
+        20_000
+    );
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM bosun.jobs WHERE state <> 'completed'"
+        )
+        .await,
+        0
+    );
+    let reruns = scalar(
+        &db,
+        "SELECT count(*) FROM (SELECT job_id FROM claims GROUP BY job_id HAVING count(*) > 1) AS r",
+    )
+    .await;
+    assert!(
+        reruns <= 16,
+        "only jobs in flight on the killed replica (at most its 16 slots) ran twice, got {reruns}"
+    );
+    let foreign = scalar(
+        &db,
+        "SELECT count(*) FROM claims AS c
+         WHERE c.worker <> 'r2'
+           AND EXISTS (SELECT 1 FROM claims AS l WHERE l.job_id = c.job_id AND l.attempt > c.attempt)",
+    )
+    .await;
+    assert_eq!(
+        foreign, 0,
+        "every earlier claim of a re-run job was the killed replica's"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_paused_past_its_lease_cannot_write_after_others_took_over() {
+    let db = TestDb::new().await;
+    install_ledger(&db).await;
+    let ids: Vec<i64> = db
+        .client
+        .enqueue_many((0..8).map(|_| NewJob::new("sleep", json!({ "ms": 2500 }))))
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    let paused = Replica::start(&db, "paused", 8);
+    eventually(
+        Duration::from_secs(20),
+        "all 8 running on the first replica",
+        || async {
+            let n = scalar(
+            &db,
+            "SELECT count(*) FROM bosun.jobs WHERE state = 'running' AND attempted_by = 'paused'",
+        )
+        .await;
+            (n == 8).then_some(())
+        },
+    )
+    .await;
+    paused.signal("-STOP");
+
+    let taker = Replica::start(&db, "taker", 8);
+    wait_completed(&db, 8, Duration::from_secs(30)).await;
+    paused.signal("-CONT");
+    // Let the resumed replica finish its sleeps and try to record them.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    taker.stop().await;
+    paused.stop().await;
+
+    for id in ids {
+        let job = db.client.job_get(id).await.unwrap();
+        assert_eq!(job.state, JobState::Completed);
+        assert_eq!(job.attempt, 2, "rescued once, then finished");
+        assert_eq!(job.attempted_by.as_deref(), Some("taker"));
+        let errors = job.attempt_errors();
+        assert_eq!(errors.len(), 1, "only the rescue entry: {errors:?}");
+        assert_eq!(errors[0].kind.as_deref(), Some("rescued"));
+    }
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM completions WHERE worker = 'taker'"
+        )
+        .await,
+        8,
+        "one completion per job, all by the replica that took over"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_leader_is_replaced_within_the_lease() {
+    let db = TestDb::new().await;
+    let a = Replica::start(&db, "a", 2);
+    let b = Replica::start(&db, "b", 2);
+    let leader = eventually(Duration::from_secs(20), "a leader", || async {
+        let workers = worker_list(&db.pool).await.unwrap();
+        let alive = workers.iter().filter(|w| w.alive).count();
+        workers
+            .into_iter()
+            .find(|w| w.leader)
+            .filter(|_| alive == 2)
+            .map(|w| w.id)
+    })
+    .await;
+    let (dead, survivor) = if leader == "a" { (a, b) } else { (b, a) };
+    dead.kill();
+    let started = std::time::Instant::now();
+    eventually(Duration::from_secs(10), "the survivor to lead", || async {
+        let workers = worker_list(&db.pool).await.unwrap();
+        workers
+            .iter()
+            .any(|w| w.id == survivor.id && w.leader)
+            .then_some(())
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "handover within the 2 s lease plus a tick, took {:?}",
+        started.elapsed()
+    );
+    survivor.stop().await;
+}
