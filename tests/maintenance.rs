@@ -319,3 +319,76 @@ async fn a_restarted_worker_id_gives_back_what_its_previous_incarnation_held() {
     let _ = stop.send(());
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn the_pruner_deletes_finished_jobs_past_their_retention_in_batches() {
+    use bosun_workers::maintenance::pruner::{Pruner, PrunerConfig};
+    let db = TestDb::new().await;
+    // (state, hours since it finished) for each job.
+    let rows = [
+        ("completed", 30),
+        ("completed", 30),
+        ("completed", 30),
+        ("completed", 1),
+        ("failed", 30),
+        ("failed", 24 * 8),
+        ("cancelled", 24 * 8),
+        ("available", 0),
+        ("running", 0),
+    ];
+    for (state, hours) in rows {
+        let id = db
+            .client
+            .enqueue(NewJob::new("k", json!({})))
+            .await
+            .unwrap()
+            .id;
+        sqlx::query(
+            "UPDATE bosun.jobs SET state = $2::bosun.job_state, attempt = 1,
+                    finalized_at = CASE WHEN $2 IN ('completed', 'failed', 'cancelled')
+                                        THEN now() - make_interval(hours => $3) END
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(state)
+        .bind(hours)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    let pruner = Pruner::new(
+        db.client.clone(),
+        PrunerConfig {
+            batch_size: 2,
+            ..PrunerConfig::default()
+        },
+    );
+    let result = pruner.run_once().await.unwrap();
+    assert_eq!(
+        (result.completed, result.failed, result.cancelled),
+        (3, 1, 1)
+    );
+    let left: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT state::text, count(*) FROM bosun.jobs GROUP BY state ORDER BY state::text",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        left,
+        [
+            ("available".to_string(), 1),
+            ("completed".to_string(), 1),
+            ("failed".to_string(), 1),
+            ("running".to_string(), 1)
+        ],
+        "recent finished jobs and unfinished ones stay"
+    );
+    let again = pruner.run_once().await.unwrap();
+    assert_eq!((again.completed, again.failed, again.cancelled), (0, 0, 0));
+    assert!(matches!(
+        bosun_queue::liveness::job_prune_batch(&db.pool, JobState::Running, Duration::ZERO, 10)
+            .await,
+        Err(bosun_queue::Error::InvalidArgument(_))
+    ));
+}

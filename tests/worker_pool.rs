@@ -1,52 +1,75 @@
-//! The worker runtime against real PostgreSQL: contention, scheduling, priority, retries,
-//! panics, decode errors, snooze, cancel, pause, wake-ups, timeouts, shutdown and fencing.
+//! The worker runtime against real PostgreSQL: claims under contention, scheduling, priority,
+//! retries with backoff, permanent errors, panics, undecodable args, snooze, cancel, pause,
+//! wake-ups, the kinds filter, timeouts, graceful shutdown, fencing and configuration errors.
+//!
+//! Every test gets its own database and runs its pools in spawned tasks, stopped through a
+//! `CancellationToken` as the shutdown future. Workers override `backoff` with short delays so
+//! retries take milliseconds, not the default seconds.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
     time::{Duration, Instant},
 };
 
 use bosun_queue::{
-    runtime::{job_claim, job_record, Outcome, Recorded},
-    AttemptError, Client, Job, JobArgs, JobState, NewJob,
+    runtime::{job_claim, job_lost_leases, job_record, Outcome, Recorded},
+    Client, Job, JobArgs, JobState, NewJob,
 };
 use bosun_tests::{eventually, state_counts, TestDb};
 use bosun_workers::{JobContext, JobError, JobResult, ShutdownReport, Worker, WorkerPool};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::{sync::oneshot, task::JoinHandle};
+use sqlx::postgres::PgPoolOptions;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
-const WAIT: Duration = Duration::from_secs(15);
+/// How long to wait for something that normally takes well under a second.
+const WAIT: Duration = Duration::from_secs(10);
 
-/// A pool running in the background until `stop` is called.
+// ---- harness ----
+
+/// A pool running in a background task until [`Running::stop`].
 struct Running {
-    stop: Option<oneshot::Sender<()>>,
+    pool: Arc<WorkerPool>,
+    shutdown: CancellationToken,
     task: JoinHandle<bosun_workers::Result<ShutdownReport>>,
 }
 
 impl Running {
     fn start(pool: WorkerPool) -> Running {
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            pool.run_until(async {
-                let _ = stopped.await;
-            })
-            .await
+        let pool = Arc::new(pool);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn({
+            let pool = Arc::clone(&pool);
+            let shutdown = shutdown.clone();
+            async move { pool.run_until(shutdown.cancelled_owned()).await }
         });
         Running {
-            stop: Some(stop),
+            pool,
+            shutdown,
             task,
         }
     }
 
-    async fn stop(mut self) -> ShutdownReport {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.task.await.unwrap().unwrap()
+    /// How many jobs the pool runs right now (an attempt counts until its outcome is written).
+    fn running(&self) -> usize {
+        self.pool.running()
+    }
+
+    /// Trigger shutdown and wait for `run_until` to return.
+    async fn stop(self) -> ShutdownReport {
+        self.shutdown.cancel();
+        self.task
+            .await
+            .expect("the pool task did not panic")
+            .expect("run_until succeeded")
     }
 }
 
+/// A builder with a 100 ms poll interval.
 fn pool(client: &Client) -> bosun_workers::PoolBuilder {
     WorkerPool::builder(client.clone()).poll_interval(Duration::from_millis(100))
 }
@@ -63,11 +86,40 @@ async fn wait_state(client: &Client, id: i64, state: JobState) -> Job {
     .await
 }
 
-async fn enqueue(client: &Client, kind: &str, args: serde_json::Value) -> i64 {
-    client.enqueue(NewJob::new(kind, args)).await.unwrap().id
+async fn enqueue(client: &Client, job: NewJob) -> i64 {
+    client.enqueue(job).await.unwrap().id
 }
 
-// ---- kinds used by the tests ----
+fn behave(what: &Behave) -> NewJob {
+    NewJob::from_args(what).unwrap()
+}
+
+/// Connections of this database that have LISTENed on Bosun's channels and wait, idle.
+async fn listeners(db: &TestDb) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND state = 'idle'
+           AND query LIKE '%LISTEN \"bosun_jobs\"%'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap()
+}
+
+/// Wait until a pool's notifier listens, so a notification sent from now on reaches it.
+async fn wait_listening(db: &TestDb) {
+    eventually(WAIT, "the pool to LISTEN", || async {
+        (listeners(db).await > 0).then_some(())
+    })
+    .await;
+}
+
+/// The `errors` column must hold exactly the entries `attempt_errors` parsed: none skipped.
+fn raw_error_count(job: &Job) -> usize {
+    job.errors.as_array().expect("errors is an array").len()
+}
+
+// ---- kinds and workers used by the tests ----
 
 #[derive(Serialize, Deserialize)]
 struct Record {
@@ -77,7 +129,7 @@ impl JobArgs for Record {
     const KIND: &'static str = "test.record";
 }
 
-/// Writes one row per run into `runs` (created by the test), so runs can be counted.
+/// Writes one row per run into `runs` (created by the test).
 struct Recorder;
 impl Worker for Recorder {
     type Args = Record;
@@ -100,6 +152,7 @@ impl JobArgs for Order {
     const KIND: &'static str = "test.order";
 }
 
+/// Appends each job's label, in the order the jobs ran.
 struct OrderWorker(Arc<Mutex<Vec<String>>>);
 impl Worker for OrderWorker {
     type Args = Order;
@@ -120,7 +173,11 @@ enum Behave {
     Cancel,
     SnoozeOnce { ms: u64 },
     Sleep { ms: u64 },
-    WaitForCancel,
+    /// Wait for `ctx.cancelled()`, note when it came, then claim success: a write that must be
+    /// fenced out when the cancel came from an operator.
+    CompleteOnCancel,
+    /// Wait for `ctx.cancelled()`, note it, then give up with a retryable error.
+    FailOnCancel,
 }
 impl JobArgs for Behave {
     const KIND: &'static str = "test.behave";
@@ -128,7 +185,19 @@ impl JobArgs for Behave {
 
 #[derive(Default)]
 struct Behaver {
-    saw_cancel: Arc<Mutex<Vec<i64>>>,
+    /// Jobs whose handler saw `ctx.cancelled()` resolve, and when.
+    saw_cancel: Arc<Mutex<Vec<(i64, Instant)>>>,
+}
+impl Behaver {
+    async fn wait_for_cancel(&self, ctx: &JobContext) -> bool {
+        tokio::select! {
+            () = ctx.cancelled() => {
+                self.saw_cancel.lock().unwrap().push((ctx.id(), Instant::now()));
+                true
+            }
+            () = tokio::time::sleep(Duration::from_secs(30)) => false,
+        }
+    }
 }
 impl Worker for Behaver {
     type Args = Behave;
@@ -147,16 +216,63 @@ impl Worker for Behaver {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 Ok(())
             }
-            Behave::WaitForCancel => {
-                tokio::select! {
-                    () = ctx.cancelled() => {
-                        self.saw_cancel.lock().unwrap().push(ctx.id());
-                        Err(JobError::cancel("saw cancellation"))
-                    }
-                    () = tokio::time::sleep(Duration::from_secs(30)) => Ok(()),
+            Behave::CompleteOnCancel => {
+                self.wait_for_cancel(&ctx).await;
+                Ok(())
+            }
+            Behave::FailOnCancel => {
+                if self.wait_for_cancel(&ctx).await {
+                    Err(JobError::retry("interrupted"))
+                } else {
+                    Ok(())
                 }
             }
         }
+    }
+
+    fn backoff(&self, _job: &Job) -> Duration {
+        Duration::from_millis(200)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct FlakyOnce {}
+impl JobArgs for FlakyOnce {
+    const KIND: &'static str = "test.flaky_once";
+}
+
+/// Fails its first attempt with a 1 s backoff, succeeds on the second.
+struct FlakyOnceWorker;
+impl Worker for FlakyOnceWorker {
+    type Args = FlakyOnce;
+    async fn work(&self, ctx: JobContext, _args: FlakyOnce) -> JobResult {
+        if ctx.attempt() == 1 {
+            return Err(JobError::retry("first attempt fails"));
+        }
+        Ok(())
+    }
+
+    fn backoff(&self, _job: &Job) -> Duration {
+        Duration::from_secs(1)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Strict {
+    n: i64,
+    label: String,
+}
+impl JobArgs for Strict {
+    const KIND: &'static str = "test.strict";
+}
+
+/// Needs both fields; records the labels it ran with.
+struct StrictWorker(Arc<Mutex<Vec<String>>>);
+impl Worker for StrictWorker {
+    type Args = Strict;
+    async fn work(&self, _ctx: JobContext, args: Strict) -> JobResult {
+        self.0.lock().unwrap().push(format!("{}:{}", args.n, args.label));
+        Ok(())
     }
 
     fn backoff(&self, _job: &Job) -> Duration {
@@ -171,19 +287,36 @@ struct Slow {
 impl JobArgs for Slow {
     const KIND: &'static str = "test.slow";
 }
-struct SlowWithTimeout;
+
+/// Sets its flag when dropped: tells whether a handler's future was dropped.
+struct SetOnDrop(Arc<AtomicBool>);
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Sleeps `ms` under a 200 ms per-kind timeout.
+#[derive(Default)]
+struct SlowWithTimeout {
+    dropped: Arc<AtomicBool>,
+    finished: Arc<AtomicBool>,
+}
 impl Worker for SlowWithTimeout {
     type Args = Slow;
     async fn work(&self, _ctx: JobContext, args: Slow) -> JobResult {
+        let _guard = SetOnDrop(Arc::clone(&self.dropped));
         tokio::time::sleep(Duration::from_millis(args.ms)).await;
+        self.finished.store(true, Ordering::SeqCst);
         Ok(())
     }
+
     fn timeout(&self) -> Option<Duration> {
         Some(Duration::from_millis(200))
     }
 }
 
-// ---- tests ----
+// ---- 1. claims under contention ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_pools_drain_5000_jobs_each_exactly_once() {
@@ -196,59 +329,87 @@ async fn two_pools_drain_5000_jobs_each_exactly_once() {
         .enqueue_many((0..5000).map(|n| Record { n }))
         .await
         .unwrap();
-    let a = Running::start(
-        pool(&db.client)
-            .register(Recorder)
-            .queue("default", 16)
-            .worker_id("pool-a")
-            .build()
-            .unwrap(),
-    );
-    let b = Running::start(
-        pool(&db.client)
-            .register(Recorder)
-            .queue("default", 16)
-            .worker_id("pool-b")
-            .build()
-            .unwrap(),
-    );
-    eventually(Duration::from_secs(60), "5000 completed jobs", || async {
+    // Each pool on its own connection pool, as two processes would be.
+    let mut pools = Vec::new();
+    for worker_id in ["pool-a", "pool-b"] {
+        let connections = PgPoolOptions::new()
+            .max_connections(20)
+            .connect(&db.url)
+            .await
+            .unwrap();
+        pools.push(Running::start(
+            pool(&Client::new(connections))
+                .register(Recorder)
+                .queue("default", 16)
+                .worker_id(worker_id)
+                .build()
+                .unwrap(),
+        ));
+    }
+    eventually(Duration::from_secs(20), "5000 completed jobs", || async {
         let counts = state_counts(&db.pool).await;
         (counts.get("completed") == Some(&5000)).then_some(())
     })
     .await;
-    a.stop().await;
-    b.stop().await;
+    for running in pools {
+        assert!(running.stop().await.released.is_empty());
+    }
 
-    let (runs, distinct): (i64, i64) =
-        sqlx::query_as("SELECT count(*), count(DISTINCT job_id) FROM runs")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
-    assert_eq!((runs, distinct), (5000, 5000), "every job ran exactly once");
+    let counts = state_counts(&db.pool).await;
+    assert_eq!(counts.len(), 1, "every job completed: {counts:?}");
+    let (runs, distinct, repeated): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT job_id),
+                (SELECT count(*) FROM (SELECT job_id FROM runs GROUP BY job_id
+                                       HAVING count(*) <> 1) AS r)
+         FROM runs",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (runs, distinct, repeated),
+        (5000, 5000, 0),
+        "every job ran exactly once"
+    );
+    let never_ran: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM bosun.jobs AS j WHERE NOT EXISTS
+             (SELECT 1 FROM runs AS r WHERE r.job_id = j.id)",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(never_ran, 0);
+    let mismatched: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM runs AS r JOIN bosun.jobs AS j ON j.id = r.job_id
+         WHERE r.attempt <> 1 OR j.attempt <> 1 OR r.worker IS DISTINCT FROM j.attempted_by",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        mismatched, 0,
+        "one claim per job, by the worker that ran it"
+    );
     let per_worker: Vec<(String, i64)> =
         sqlx::query_as("SELECT worker, count(*) FROM runs GROUP BY worker ORDER BY worker")
             .fetch_all(&db.pool)
             .await
             .unwrap();
-    assert_eq!(per_worker.len(), 2, "both pools worked: {per_worker:?}");
-    let attempts: i64 = sqlx::query_scalar("SELECT count(*) FROM bosun.jobs WHERE attempt <> 1")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
-    assert_eq!(attempts, 0, "no job was claimed twice");
+    assert_eq!(
+        per_worker.iter().map(|(w, _)| w.as_str()).collect::<Vec<_>>(),
+        ["pool-a", "pool-b"],
+        "both pools did some of the work: {per_worker:?}"
+    );
+    assert!(per_worker.iter().all(|(_, n)| *n > 0));
 }
 
+// ---- 2. scheduling ----
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn scheduled_jobs_wait_for_their_time() {
+async fn a_scheduled_job_runs_at_its_time_not_before() {
     let db = TestDb::new().await;
     let at = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
-    let id = db
-        .client
-        .enqueue(NewJob::from_args(&Behave::Ok).unwrap().scheduled_at(at))
-        .await
-        .unwrap()
-        .id;
+    let id = enqueue(&db.client, behave(&Behave::Ok).scheduled_at(at)).await;
     assert_eq!(job(&db.client, id).await.state, JobState::Scheduled);
     let running = Running::start(
         pool(&db.client)
@@ -257,33 +418,83 @@ async fn scheduled_jobs_wait_for_their_time() {
             .build()
             .unwrap(),
     );
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(
-        job(&db.client, id).await.state,
-        JobState::Scheduled,
-        "not run before its time"
-    );
+    // Watch it until just before its time: never claimed.
+    while chrono::Utc::now() < at - chrono::Duration::milliseconds(100) {
+        let row = job(&db.client, id).await;
+        assert_eq!(
+            (row.state, row.attempt),
+            (JobState::Scheduled, 0),
+            "claimed before its time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let done = wait_state(&db.client, id, JobState::Completed).await;
+    running.stop().await;
     let started = done.attempted_at.unwrap();
     assert!(started >= at, "ran at {started}, scheduled for {at}");
-    running.stop().await;
+    assert!(
+        started - at < chrono::Duration::seconds(1),
+        "with a 100 ms poll it runs soon after its time: ran at {started}, scheduled for {at}"
+    );
+    assert_eq!(done.attempt, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retryable_job_is_claimed_at_its_scheduled_at() {
+    let db = TestDb::new().await;
+    let id = enqueue(&db.client, NewJob::from_args(&FlakyOnce {}).unwrap()).await;
+    let running = Running::start(
+        pool(&db.client)
+            .register(FlakyOnceWorker)
+            .queue("default", 2)
+            .build()
+            .unwrap(),
+    );
+    let retryable = wait_state(&db.client, id, JobState::Retryable).await;
+    let due = retryable.scheduled_at;
+    let failed_at = retryable.attempt_errors()[0].at;
+    let backoff = due - failed_at;
+    assert!(
+        backoff >= chrono::Duration::milliseconds(900)
+            && backoff <= chrono::Duration::milliseconds(1100),
+        "the worker's 1 s backoff with +/-10% jitter, got {backoff}"
+    );
+    // Until its time it stays retryable at attempt 1.
+    while chrono::Utc::now() < due - chrono::Duration::milliseconds(100) {
+        let row = job(&db.client, id).await;
+        assert_eq!(
+            (row.state, row.attempt),
+            (JobState::Retryable, 1),
+            "claimed before its backoff ran out"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let done = wait_state(&db.client, id, JobState::Completed).await;
+    running.stop().await;
+    assert_eq!(done.attempt, 2);
+    let started = done.attempted_at.unwrap();
+    assert!(started >= due, "attempt 2 at {started}, due at {due}");
+    assert!(
+        started - due < chrono::Duration::seconds(1),
+        "claimable once due: attempt 2 at {started}, due at {due}"
+    );
+}
+
+// ---- 3. priority ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn claims_follow_priority_then_age() {
     let db = TestDb::new().await;
     db.client.pause_queue("default").await.unwrap();
     for (label, priority) in [("p5", 5), ("p0-old", 0), ("pm3", -3), ("p0-new", 0)] {
-        db.client
-            .enqueue(
-                NewJob::from_args(&Order {
-                    label: label.into(),
-                })
-                .unwrap()
-                .priority(priority),
-            )
-            .await
-            .unwrap();
+        let order = Order {
+            label: label.into(),
+        };
+        enqueue(
+            &db.client,
+            NewJob::from_args(&order).unwrap().priority(priority),
+        )
+        .await;
     }
     let seen = Arc::new(Mutex::new(Vec::new()));
     let running = Running::start(
@@ -303,26 +514,20 @@ async fn claims_follow_priority_then_age() {
     running.stop().await;
     assert_eq!(
         *seen.lock().unwrap(),
-        vec!["pm3", "p0-old", "p0-new", "p5"],
-        "lower priority first, then oldest"
+        ["pm3", "p0-old", "p0-new", "p5"],
+        "lower priority first, then older first"
     );
 }
+
+// ---- 4. retries with backoff ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn retries_with_backoff_until_failed() {
     let db = TestDb::new().await;
-    let id = db
-        .client
-        .enqueue(
-            NewJob::from_args(&Behave::Fail {
-                message: "upstream 503".into(),
-            })
-            .unwrap()
-            .max_attempts(3),
-        )
-        .await
-        .unwrap()
-        .id;
+    let fail = Behave::Fail {
+        message: "upstream 503".into(),
+    };
+    let id = enqueue(&db.client, behave(&fail).max_attempts(3)).await;
     let running = Running::start(
         pool(&db.client)
             .register(Behaver::default())
@@ -333,9 +538,11 @@ async fn retries_with_backoff_until_failed() {
     );
     let failed = wait_state(&db.client, id, JobState::Failed).await;
     running.stop().await;
-    assert_eq!(failed.attempt, 3);
+    assert_eq!((failed.attempt, failed.max_attempts), (3, 3));
     assert!(failed.finalized_at.is_some());
-    let errors: Vec<AttemptError> = failed.attempt_errors();
+    assert_eq!(failed.attempted_by.as_deref(), Some("retry-worker"));
+    let errors = failed.attempt_errors();
+    assert_eq!(raw_error_count(&failed), 3, "{}", failed.errors);
     assert_eq!(
         errors.iter().map(|e| e.attempt).collect::<Vec<_>>(),
         [1, 2, 3]
@@ -348,23 +555,21 @@ async fn retries_with_backoff_until_failed() {
     for pair in errors.windows(2) {
         let gap = pair[1].at - pair[0].at;
         assert!(
-            gap >= chrono::Duration::milliseconds(175),
-            "backoff of 200 ms (-10% jitter) between attempts, got {gap}"
+            gap >= chrono::Duration::milliseconds(180),
+            "a backoff of 200 ms (-10% jitter at most) between attempts, got {gap}"
         );
     }
 }
 
+// ---- 5. permanent errors ----
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn permanent_errors_fail_at_once() {
+async fn a_permanent_error_fails_at_once() {
     let db = TestDb::new().await;
-    let id = db
-        .client
-        .enqueue(Behave::Permanent {
-            message: "card declined".into(),
-        })
-        .await
-        .unwrap()
-        .id;
+    let permanent = Behave::Permanent {
+        message: "card declined".into(),
+    };
+    let id = enqueue(&db.client, behave(&permanent).max_attempts(20)).await;
     let running = Running::start(
         pool(&db.client)
             .register(Behaver::default())
@@ -375,50 +580,70 @@ async fn permanent_errors_fail_at_once() {
     let failed = wait_state(&db.client, id, JobState::Failed).await;
     running.stop().await;
     assert_eq!((failed.attempt, failed.max_attempts), (1, 20));
-    assert_eq!(
-        failed.attempt_errors()[0].kind.as_deref(),
-        Some("permanent")
-    );
+    assert!(failed.finalized_at.is_some());
+    let errors = failed.attempt_errors();
+    assert_eq!(raw_error_count(&failed), 1);
+    assert_eq!(errors[0].attempt, 1);
+    assert_eq!(errors[0].error, "card declined");
+    assert_eq!(errors[0].kind.as_deref(), Some("permanent"));
 }
 
+// ---- 6. panics ----
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_panic_fails_the_attempt_and_the_worker_keeps_going() {
+async fn a_panic_fails_the_attempt_and_the_pool_keeps_going() {
     let db = TestDb::new().await;
-    let panicked = db
-        .client
-        .enqueue(NewJob::from_args(&Behave::Panic).unwrap().max_attempts(1))
-        .await
-        .unwrap()
-        .id;
+    let panicked = enqueue(&db.client, behave(&Behave::Panic).max_attempts(1)).await;
     let running = Running::start(
         pool(&db.client)
             .register(Behaver::default())
             .queue("default", 1)
+            .worker_id("panicky")
             .build()
             .unwrap(),
     );
     let failed = wait_state(&db.client, panicked, JobState::Failed).await;
-    let error = &failed.attempt_errors()[0];
-    assert_eq!(error.kind.as_deref(), Some("panic"));
-    assert!(error.error.contains("handler blew up"), "{}", error.error);
-    let after = db.client.enqueue(Behave::Ok).await.unwrap().id;
-    wait_state(&db.client, after, JobState::Completed).await;
+    assert_eq!(failed.attempt, 1);
+    let errors = failed.attempt_errors();
+    assert_eq!(raw_error_count(&failed), 1);
+    assert_eq!(errors[0].kind.as_deref(), Some("panic"));
+    assert_eq!(errors[0].worker.as_deref(), Some("panicky"));
+    assert!(
+        errors[0].error.contains("handler blew up"),
+        "{}",
+        errors[0].error
+    );
+    // The same pool, with its single slot, runs the next job.
+    let after = enqueue(&db.client, behave(&Behave::Ok)).await;
+    let done = wait_state(&db.client, after, JobState::Completed).await;
+    assert_eq!(done.attempted_by.as_deref(), Some("panicky"));
     running.stop().await;
 }
 
+// ---- 7. undecodable args ----
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn undecodable_args_fail_the_attempt() {
+async fn undecodable_args_fail_the_attempt_and_the_pool_keeps_going() {
     let db = TestDb::new().await;
-    let bad = db
-        .client
-        .enqueue(NewJob::new("test.behave", json!({"do": "nonsense"})).max_attempts(2))
-        .await
-        .unwrap()
-        .id;
-    let good = db.client.enqueue(Behave::Ok).await.unwrap().id;
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    // `label` is required by `Strict`.
+    let bad = enqueue(
+        &db.client,
+        NewJob::new(Strict::KIND, json!({"n": 1})).max_attempts(2),
+    )
+    .await;
+    let good = enqueue(
+        &db.client,
+        NewJob::from_args(&Strict {
+            n: 2,
+            label: "fine".into(),
+        })
+        .unwrap(),
+    )
+    .await;
     let running = Running::start(
         pool(&db.client)
-            .register(Behaver::default())
+            .register(StrictWorker(Arc::clone(&ran)))
             .queue("default", 1)
             .build()
             .unwrap(),
@@ -426,25 +651,30 @@ async fn undecodable_args_fail_the_attempt() {
     let failed = wait_state(&db.client, bad, JobState::Failed).await;
     wait_state(&db.client, good, JobState::Completed).await;
     running.stop().await;
+    assert_eq!(failed.attempt, 2);
     let errors = failed.attempt_errors();
-    assert_eq!(errors.len(), 2);
-    assert!(errors.iter().all(|e| e.kind.as_deref() == Some("decode")));
-    assert!(
-        errors[0].error.contains("could not decode args"),
-        "{}",
-        errors[0].error
+    assert_eq!(raw_error_count(&failed), 2);
+    for error in &errors {
+        assert_eq!(error.kind.as_deref(), Some("decode"), "{error:?}");
+        assert!(
+            error.error.contains("missing field `label`"),
+            "{}",
+            error.error
+        );
+    }
+    assert_eq!(
+        *ran.lock().unwrap(),
+        ["2:fine"],
+        "the handler never saw the bad args"
     );
 }
 
+// ---- 8. snooze ----
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn snooze_runs_again_later_without_using_an_attempt() {
+async fn a_snooze_runs_again_later_without_using_an_attempt() {
     let db = TestDb::new().await;
-    let id = db
-        .client
-        .enqueue(Behave::SnoozeOnce { ms: 300 })
-        .await
-        .unwrap()
-        .id;
+    let id = enqueue(&db.client, behave(&Behave::SnoozeOnce { ms: 300 })).await;
     let running = Running::start(
         pool(&db.client)
             .register(Behaver::default())
@@ -456,58 +686,96 @@ async fn snooze_runs_again_later_without_using_an_attempt() {
     running.stop().await;
     assert_eq!(done.attempt, 2);
     assert_eq!(done.max_attempts, 21, "the snoozed attempt did not count");
-    assert!(done.attempt_errors().is_empty(), "a snooze is not an error");
+    assert_eq!(raw_error_count(&done), 0, "a snooze is not an error");
     let gap = done.attempted_at.unwrap() - done.created_at;
-    assert!(gap >= chrono::Duration::milliseconds(290), "snoozed {gap}");
+    assert!(
+        gap >= chrono::Duration::milliseconds(300),
+        "second attempt only after the 300 ms snooze, got {gap}"
+    );
 }
+
+// ---- 9. cancel ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_handler_can_cancel_its_job() {
     let db = TestDb::new().await;
-    let id = db.client.enqueue(Behave::Cancel).await.unwrap().id;
+    let id = enqueue(&db.client, behave(&Behave::Cancel)).await;
     let running = Running::start(
         pool(&db.client)
             .register(Behaver::default())
             .queue("default", 1)
+            .worker_id("canceller")
             .build()
             .unwrap(),
     );
     let cancelled = wait_state(&db.client, id, JobState::Cancelled).await;
     running.stop().await;
-    assert_eq!(cancelled.attempt_errors()[0].error, "not needed any more");
+    assert_eq!(cancelled.attempt, 1);
+    assert!(cancelled.finalized_at.is_some());
+    let errors = cancelled.attempt_errors();
+    assert_eq!(raw_error_count(&cancelled), 1);
+    assert_eq!(errors[0].error, "not needed any more");
+    assert_eq!(errors[0].kind.as_deref(), Some("cancelled"));
+    assert_eq!(errors[0].worker.as_deref(), Some("canceller"));
 }
 
+/// An operator cancels a running job; its handler waits on `ctx.cancelled()`, notes when it
+/// fired, then returns success, which must be fenced out.
 async fn operator_cancel_reaches_the_handler(listen: bool) {
     let db = TestDb::new().await;
     let behaver = Behaver::default();
     let saw_cancel = Arc::clone(&behaver.saw_cancel);
+    // Listening: the lease check is too slow to matter, only the notification can stop the
+    // handler in time. Polling: the lease check is the only way.
+    let lease_check = if listen {
+        Duration::from_secs(60)
+    } else {
+        Duration::from_millis(100)
+    };
     let running = Running::start(
         pool(&db.client)
             .register(behaver)
             .queue("default", 2)
             .listen(listen)
-            .lease_check_interval(Duration::from_millis(100))
+            .lease_check_interval(lease_check)
             .build()
             .unwrap(),
     );
-    let id = db.client.enqueue(Behave::WaitForCancel).await.unwrap().id;
+    if listen {
+        wait_listening(&db).await;
+    }
+    let id = enqueue(&db.client, behave(&Behave::CompleteOnCancel)).await;
     wait_state(&db.client, id, JobState::Running).await;
     let cancelled_at = Instant::now();
-    db.client.cancel_job(id).await.unwrap();
-    eventually(
-        Duration::from_secs(3),
-        "the handler to see the cancel",
-        || async { saw_cancel.lock().unwrap().contains(&id).then_some(()) },
-    )
+    let cancelled = db.client.cancel_job(id).await.unwrap();
+    assert_eq!(cancelled.state, JobState::Cancelled);
+    let seen_at = eventually(Duration::from_secs(5), "the handler to see the cancel", || {
+        let saw_cancel = Arc::clone(&saw_cancel);
+        async move {
+            let seen = saw_cancel.lock().unwrap();
+            seen.iter().find(|(job, _)| *job == id).map(|(_, at)| *at)
+        }
+    })
     .await;
-    assert!(cancelled_at.elapsed() < Duration::from_secs(2));
-    // Give the worker time to try (and fail) to record its own outcome.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    running.stop().await;
+    let took = seen_at - cancelled_at;
+    assert!(
+        took < Duration::from_secs(2),
+        "the handler saw the cancel after {took:?}"
+    );
+    // The handler returned success; wait until the pool has tried to record it.
+    eventually(WAIT, "the attempt to be over", || async {
+        (running.running() == 0).then_some(())
+    })
+    .await;
+    let report = running.stop().await;
+    assert!(report.released.is_empty());
     let row = job(&db.client, id).await;
-    assert_eq!(row.state, JobState::Cancelled);
+    assert_eq!(
+        row, cancelled,
+        "the worker's completion was fenced out: the row is as the cancel left it"
+    );
     let errors = row.attempt_errors();
-    assert_eq!(errors.len(), 1, "only the operator's entry: {errors:?}");
+    assert_eq!(raw_error_count(&row), 1, "only the operator's entry");
     assert_eq!(errors[0].error, "cancelled by bosun.cancel_job");
 }
 
@@ -521,13 +789,15 @@ async fn operator_cancel_reaches_the_handler_by_polling() {
     operator_cancel_reaches_the_handler(false).await;
 }
 
+// ---- 10. pause and resume ----
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn paused_queues_are_not_claimed_until_resumed() {
+async fn a_paused_queue_is_not_claimed_until_resumed() {
     let db = TestDb::new().await;
     db.client.pause_queue("mail").await.unwrap();
     let ids: Vec<i64> = db
         .client
-        .enqueue_many((0..5).map(|_| NewJob::from_args(&Behave::Ok).unwrap().queue("mail")))
+        .enqueue_many((0..5).map(|_| behave(&Behave::Ok).queue("mail")))
         .await
         .unwrap()
         .iter()
@@ -540,67 +810,94 @@ async fn paused_queues_are_not_claimed_until_resumed() {
             .build()
             .unwrap(),
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    for id in &ids {
-        assert_eq!(job(&db.client, *id).await.state, JobState::Available);
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        for id in &ids {
+            let row = job(&db.client, *id).await;
+            assert_eq!((row.state, row.attempt), (JobState::Available, 0));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     db.client.resume_queue("mail").await.unwrap();
     for id in ids {
-        wait_state(&db.client, id, JobState::Completed).await;
+        let done = wait_state(&db.client, id, JobState::Completed).await;
+        assert_eq!(done.attempt, 1);
     }
     running.stop().await;
 }
 
+// ---- 11. wake-ups ----
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_plain_insert_wakes_a_listening_worker() {
+async fn a_plain_insert_wakes_a_listening_pool() {
     let db = TestDb::new().await;
     let running = Running::start(
         WorkerPool::builder(db.client.clone())
             .register(Behaver::default())
-            .queue("default", 2)
+            .queue("mail", 2)
             .poll_interval(Duration::from_secs(60))
+            .listen(true)
             .build()
             .unwrap(),
     );
-    // Let the first poll pass, so only a notification can explain a quick pickup.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Once it listens (and its first claim has passed), only a notification explains a
+    // pickup within 3 s: the next poll is a minute away.
+    wait_listening(&db).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO bosun.jobs (kind, args) VALUES ('test.behave', '{\"do\": \"ok\"}') RETURNING id",
+        "INSERT INTO bosun.jobs (kind, args, queue)
+         VALUES ('test.behave', '{\"do\": \"ok\"}', 'mail') RETURNING id",
     )
     .fetch_one(&db.pool)
     .await
     .unwrap();
-    let started = Instant::now();
-    wait_state(&db.client, id, JobState::Completed).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "woken by the notification, not the 60 s poll"
-    );
+    eventually(Duration::from_secs(3), "the inserted job to complete", || async {
+        (job(&db.client, id).await.state == JobState::Completed).then_some(())
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(3));
     running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn polling_alone_works_without_listen() {
+async fn polling_alone_finds_jobs_without_listen() {
     let db = TestDb::new().await;
     let running = Running::start(
         pool(&db.client)
             .register(Behaver::default())
-            .queue("default", 2)
+            .queue("mail", 2)
             .listen(false)
             .build()
             .unwrap(),
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let id = enqueue(&db.client, "test.behave", json!({"do": "ok"})).await;
-    wait_state(&db.client, id, JobState::Completed).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO bosun.jobs (kind, args, queue)
+             VALUES ('test.behave', '{\"do\": \"ok\"}', 'mail') RETURNING id",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        ids.push(id);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    for id in ids {
+        wait_state(&db.client, id, JobState::Completed).await;
+    }
+    assert_eq!(listeners(&db).await, 0, "listen(false) issues no LISTEN");
     running.stop().await;
 }
 
+// ---- 12. kinds filter ----
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn workers_claim_only_kinds_they_know() {
+async fn a_pool_claims_only_the_kinds_it_registered() {
     let db = TestDb::new().await;
-    let known = db.client.enqueue(Behave::Ok).await.unwrap().id;
-    let unknown = enqueue(&db.client, "someone.else", json!({})).await;
+    let other = enqueue(&db.client, NewJob::new("test.other", json!({"x": 1}))).await;
+    let known = enqueue(&db.client, behave(&Behave::Ok)).await;
     let running = Running::start(
         pool(&db.client)
             .register(Behaver::default())
@@ -609,91 +906,115 @@ async fn workers_claim_only_kinds_they_know() {
             .unwrap(),
     );
     wait_state(&db.client, known, JobState::Completed).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A few more polls pass.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     running.stop().await;
-    let other = job(&db.client, unknown).await;
-    assert_eq!((other.state, other.attempt), (JobState::Available, 0));
+    let row = job(&db.client, other).await;
+    assert_eq!(
+        (row.state, row.attempt, row.attempted_by),
+        (JobState::Available, 0, None),
+        "a kind without a worker is left alone"
+    );
 }
+
+// ---- 13. timeouts ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_per_kind_timeout_fails_the_attempt() {
     let db = TestDb::new().await;
-    let id = db
-        .client
-        .enqueue(
-            NewJob::from_args(&Slow { ms: 5000 })
-                .unwrap()
-                .max_attempts(1),
-        )
-        .await
-        .unwrap()
-        .id;
+    let id = enqueue(
+        &db.client,
+        NewJob::from_args(&Slow { ms: 5000 })
+            .unwrap()
+            .max_attempts(1),
+    )
+    .await;
+    let worker = SlowWithTimeout::default();
+    let dropped = Arc::clone(&worker.dropped);
+    let finished = Arc::clone(&worker.finished);
     let running = Running::start(
         pool(&db.client)
-            .register(SlowWithTimeout)
+            .register(worker)
             .queue("default", 1)
             .build()
             .unwrap(),
     );
     let failed = wait_state(&db.client, id, JobState::Failed).await;
-    running.stop().await;
-    let error = &failed.attempt_errors()[0];
-    assert_eq!(error.kind.as_deref(), Some("timeout"));
+    let errors = failed.attempt_errors();
+    assert_eq!(raw_error_count(&failed), 1);
+    assert_eq!(errors[0].kind.as_deref(), Some("timeout"));
+    assert!(errors[0].error.contains("timed out"), "{}", errors[0].error);
     let took = failed.finalized_at.unwrap() - failed.attempted_at.unwrap();
     assert!(
-        took < chrono::Duration::seconds(2),
-        "cut at the timeout, took {took}"
+        took >= chrono::Duration::milliseconds(200) && took < chrono::Duration::seconds(2),
+        "cut at the 200 ms timeout, took {took}"
     );
+    eventually(WAIT, "the timed-out handler to be dropped", || async {
+        dropped.load(Ordering::SeqCst).then_some(())
+    })
+    .await;
+    assert!(!finished.load(Ordering::SeqCst));
+    running.stop().await;
 }
+
+// ---- 14. graceful shutdown ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shutdown_hands_unfinished_jobs_back_without_using_an_attempt() {
     let db = TestDb::new().await;
-    let slow = db
-        .client
-        .enqueue(Behave::Sleep { ms: 10_000 })
-        .await
-        .unwrap()
-        .id;
-    let waiting = db.client.enqueue(Behave::WaitForCancel).await.unwrap().id;
+    // One handler ignores cancellation, the other stops when told.
+    let slow = enqueue(&db.client, behave(&Behave::Sleep { ms: 10_000 })).await;
+    let cooperative = enqueue(&db.client, behave(&Behave::FailOnCancel)).await;
+    let behaver = Behaver::default();
+    let saw_cancel = Arc::clone(&behaver.saw_cancel);
     let running = Running::start(
         pool(&db.client)
-            .register(Behaver::default())
+            .register(behaver)
             .queue("default", 2)
             .shutdown_timeout(Duration::from_millis(300))
             .build()
             .unwrap(),
     );
-    wait_state(&db.client, slow, JobState::Running).await;
-    wait_state(&db.client, waiting, JobState::Running).await;
+    let slow_row = wait_state(&db.client, slow, JobState::Running).await;
+    let cooperative_row = wait_state(&db.client, cooperative, JobState::Running).await;
     let began = Instant::now();
     let report = running.stop().await;
+    let took = began.elapsed();
     assert!(
-        began.elapsed() < Duration::from_secs(3),
-        "stopped within the timeout and grace"
+        took < Duration::from_millis(2500),
+        "run_until returned {took:?} after shutdown began (timeout 300 ms)"
     );
-    assert_eq!(report.released, vec![slow, waiting]);
-    for id in [slow, waiting] {
-        let row = job(&db.client, id).await;
-        assert_eq!(row.state, JobState::Available, "job {id} handed back");
+    assert!(
+        took >= Duration::from_millis(300),
+        "running handlers got their 300 ms, returned after {took:?}"
+    );
+    assert_eq!(report.released, [slow, cooperative]);
+    assert!(
+        saw_cancel
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(id, _)| *id == cooperative),
+        "the handler was told to stop"
+    );
+    for before in [slow_row, cooperative_row] {
+        let row = job(&db.client, before.id).await;
+        assert_eq!(row.state, JobState::Available, "job {} handed back", row.id);
         assert_eq!(
             (row.attempt, row.max_attempts),
-            (1, 21),
-            "attempt not used up"
+            (1, before.max_attempts + 1),
+            "job {}: the interrupted attempt is not used up",
+            row.id
         );
-        assert!(row.attempt_errors().is_empty());
+        assert_eq!(raw_error_count(&row), 0, "a hand-back is not an error");
+        assert!(row.finalized_at.is_none());
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn shutdown_lets_jobs_finish_within_the_timeout() {
+async fn shutdown_lets_a_job_finish_within_the_timeout() {
     let db = TestDb::new().await;
-    let id = db
-        .client
-        .enqueue(Behave::Sleep { ms: 300 })
-        .await
-        .unwrap()
-        .id;
+    let id = enqueue(&db.client, behave(&Behave::Sleep { ms: 500 })).await;
     let running = Running::start(
         pool(&db.client)
             .register(Behaver::default())
@@ -703,54 +1024,113 @@ async fn shutdown_lets_jobs_finish_within_the_timeout() {
             .unwrap(),
     );
     wait_state(&db.client, id, JobState::Running).await;
+    let began = Instant::now();
     let report = running.stop().await;
-    assert!(report.released.is_empty());
-    assert_eq!(job(&db.client, id).await.state, JobState::Completed);
+    let took = began.elapsed();
+    assert!(report.released.is_empty(), "{report:?}");
+    assert!(
+        took < Duration::from_secs(3),
+        "run_until returns once the job is done, not at the 5 s timeout: {took:?}"
+    );
+    let row = job(&db.client, id).await;
+    assert_eq!((row.state, row.attempt), (JobState::Completed, 1));
 }
+
+// ---- 15. fencing ----
 
 #[tokio::test]
 async fn writes_by_a_worker_that_lost_the_job_are_fenced_out() {
     let db = TestDb::new().await;
-    let id = enqueue(&db.client, "k", json!({})).await;
-    let kinds = vec!["k".to_string()];
+    let kinds = vec!["test.fence".to_string()];
+    let outcomes = [
+        Outcome::Completed,
+        Outcome::Errored {
+            error: "late".into(),
+            kind: "error",
+            retry_in: Duration::from_secs(1),
+            permanent: false,
+        },
+        Outcome::Errored {
+            error: "late".into(),
+            kind: "permanent",
+            retry_in: Duration::from_secs(1),
+            permanent: true,
+        },
+        Outcome::Cancelled {
+            reason: "late".into(),
+        },
+        Outcome::Snoozed {
+            delay: Duration::from_secs(1),
+        },
+    ];
+
+    // An operator cancels the running job.
+    let id = enqueue(&db.client, NewJob::new("test.fence", json!({}))).await;
     let claimed = job_claim(&db.pool, "default", &kinds, 10, "w1")
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
-    assert_eq!(claimed[0].attempt, 1);
+    assert_eq!(
+        (claimed[0].id, claimed[0].state, claimed[0].attempt),
+        (id, JobState::Running, 1)
+    );
+    let cancelled = db.client.cancel_job(id).await.unwrap();
+    assert_eq!(
+        job_lost_leases(&db.pool, &[(id, 1)]).await.unwrap(),
+        [id],
+        "the lease check sees the loss"
+    );
+    for outcome in &outcomes {
+        let recorded = job_record(&db.pool, id, 1, outcome).await.unwrap();
+        assert_eq!(recorded, Recorded::FencedOut, "{outcome:?}");
+        assert_eq!(
+            job(&db.client, id).await,
+            cancelled,
+            "row unchanged by {outcome:?}"
+        );
+    }
 
-    // An operator cancels the running job: the worker's completion changes nothing.
-    db.client.cancel_job(id).await.unwrap();
-    let recorded = job_record(&db.pool, id, 1, &Outcome::Completed)
-        .await
-        .unwrap();
-    assert_eq!(recorded, Recorded::FencedOut);
-    assert_eq!(job(&db.client, id).await.state, JobState::Cancelled);
-
-    // Retried and claimed again: the old attempt number no longer writes.
+    // Retried and claimed again: the old attempt number no longer writes, the new one does.
     db.client.retry_job(id).await.unwrap();
     let again = job_claim(&db.pool, "default", &kinds, 10, "w2")
         .await
         .unwrap();
-    assert_eq!(again[0].attempt, 2);
-    let stale = job_record(
-        &db.pool,
-        id,
-        1,
-        &Outcome::Errored {
-            error: "late".into(),
-            kind: "error",
-            retry_in: Duration::from_secs(1),
-            permanent: true,
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(stale, Recorded::FencedOut);
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].attempt, again[0].state), (2, JobState::Running));
+    for outcome in &outcomes {
+        let recorded = job_record(&db.pool, id, 1, outcome).await.unwrap();
+        assert_eq!(recorded, Recorded::FencedOut, "stale attempt: {outcome:?}");
+        assert_eq!(
+            job(&db.client, id).await,
+            again[0],
+            "row unchanged by the stale {outcome:?}"
+        );
+    }
     let current = job_record(&db.pool, id, 2, &Outcome::Completed)
         .await
         .unwrap();
     assert_eq!(current, Recorded::Now(JobState::Completed));
+
+    // Taken over by hand (as another worker's claim would): the first holder is fenced out.
+    let other = enqueue(&db.client, NewJob::new("test.fence", json!({}))).await;
+    let first = job_claim(&db.pool, "default", &kinds, 10, "w1")
+        .await
+        .unwrap();
+    assert_eq!((first[0].id, first[0].attempt), (other, 1));
+    sqlx::query(
+        "UPDATE bosun.jobs SET attempt = attempt + 1, attempted_by = 'w3', attempted_at = now()
+         WHERE id = $1",
+    )
+    .bind(other)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let taken = job(&db.client, other).await;
+    let recorded = job_record(&db.pool, other, 1, &Outcome::Completed)
+        .await
+        .unwrap();
+    assert_eq!(recorded, Recorded::FencedOut);
+    assert_eq!(job(&db.client, other).await, taken);
 }
 
 #[tokio::test]
@@ -777,6 +1157,8 @@ async fn a_claim_takes_at_most_the_free_slots_and_skips_what_others_hold() {
         .is_empty());
 }
 
+// ---- 16. invalid configuration ----
+
 #[tokio::test]
 async fn invalid_configuration_is_a_typed_error() {
     let db = TestDb::new().await;
@@ -785,18 +1167,27 @@ async fn invalid_configuration_is_a_typed_error() {
         other => panic!("expected InvalidConfig, got {other:?}"),
     };
     let base = || WorkerPool::builder(db.client.clone()).register(Behaver::default());
-    assert!(message(base().build()).contains("no queues"));
-    assert!(message(base().queue("default", 0).build()).contains("concurrency 0"));
-    assert!(message(base().queue("bad name", 1).build()).contains("not a valid name"));
-    assert!(message(base().queue("a", 1).queue("a", 2).build()).contains("twice"));
+
+    let no_queues = message(base().build());
+    assert!(no_queues.contains("no queues"), "{no_queues}");
+    let zero = message(base().queue("default", 0).build());
     assert!(
-        message(base().queue("a", 1).poll_interval(Duration::ZERO).build())
-            .contains("poll_interval")
+        zero.contains("\"default\"") && zero.contains("concurrency 0"),
+        "{zero}"
     );
-    assert!(message(
+    let bad_name = message(base().queue("bad name", 1).build());
+    assert!(
+        bad_name.contains("\"bad name\"") && bad_name.contains("not a valid name"),
+        "{bad_name}"
+    );
+    let twice = message(base().queue("a", 1).queue("a", 2).build());
+    assert!(twice.contains("twice"), "{twice}");
+    let poll = message(base().queue("a", 1).poll_interval(Duration::ZERO).build());
+    assert!(poll.contains("poll_interval"), "{poll}");
+    let no_workers = message(
         WorkerPool::builder(db.client.clone())
             .queue("default", 1)
-            .build()
-    )
-    .contains("no workers registered"));
+            .build(),
+    );
+    assert!(no_workers.contains("no workers registered"), "{no_workers}");
 }

@@ -86,6 +86,15 @@ pub struct WorkerArgs {
     /// Run leader election and maintenance (the rescuer) this often.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub maintenance_interval: Duration,
+    /// Delete completed jobs this long after they finished.
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub retain_completed: Duration,
+    /// Delete failed jobs this long after they failed.
+    #[arg(long, default_value = "7days", value_parser = parse_duration)]
+    pub retain_failed: Duration,
+    /// Delete cancelled jobs this long after they were cancelled.
+    #[arg(long, default_value = "7days", value_parser = parse_duration)]
+    pub retain_cancelled: Duration,
 }
 
 /// `--queues`, parsed.

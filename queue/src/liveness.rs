@@ -1,5 +1,5 @@
-//! Storage for live workers, leadership and rescue: the calls behind heartbeats, the
-//! maintenance leader and the rescuer in `bosun-workers`.
+//! Storage for live workers, leadership, rescue and pruning: the calls behind heartbeats,
+//! the maintenance leader, the rescuer and the pruner in `bosun-workers`.
 //!
 //! Liveness is a lease on the database clock: a worker is alive while `expires_at > now()`,
 //! and renews it by heartbeating. A job whose `attempted_by` names a worker without a live
@@ -192,4 +192,30 @@ async fn rescue(
         retried: (rows.len() - failed) as u64,
         failed: failed as u64,
     })
+}
+
+/// Delete up to `limit` jobs in final `state` that finished more than `older_than` ago.
+/// Returns how many were deleted.
+///
+/// # Errors
+/// [`crate::Error::InvalidArgument`] for a state that is not final; [`crate::Error::Database`]
+/// if the delete fails.
+pub async fn job_prune_batch(
+    pool: &PgPool,
+    state: JobState,
+    older_than: Duration,
+    limit: i64,
+) -> Result<u64> {
+    if !state.is_final() {
+        return Err(crate::Error::InvalidArgument(format!(
+            "only completed, failed or cancelled jobs are pruned, not {state}"
+        )));
+    }
+    Ok(sqlx::query(include_str!("sql/job_prune_batch.sql"))
+        .bind(state)
+        .bind(older_than.as_secs_f64())
+        .bind(limit)
+        .execute(pool)
+        .await?
+        .rows_affected())
 }

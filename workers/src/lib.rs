@@ -51,7 +51,7 @@ pub use error::{Error, Result};
 pub use pool::{
     PoolBuilder, PoolConfig, ShutdownReport, WorkerPool, HEARTBEAT_INTERVAL_DEFAULT,
     LEASE_CHECK_INTERVAL_DEFAULT, LEASE_DEFAULT, MAINTENANCE_INTERVAL_DEFAULT,
-    POLL_INTERVAL_DEFAULT, SHUTDOWN_TIMEOUT_DEFAULT,
+    POLL_INTERVAL_DEFAULT, PRUNE_INTERVAL_DEFAULT, SHUTDOWN_TIMEOUT_DEFAULT,
 };
 pub use registry::Registry;
 pub use signal::shutdown_signal;

@@ -43,6 +43,8 @@ pub const HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_secs(2);
 pub const LEASE_DEFAULT: Duration = Duration::from_secs(15);
 /// Default time between maintenance ticks (leader election, rescuer).
 pub const MAINTENANCE_INTERVAL_DEFAULT: Duration = Duration::from_secs(2);
+/// Default time between pruner passes.
+pub const PRUNE_INTERVAL_DEFAULT: Duration = Duration::from_secs(60);
 /// After the shutdown timeout, how long stopped handlers get to return before their jobs are
 /// handed back from outside.
 const SHUTDOWN_STOP_GRACE: Duration = Duration::from_secs(1);
@@ -71,6 +73,10 @@ pub struct PoolConfig {
     pub maintenance_interval: Duration,
     /// Rescuer settings.
     pub rescuer: crate::maintenance::rescuer::RescuerConfig,
+    /// Pruner settings.
+    pub pruner: crate::maintenance::pruner::PrunerConfig,
+    /// Run the pruner this often (when leading).
+    pub prune_interval: Duration,
 }
 
 /// What a pool did at shutdown.
@@ -124,6 +130,8 @@ pub struct PoolBuilder {
     heartbeat_interval: Duration,
     lease: Duration,
     maintenance_interval: Duration,
+    pruner: crate::maintenance::pruner::PrunerConfig,
+    prune_interval: Duration,
 }
 
 impl PoolBuilder {
@@ -188,6 +196,19 @@ impl PoolBuilder {
         self
     }
 
+    /// Retention and batch size of the pruner (defaults: completed 1 day, failed and
+    /// cancelled 7 days).
+    pub fn pruner(mut self, config: crate::maintenance::pruner::PrunerConfig) -> Self {
+        self.pruner = config;
+        self
+    }
+
+    /// Run the pruner this often when leading (default 60 s).
+    pub fn prune_interval(mut self, interval: Duration) -> Self {
+        self.prune_interval = interval;
+        self
+    }
+
     /// Run leader election and maintenance this often (default 2 s).
     pub fn maintenance_interval(mut self, interval: Duration) -> Self {
         self.maintenance_interval = interval;
@@ -233,6 +254,7 @@ impl PoolBuilder {
             ("lease_check_interval", self.lease_check_interval),
             ("heartbeat_interval", self.heartbeat_interval),
             ("maintenance_interval", self.maintenance_interval),
+            ("prune_interval", self.prune_interval),
         ] {
             if interval.is_zero() {
                 return Err(Error::InvalidConfig(format!("{name} must be above zero")));
@@ -268,6 +290,8 @@ impl PoolBuilder {
                         min_age: self.lease,
                         ..Default::default()
                     },
+                    pruner: self.pruner,
+                    prune_interval: self.prune_interval,
                 },
             }),
         })
@@ -303,6 +327,8 @@ impl WorkerPool {
             heartbeat_interval: HEARTBEAT_INTERVAL_DEFAULT,
             lease: LEASE_DEFAULT,
             maintenance_interval: MAINTENANCE_INTERVAL_DEFAULT,
+            pruner: crate::maintenance::pruner::PrunerConfig::default(),
+            prune_interval: PRUNE_INTERVAL_DEFAULT,
         }
     }
 

@@ -4,7 +4,7 @@ mod demo;
 
 use anyhow::Context;
 use bosun_queue::{migrate, Job, JobFilter, NewJob};
-use bosun_workers::{shutdown_signal, WorkerPool};
+use bosun_workers::{maintenance::pruner::PrunerConfig, shutdown_signal, WorkerPool};
 use serde_json::json;
 
 use crate::{
@@ -75,7 +75,13 @@ async fn worker(db: &Database, args: WorkerArgs) -> anyhow::Result<()> {
         .shutdown_timeout(args.shutdown_timeout)
         .heartbeat_interval(args.heartbeat_interval)
         .lease(args.lease)
-        .maintenance_interval(args.maintenance_interval);
+        .maintenance_interval(args.maintenance_interval)
+        .pruner(PrunerConfig {
+            retain_completed: args.retain_completed,
+            retain_failed: args.retain_failed,
+            retain_cancelled: args.retain_cancelled,
+            ..PrunerConfig::default()
+        });
     for (queue, concurrency) in args.queues.0 {
         builder = builder.queue(queue, concurrency);
     }

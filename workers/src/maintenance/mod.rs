@@ -13,9 +13,10 @@
 //! takes no input, works in batches until a batch comes back short, and returns counts. It
 //! does not retry inside a run; the next tick is the retry.
 
+pub mod pruner;
 pub mod rescuer;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use bosun_queue::liveness::{leader_acquire, MAINTENANCE_LEADER};
 use tokio_util::sync::CancellationToken;
@@ -25,6 +26,8 @@ use crate::pool::Shared;
 
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let rescuer = rescuer::Rescuer::new(shared.client.clone(), shared.config.rescuer.clone());
+    let pruner = pruner::Pruner::new(shared.client.clone(), shared.config.pruner.clone());
+    let mut last_pruned: Option<Instant> = None;
     let mut tick = tokio::time::interval(shared.config.maintenance_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut leading = false;
@@ -67,6 +70,20 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             ),
             Ok(_) => debug!("rescuer: nothing to do"),
             Err(error) => warn!(%error, "rescuer failed; next tick retries"),
+        }
+        if last_pruned.is_some_and(|at| at.elapsed() < shared.config.prune_interval) {
+            continue;
+        }
+        last_pruned = Some(Instant::now());
+        match pruner.run_once().await {
+            Ok(result) if result.completed + result.failed + result.cancelled > 0 => info!(
+                completed = result.completed,
+                failed = result.failed,
+                cancelled = result.cancelled,
+                "pruned finished jobs past their retention"
+            ),
+            Ok(_) => debug!("pruner: nothing to do"),
+            Err(error) => warn!(%error, "pruner failed; next tick retries"),
         }
     }
 }

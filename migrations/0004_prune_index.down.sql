@@ -1,0 +1,2 @@
+-- Bosun 0004 down.
+DROP INDEX IF EXISTS bosun.jobs_finalized_idx;
