@@ -312,7 +312,7 @@ async fn a_restarted_worker_id_gives_back_what_its_previous_incarnation_held() {
     assert!(
         job.attempt_errors()[0]
             .error
-            .contains("restarted while holding the job"),
+            .contains("no longer holds the job"),
         "{:?}",
         job.attempt_errors()
     );
@@ -391,4 +391,51 @@ async fn the_pruner_deletes_finished_jobs_past_their_retention_in_batches() {
             .await,
         Err(bosun_queue::Error::InvalidArgument(_))
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_worker_gives_back_claims_it_never_received() {
+    let db = TestDb::new().await;
+    let pool = bosun_workers::WorkerPool::builder(db.client.clone())
+        .registry(bosun_cli::kinds::registry())
+        .queue("default", 1)
+        .worker_id("live")
+        .heartbeat_interval(Duration::from_millis(200))
+        .lease(Duration::from_secs(1))
+        .lease_check_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        pool.run_until(async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    eventually(Duration::from_secs(5), "the worker to register", || async {
+        let workers = liveness::worker_list(&db.pool).await.unwrap();
+        workers.iter().any(|w| w.id == "live").then_some(())
+    })
+    .await;
+    // A claim that committed under the live worker's id but whose reply it never got.
+    let lost = running_job(&db, "live", 5, 1, 20).await;
+    let job = eventually(
+        Duration::from_secs(5),
+        "the lost claim to be given back",
+        || async {
+            let job = db.client.job_get(lost).await.unwrap();
+            (job.state != JobState::Running).then_some(job)
+        },
+    )
+    .await;
+    assert_eq!(
+        job.state,
+        JobState::Retryable,
+        "kind k is not run here, so it waits"
+    );
+    assert!(job.attempt_errors()[0]
+        .error
+        .contains("no longer holds the job"));
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
 }

@@ -167,12 +167,20 @@ impl Worker for OrderWorker {
 #[serde(tag = "do", rename_all = "snake_case")]
 enum Behave {
     Ok,
-    Fail { message: String },
-    Permanent { message: String },
+    Fail {
+        message: String,
+    },
+    Permanent {
+        message: String,
+    },
     Panic,
     Cancel,
-    SnoozeOnce { ms: u64 },
-    Sleep { ms: u64 },
+    SnoozeOnce {
+        ms: u64,
+    },
+    Sleep {
+        ms: u64,
+    },
     /// Wait for `ctx.cancelled()`, note when it came, then claim success: a write that must be
     /// fenced out when the cancel came from an operator.
     CompleteOnCancel,
@@ -271,7 +279,10 @@ struct StrictWorker(Arc<Mutex<Vec<String>>>);
 impl Worker for StrictWorker {
     type Args = Strict;
     async fn work(&self, _ctx: JobContext, args: Strict) -> JobResult {
-        self.0.lock().unwrap().push(format!("{}:{}", args.n, args.label));
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{}:{}", args.n, args.label));
         Ok(())
     }
 
@@ -396,7 +407,10 @@ async fn two_pools_drain_5000_jobs_each_exactly_once() {
             .await
             .unwrap();
     assert_eq!(
-        per_worker.iter().map(|(w, _)| w.as_str()).collect::<Vec<_>>(),
+        per_worker
+            .iter()
+            .map(|(w, _)| w.as_str())
+            .collect::<Vec<_>>(),
         ["pool-a", "pool-b"],
         "both pools did some of the work: {per_worker:?}"
     );
@@ -749,13 +763,17 @@ async fn operator_cancel_reaches_the_handler(listen: bool) {
     let cancelled_at = Instant::now();
     let cancelled = db.client.cancel_job(id).await.unwrap();
     assert_eq!(cancelled.state, JobState::Cancelled);
-    let seen_at = eventually(Duration::from_secs(5), "the handler to see the cancel", || {
-        let saw_cancel = Arc::clone(&saw_cancel);
-        async move {
-            let seen = saw_cancel.lock().unwrap();
-            seen.iter().find(|(job, _)| *job == id).map(|(_, at)| *at)
-        }
-    })
+    let seen_at = eventually(
+        Duration::from_secs(5),
+        "the handler to see the cancel",
+        || {
+            let saw_cancel = Arc::clone(&saw_cancel);
+            async move {
+                let seen = saw_cancel.lock().unwrap();
+                seen.iter().find(|(job, _)| *job == id).map(|(_, at)| *at)
+            }
+        },
+    )
     .await;
     let took = seen_at - cancelled_at;
     assert!(
@@ -852,9 +870,11 @@ async fn a_plain_insert_wakes_a_listening_pool() {
     .fetch_one(&db.pool)
     .await
     .unwrap();
-    eventually(Duration::from_secs(3), "the inserted job to complete", || async {
-        (job(&db.client, id).await.state == JobState::Completed).then_some(())
-    })
+    eventually(
+        Duration::from_secs(3),
+        "the inserted job to complete",
+        || async { (job(&db.client, id).await.state == JobState::Completed).then_some(()) },
+    )
     .await;
     assert!(started.elapsed() < Duration::from_secs(3));
     running.stop().await;

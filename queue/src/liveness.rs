@@ -162,29 +162,34 @@ pub async fn job_rescue_many(pool: &PgPool, limit: i64, min_age: Duration) -> Re
     rescue(pool, limit, min_age, None).await
 }
 
-/// Rescue up to `limit` jobs still `running` under `worker_id`, for a worker that is just
-/// starting: it holds nothing yet, so they belong to an earlier incarnation that died.
+/// Rescue up to `limit` jobs `running` under `worker_id` that the worker does not hold (all
+/// but `held`) and that were claimed more than `min_age` ago. A starting worker holds nothing,
+/// so it gives back what an earlier incarnation with its id held; a running one gives back
+/// claims whose reply it never received.
 ///
 /// # Errors
 /// [`crate::Error::Database`] if the write fails.
-pub async fn job_rescue_previous_incarnation(
+pub async fn job_rescue_unheld(
     pool: &PgPool,
     worker_id: &str,
+    held: &[i64],
+    min_age: Duration,
     limit: i64,
 ) -> Result<RescueResult> {
-    rescue(pool, limit, Duration::ZERO, Some(worker_id)).await
+    rescue(pool, limit, min_age, Some((worker_id, held))).await
 }
 
 async fn rescue(
     pool: &PgPool,
     limit: i64,
     min_age: Duration,
-    worker_id: Option<&str>,
+    unheld_by: Option<(&str, &[i64])>,
 ) -> Result<RescueResult> {
     let rows: Vec<(i64, JobState)> = sqlx::query_as(include_str!("sql/job_rescue_many.sql"))
         .bind(limit)
         .bind(min_age.as_secs_f64())
-        .bind(worker_id)
+        .bind(unheld_by.map(|(worker, _)| worker))
+        .bind(unheld_by.map_or(&[][..], |(_, held)| held))
         .fetch_all(pool)
         .await?;
     let failed = rows.iter().filter(|(_, s)| *s == JobState::Failed).count();

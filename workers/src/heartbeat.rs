@@ -3,9 +3,9 @@
 //! (crash, SIGSTOP, a cut network) the lease runs out and the leader's rescuer gives this
 //! worker's jobs back; anything the worker writes about them later is fenced out.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
-use bosun_queue::liveness::{job_rescue_previous_incarnation, worker_heartbeat, WorkerIdentity};
+use bosun_queue::liveness::{job_rescue_unheld, worker_heartbeat, WorkerIdentity};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -36,7 +36,8 @@ pub(crate) async fn register(shared: &Shared) -> bosun_queue::Result<()> {
     worker_heartbeat(pool, &identity(shared), shared.config.lease).await?;
     let batch = shared.config.rescuer.batch_size;
     loop {
-        let rescued = job_rescue_previous_incarnation(pool, &shared.worker_id, batch).await?;
+        let rescued =
+            job_rescue_unheld(pool, &shared.worker_id, &[], Duration::ZERO, batch).await?;
         let count = rescued.retried + rescued.failed;
         if count > 0 {
             info!(

@@ -3,12 +3,15 @@
 //! took them over) and tell those handlers to stop. It is how a cancel reaches a handler when
 //! LISTEN is off, and a backstop when a notification was missed. Their results are fenced out
 //! regardless; this only saves the work.
+//!
+//! It also gives back jobs running under this worker's id that it does not hold (see
+//! [`give_back_unheld`]).
 
 use std::sync::Arc;
 
-use bosun_queue::runtime::job_lost_leases;
+use bosun_queue::{liveness::job_rescue_unheld, runtime::job_lost_leases};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::{pool::Shared, running::StopReason};
 
@@ -21,6 +24,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             () = stop.cancelled() => return,
         }
         let held = shared.running.held();
+        give_back_unheld(&shared, &held).await;
         if held.is_empty() {
             continue;
         }
@@ -37,5 +41,30 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             }
             Err(error) => debug!(%error, "lease check failed; next tick retries"),
         }
+    }
+}
+
+/// Jobs `running` under this worker's id that it does not hold: claims whose reply was lost
+/// when the connection dropped after the commit. Nobody else would ever rescue them, since
+/// this worker's lease stays alive. Only claims older than a lease are considered, far
+/// longer than a claim's reply takes to be handled.
+async fn give_back_unheld(shared: &Shared, held: &[(i64, i32)]) {
+    let ids: Vec<i64> = held.iter().map(|(id, _)| *id).collect();
+    let result = job_rescue_unheld(
+        shared.client.pool(),
+        &shared.worker_id,
+        &ids,
+        shared.config.lease,
+        shared.config.rescuer.batch_size,
+    )
+    .await;
+    match result {
+        Ok(r) if r.retried + r.failed > 0 => warn!(
+            retried = r.retried,
+            failed = r.failed,
+            "gave back jobs claimed under this worker's id whose claim reply was lost"
+        ),
+        Ok(_) => {}
+        Err(error) => debug!(%error, "checking for lost claims failed; next tick retries"),
     }
 }

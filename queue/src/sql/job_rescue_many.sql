@@ -1,9 +1,11 @@
--- Rescue up to $1 running jobs whose worker is gone. Two cases:
---   $3 IS NULL: the holder's lease expired, or it never registered. Jobs claimed less than
---     $2 seconds ago are left alone, so a claim that races its worker's first heartbeat is
---     never mistaken for an orphan.
---   $3 = a worker id: that worker just (re)started, so it holds nothing yet; whatever runs
---     under its id belongs to an earlier incarnation that died.
+-- Rescue up to $1 running jobs claimed more than $2 seconds ago whose worker is gone or does
+-- not know it holds them. Two cases:
+--   $3 IS NULL: the holder's lease expired, or it never registered. The age guard keeps a
+--     claim that races its worker's first heartbeat from being taken for an orphan.
+--   $3 = a worker id: that worker is asking about jobs under its own id that it does not hold
+--     (all but the ids in $4). At start it holds nothing, so they belong to an earlier
+--     incarnation that died; later they are claims whose reply never reached it (the
+--     connection dropped after the commit).
 -- A rescued job is retryable at once, or failed when it has used its attempts, with an error
 -- entry naming the worker. The old holder's late writes are fenced out: the row is no longer
 -- `running` at its attempt.
@@ -11,12 +13,12 @@ WITH orphaned AS (
     SELECT j.id
     FROM bosun.jobs AS j
     WHERE j.state = 'running'
+      AND j.attempted_at < now() - make_interval(secs => $2)
       AND CASE WHEN $3::text IS NULL THEN
-              j.attempted_at < now() - make_interval(secs => $2)
-              AND NOT EXISTS (
+              NOT EXISTS (
                   SELECT 1 FROM bosun.workers AS w
                   WHERE w.id = j.attempted_by AND w.expires_at > now())
-          ELSE j.attempted_by = $3
+          ELSE j.attempted_by = $3 AND j.id <> ALL($4::bigint[])
           END
     ORDER BY j.attempted_at
     LIMIT $1
@@ -31,7 +33,7 @@ WITH orphaned AS (
             'attempt', j.attempt, 'at', now(),
             'error', CASE WHEN $3::text IS NULL
                           THEN format('rescued: worker %s stopped heartbeating', coalesce(j.attempted_by, '(none)'))
-                          ELSE format('rescued: worker %s restarted while holding the job', j.attempted_by)
+                          ELSE format('rescued: worker %s no longer holds the job (it restarted, or the reply to its claim was lost)', j.attempted_by)
                      END,
             'worker', j.attempted_by, 'kind', 'rescued'))
     FROM orphaned
