@@ -23,7 +23,12 @@ struct Replica {
 
 impl Replica {
     fn start(db: &TestDb, id: &str, concurrency: u32) -> Replica {
-        let log = std::env::temp_dir().join(format!("bosun-{}-{id}.log", db.name));
+        Replica::start_on(&db.url, &db.name, id, concurrency)
+    }
+
+    /// A replica on the database at `url`; its log goes to a temporary file named by `tag`.
+    fn start_on(url: &str, tag: &str, id: &str, concurrency: u32) -> Replica {
+        let log = std::env::temp_dir().join(format!("bosun-{tag}-{id}.log"));
         let child = Command::new(bosun_bin())
             .args([
                 "worker",
@@ -42,7 +47,7 @@ impl Replica {
                 "--shutdown-timeout",
                 "5s",
             ])
-            .env("DATABASE_URL", &db.url)
+            .env("DATABASE_URL", url)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(File::create(log).expect("worker log file"))
@@ -92,6 +97,10 @@ impl Drop for Replica {
 }
 
 async fn install_ledger(db: &TestDb) {
+    install_ledger_on(&db.pool).await;
+}
+
+async fn install_ledger_on(pool: &sqlx::PgPool) {
     sqlx::raw_sql(
         "CREATE TABLE claims (job_id bigint NOT NULL, attempt int NOT NULL, worker text NOT NULL,
                               at timestamptz NOT NULL DEFAULT clock_timestamp());
@@ -111,7 +120,7 @@ async fn install_ledger(db: &TestDb) {
          CREATE TRIGGER ledger AFTER UPDATE ON bosun.jobs
              FOR EACH ROW EXECUTE FUNCTION ledger();",
     )
-    .execute(&db.pool)
+    .execute(pool)
     .await
     .unwrap();
 }
@@ -319,4 +328,81 @@ async fn a_killed_leader_is_replaced_within_the_lease() {
         started.elapsed()
     );
     survivor.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restart_mid_drain_needs_no_operator() {
+    // A server of its own: stopping it must not disturb the other tests.
+    let mut server = tokio::task::spawn_blocking(bosun_cli::embedded::EmbeddedPostgres::start)
+        .await
+        .unwrap()
+        .expect("a throwaway PostgreSQL");
+    let url = server.url();
+    let client = bosun_queue::Client::connect(&url).await.unwrap();
+    client.migrate().await.unwrap();
+    install_ledger_on(client.pool()).await;
+    for chunk in (0..6000).collect::<Vec<_>>().chunks(3000) {
+        client
+            .enqueue_many(chunk.iter().map(|i| NewJob::new("echo", json!({ "i": i }))))
+            .await
+            .unwrap();
+    }
+    let count = |state: &'static str| {
+        let url = url.clone();
+        async move {
+            // A fresh connection each time: the test's own pool also lives through the restart.
+            let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await else {
+                return -1;
+            };
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM bosun.jobs WHERE state::text = $1")
+                .bind(state)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap_or(-1)
+        }
+    };
+    let r1 = Replica::start_on(&url, "pg-restart", "r1", 8);
+    let r2 = Replica::start_on(&url, "pg-restart", "r2", 8);
+    eventually(Duration::from_secs(60), "a third of the drain", || async {
+        (count("completed").await >= 2000).then_some(())
+    })
+    .await;
+
+    let before = count("completed").await;
+    assert!(
+        before < 6000,
+        "the restart comes in the middle of the drain ({before} done)"
+    );
+    let server = tokio::task::spawn_blocking(move || {
+        server.stop("fast").expect("stopping PostgreSQL");
+        std::thread::sleep(Duration::from_secs(2));
+        server.restart().expect("restarting PostgreSQL");
+        server
+    })
+    .await
+    .unwrap();
+    eventually(
+        Duration::from_secs(120),
+        "every job completed after the restart",
+        || async { (count("completed").await == 6000).then_some(()) },
+    )
+    .await;
+    r1.stop().await;
+    r2.stop().await;
+
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let completions: i64 = sqlx::query_scalar("SELECT count(*) FROM completions")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(completions, 6000, "each job completed once");
+    let stuck: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM bosun.jobs WHERE state <> 'completed'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(stuck, 0);
+    drop(server);
 }
