@@ -28,12 +28,24 @@ impl Replica {
 
     /// A replica on the database at `url`; its log goes to a temporary file named by `tag`.
     fn start_on(url: &str, tag: &str, id: &str, concurrency: u32) -> Replica {
+        Replica::spawn(
+            Command::new(bosun_bin()),
+            url,
+            tag,
+            id,
+            &format!("default={concurrency}"),
+        )
+    }
+
+    /// Run `bosun worker` through `command` (the binary itself, or a wrapper such as
+    /// faketime that then runs the binary) for `queues`.
+    fn spawn(mut command: Command, url: &str, tag: &str, id: &str, queues: &str) -> Replica {
         let log = std::env::temp_dir().join(format!("bosun-{tag}-{id}.log"));
-        let child = Command::new(bosun_bin())
+        let child = command
             .args([
                 "worker",
                 "--queues",
-                &format!("default={concurrency}"),
+                queues,
                 "--worker-id",
                 id,
                 "--poll-interval",
@@ -405,4 +417,85 @@ async fn a_postgres_restart_mid_drain_needs_no_operator() {
             .unwrap();
     assert_eq!(stuck, 0);
     drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_clock_is_hours_off_does_not_rescue_live_jobs() {
+    let db = TestDb::new().await;
+    let libfaketime = libfaketime().expect(
+        "libfaketime is needed to fake a worker's clock: scripts/ensure-test-tools installs it",
+    );
+    // The skewed replica starts first and leads; it works another queue so that the jobs
+    // under test run on the honest replica. libfaketime is preloaded into the bosun process
+    // itself (not through the faketime wrapper) so that signals reach it.
+    let mut skewed_cmd = Command::new(bosun_bin());
+    skewed_cmd
+        .env("LD_PRELOAD", libfaketime)
+        .env("FAKETIME", "+2h");
+    let skewed = Replica::spawn(skewed_cmd, &db.url, &db.name, "skewed", "elsewhere=1");
+    eventually(
+        Duration::from_secs(20),
+        "the skewed replica to lead",
+        || async {
+            let workers = worker_list(&db.pool).await.unwrap();
+            workers
+                .iter()
+                .any(|w| w.id == "skewed" && w.leader)
+                .then_some(())
+        },
+    )
+    .await;
+    let honest = Replica::spawn(
+        Command::new(bosun_bin()),
+        &db.url,
+        &db.name,
+        "honest",
+        "default=4",
+    );
+    // Each job runs longer than the 2 s lease: only liveness may keep it from being rescued.
+    let ids: Vec<i64> = db
+        .client
+        .enqueue_many((0..4).map(|_| NewJob::new("sleep", json!({ "ms": 5000 }))))
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    wait_completed(&db, 4, Duration::from_secs(30)).await;
+    let still_leader = worker_list(&db.pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .any(|w| w.id == "skewed" && w.leader);
+    assert!(still_leader, "the skewed replica led the whole time");
+    honest.stop().await;
+    skewed.stop().await;
+    for id in ids {
+        let job = db.client.job_get(id).await.unwrap();
+        assert_eq!(
+            (job.state, job.attempt),
+            (JobState::Completed, 1),
+            "job {id}"
+        );
+        assert!(
+            job.attempt_errors().is_empty(),
+            "never rescued: {:?}",
+            job.attempt_errors()
+        );
+        assert_eq!(job.attempted_by.as_deref(), Some("honest"));
+    }
+}
+
+/// The multi-threaded libfaketime library, where distributions install it.
+fn libfaketime() -> Option<std::path::PathBuf> {
+    [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+        "/usr/lib64/faketime/libfaketimeMT.so.1",
+        "/usr/lib/faketime/libfaketimeMT.so.1",
+        "/usr/local/lib/faketime/libfaketimeMT.so.1",
+    ]
+    .iter()
+    .map(std::path::PathBuf::from)
+    .find(|path| path.is_file())
 }
