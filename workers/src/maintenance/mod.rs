@@ -9,6 +9,10 @@
 //! Why leader-only: the services are idempotent and would be correct on every replica, but
 //! N replicas scanning for the same rows is N times the load for the same result.
 //!
+//! Services: the rescuer (jobs of dead workers) and the pruner (finished jobs past their
+//! retention). There is no stager: claims take `scheduled` and `retryable` rows directly once
+//! `scheduled_at` has passed, so no job waits on a periodic move to `available`.
+//!
 //! Writing a service: one file, a `Config` with defaults, and an `async fn run_once` that
 //! takes no input, works in batches until a batch comes back short, and returns counts. It
 //! does not retry inside a run; the next tick is the retry.
