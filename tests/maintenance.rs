@@ -7,7 +7,7 @@ use bosun_queue::{
     liveness::{self, leader_acquire, worker_heartbeat, WorkerIdentity, MAINTENANCE_LEADER},
     JobState, NewJob,
 };
-use bosun_tests::{eventually, TestDb};
+use bosun_tests::{eventually, RunningPool, TestDb};
 use bosun_workers::maintenance::rescuer::{Rescuer, RescuerConfig};
 use serde_json::json;
 
@@ -221,13 +221,7 @@ async fn a_pool_registers_leads_and_rescues_orphans() {
         .unwrap();
     // The orphan is of kind `k`, which this pool does not run: rescue makes it retryable
     // and it stays there, so its state shows the rescue.
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        pool.run_until(async {
-            let _ = stopped.await;
-        })
-        .await
-    });
+    let running = RunningPool::start(pool);
 
     eventually(Duration::from_secs(10), "the pool to lead", || async {
         let workers = liveness::worker_list(&db.pool).await.unwrap();
@@ -248,8 +242,7 @@ async fn a_pool_registers_leads_and_rescues_orphans() {
     .await;
     assert_eq!(rescued.attempt_errors()[0].kind.as_deref(), Some("rescued"));
 
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    running.stop().await;
     assert!(
         liveness::worker_list(&db.pool).await.unwrap().is_empty(),
         "a graceful shutdown deregisters"
@@ -293,13 +286,7 @@ async fn a_restarted_worker_id_gives_back_what_its_previous_incarnation_held() {
         .worker_id("fixed-id")
         .build()
         .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        pool.run_until(async {
-            let _ = stopped.await;
-        })
-        .await
-    });
+    let running = RunningPool::start(pool);
     let job = eventually(
         Duration::from_secs(5),
         "the old claim to be given back",
@@ -316,8 +303,7 @@ async fn a_restarted_worker_id_gives_back_what_its_previous_incarnation_held() {
         "{:?}",
         job.attempt_errors()
     );
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 #[tokio::test]
@@ -405,13 +391,7 @@ async fn a_live_worker_gives_back_claims_it_never_received() {
         .lease_check_interval(Duration::from_millis(100))
         .build()
         .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        pool.run_until(async {
-            let _ = stopped.await;
-        })
-        .await
-    });
+    let running = RunningPool::start(pool);
     eventually(Duration::from_secs(5), "the worker to register", || async {
         let workers = liveness::worker_list(&db.pool).await.unwrap();
         workers.iter().any(|w| w.id == "live").then_some(())
@@ -436,6 +416,5 @@ async fn a_live_worker_gives_back_claims_it_never_received() {
     assert!(job.attempt_errors()[0]
         .error
         .contains("no longer holds the job"));
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    running.stop().await;
 }

@@ -18,56 +18,16 @@ use bosun_queue::{
     runtime::{job_claim, job_lost_leases, job_record, Outcome, Recorded},
     Client, Job, JobArgs, JobState, NewJob,
 };
-use bosun_tests::{eventually, state_counts, TestDb};
-use bosun_workers::{JobContext, JobError, JobResult, ShutdownReport, Worker, WorkerPool};
+use bosun_tests::{eventually, state_counts, RunningPool as Running, TestDb};
+use bosun_workers::{JobContext, JobError, JobResult, Worker, WorkerPool};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 /// How long to wait for something that normally takes well under a second.
 const WAIT: Duration = Duration::from_secs(10);
 
 // ---- harness ----
-
-/// A pool running in a background task until [`Running::stop`].
-struct Running {
-    pool: Arc<WorkerPool>,
-    shutdown: CancellationToken,
-    task: JoinHandle<bosun_workers::Result<ShutdownReport>>,
-}
-
-impl Running {
-    fn start(pool: WorkerPool) -> Running {
-        let pool = Arc::new(pool);
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn({
-            let pool = Arc::clone(&pool);
-            let shutdown = shutdown.clone();
-            async move { pool.run_until(shutdown.cancelled_owned()).await }
-        });
-        Running {
-            pool,
-            shutdown,
-            task,
-        }
-    }
-
-    /// How many jobs the pool runs right now (an attempt counts until its outcome is written).
-    fn running(&self) -> usize {
-        self.pool.running()
-    }
-
-    /// Trigger shutdown and wait for `run_until` to return.
-    async fn stop(self) -> ShutdownReport {
-        self.shutdown.cancel();
-        self.task
-            .await
-            .expect("the pool task did not panic")
-            .expect("run_until succeeded")
-    }
-}
 
 /// A builder with a 100 ms poll interval.
 fn pool(client: &Client) -> bosun_workers::PoolBuilder {

@@ -17,7 +17,10 @@ use std::{
 
 use bosun_cli::embedded::EmbeddedPostgres;
 use bosun_queue::Client;
+use bosun_workers::{ShutdownReport, WorkerPool};
 use sqlx::{postgres::PgPoolOptions, Connection, PgConnection, PgPool};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// The server all tests of this binary use.
 struct Server {
@@ -236,6 +239,45 @@ where
             "timed out after {timeout:?} waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A worker pool running in the background of a test until [`RunningPool::stop`].
+pub struct RunningPool {
+    pool: std::sync::Arc<WorkerPool>,
+    shutdown: CancellationToken,
+    task: JoinHandle<bosun_workers::Result<ShutdownReport>>,
+}
+
+impl RunningPool {
+    /// Start `pool.run_until` on a task of its own.
+    pub fn start(pool: WorkerPool) -> RunningPool {
+        let pool = std::sync::Arc::new(pool);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn({
+            let pool = std::sync::Arc::clone(&pool);
+            let shutdown = shutdown.clone();
+            async move { pool.run_until(shutdown.cancelled_owned()).await }
+        });
+        RunningPool {
+            pool,
+            shutdown,
+            task,
+        }
+    }
+
+    /// How many jobs the pool runs right now (an attempt counts until its outcome is written).
+    pub fn running(&self) -> usize {
+        self.pool.running()
+    }
+
+    /// Trigger shutdown and wait for `run_until` to return.
+    pub async fn stop(self) -> ShutdownReport {
+        self.shutdown.cancel();
+        self.task
+            .await
+            .expect("the pool task did not panic")
+            .expect("run_until succeeded")
     }
 }
 
