@@ -173,3 +173,82 @@ pub fn registry() -> Registry {
         .register(FlakyWorker);
     registry
 }
+
+/// The simulated external system `example.provision` acts on: resources by name, kept in
+/// this worker process. Steps create under deterministic names and adopt what exists, so a
+/// retried or re-run step never makes a second resource.
+pub mod simulated {
+    use std::{
+        collections::BTreeMap,
+        sync::{Mutex, OnceLock, PoisonError},
+    };
+
+    fn store() -> &'static Mutex<BTreeMap<String, String>> {
+        static STORE: OnceLock<Mutex<BTreeMap<String, String>>> = OnceLock::new();
+        STORE.get_or_init(Mutex::default)
+    }
+
+    /// Create `name` (of `kind`) unless it exists; true when it was created now.
+    pub fn create(name: &str, kind: &str) -> bool {
+        let mut store = store().lock().unwrap_or_else(PoisonError::into_inner);
+        if store.contains_key(name) {
+            return false;
+        }
+        store.insert(name.to_string(), kind.to_string());
+        true
+    }
+
+    /// Delete `name`; deleting what is gone is fine (like an HTTP 404 on delete).
+    pub fn delete(name: &str) {
+        store()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name);
+    }
+
+    /// Every resource whose name starts with `prefix`, sorted.
+    pub fn list(prefix: &str) -> Vec<String> {
+        store()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .filter(|name| name.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Inputs of `example.provision`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ProvisionInputs {
+    /// The step that fails permanently, if any (`reserve`, `create` or `attach`).
+    #[serde(default)]
+    pub fail_at: Option<String>,
+}
+
+/// The built-in saga `example.provision`: `reserve`, `create`, `attach`, each with an undo.
+pub fn provision_saga() -> bosun_workers::SagaDefinition {
+    let mut saga = bosun_workers::SagaDefinition::new("example.provision");
+    for (name, resource) in [("reserve", "slot"), ("create", "vm"), ("attach", "volume")] {
+        saga = saga.step(
+            bosun_workers::Step::new(name, move |ctx: bosun_workers::StepContext| async move {
+                let inputs: ProvisionInputs = ctx.inputs()?;
+                if inputs.fail_at.as_deref() == Some(ctx.step_name()) {
+                    return Err(JobError::permanent(format!(
+                        "{} failed on purpose (fail_at)",
+                        ctx.step_name()
+                    )));
+                }
+                let name = ctx.resource_name(resource);
+                let created = simulated::create(&name, resource);
+                Ok(serde_json::json!({ "resource": name, "adopted": !created }))
+            })
+            .undo(move |ctx: bosun_workers::StepContext| async move {
+                simulated::delete(&ctx.resource_name(resource));
+                Ok(())
+            })
+            .max_attempts(3),
+        );
+    }
+    saga
+}

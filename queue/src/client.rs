@@ -227,6 +227,35 @@ impl Client {
             .await?)
     }
 
+    /// Start saga `kind` under the idempotency `key` (`bosun.start_saga`): the same kind,
+    /// key and inputs again return the existing saga's id.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a bad kind, key or inputs; [`Error::Database`] (SQLSTATE
+    /// 23505) when the key names a saga of another kind or with other inputs.
+    pub async fn start_saga(
+        &self,
+        kind: &str,
+        key: &str,
+        inputs: &serde_json::Value,
+    ) -> Result<uuid::Uuid> {
+        crate::saga::saga_start(&self.pool, kind, key, inputs).await
+    }
+
+    /// [`Client::start_saga`] inside the caller's transaction: rolled back, no saga.
+    ///
+    /// # Errors
+    /// As [`Client::start_saga`].
+    pub async fn start_saga_tx(
+        &self,
+        conn: &mut PgConnection,
+        kind: &str,
+        key: &str,
+        inputs: &serde_json::Value,
+    ) -> Result<uuid::Uuid> {
+        crate::saga::saga_start(conn, kind, key, inputs).await
+    }
+
     /// Per-queue counts by state (`bosun.queue_stats`).
     ///
     /// # Errors

@@ -73,35 +73,7 @@ impl JobState {
     }
 }
 
-// By hand rather than derived: PostgreSQL names the result column's type `job_state` (the
-// schema is left out when it is not on the search path) while parameters must name it
-// `bosun.job_state`; both are the same enum.
-impl sqlx::Type<sqlx::Postgres> for JobState {
-    fn type_info() -> sqlx::postgres::PgTypeInfo {
-        sqlx::postgres::PgTypeInfo::with_name("bosun.job_state")
-    }
-
-    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
-        use sqlx::TypeInfo;
-        matches!(ty.name(), "job_state" | "bosun.job_state")
-    }
-}
-
-impl sqlx::Encode<'_, sqlx::Postgres> for JobState {
-    fn encode_by_ref(
-        &self,
-        buf: &mut sqlx::postgres::PgArgumentBuffer,
-    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-        <&str as sqlx::Encode<sqlx::Postgres>>::encode_by_ref(&self.as_str(), buf)
-    }
-}
-
-impl sqlx::Decode<'_, sqlx::Postgres> for JobState {
-    fn decode(value: sqlx::postgres::PgValueRef<'_>) -> Result<Self, sqlx::error::BoxDynError> {
-        let text = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
-        Ok(text.parse()?)
-    }
-}
+crate::pg_enum::impl_pg_text_enum!(JobState, "job_state");
 
 impl std::fmt::Display for JobState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -12,7 +12,7 @@ use bosun_queue::{
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, info, info_span, warn, Instrument};
 
-use crate::{pool::Shared, running::StopReason, JobContext, JobError};
+use crate::{pool::Shared, registry::Handled, running::StopReason, JobContext, JobError};
 
 /// Run `job` to an outcome and record it. `permit` is the queue slot it occupies.
 pub(crate) async fn execute(shared: Arc<Shared>, job: Job, permit: OwnedSemaphorePermit) {
@@ -26,15 +26,17 @@ pub(crate) async fn execute(shared: Arc<Shared>, job: Job, permit: OwnedSemaphor
     );
     async move {
         let cancel = shared.running.insert(job.id, job.attempt);
-        let outcome = run_handler(&shared, &job, cancel).await;
-        // A handler stopped by shutdown that did not finish its work is handed back rather
-        // than recorded: its error or cancel is an artifact of the shutdown, not of the job.
-        let recorded = if outcome != Outcome::Completed
-            && shared.running.stop_reason(job.id) == Some(StopReason::Shutdown)
-        {
-            hand_back(&shared, &job).await
-        } else {
-            record(&shared, &job, &outcome).await
+        let recorded = match run_handler(&shared, &job, cancel).await {
+            Err(recorded) => Some(recorded),
+            // A handler stopped by shutdown that did not finish its work is handed back
+            // rather than recorded: its error or cancel is an artifact of the shutdown.
+            Ok(outcome)
+                if outcome != Outcome::Completed
+                    && shared.running.stop_reason(job.id) == Some(StopReason::Shutdown) =>
+            {
+                hand_back(&shared, &job).await
+            }
+            Ok(outcome) => record(&shared, &job, &outcome).await,
         };
         let stopped = shared.running.remove(job.id);
         match (recorded, stopped) {
@@ -57,15 +59,15 @@ async fn run_handler(
     shared: &Shared,
     job: &Arc<Job>,
     cancel: tokio_util::sync::CancellationToken,
-) -> Outcome {
+) -> Result<Outcome, Recorded> {
     let Some(worker) = shared.registry.get(&job.kind) else {
         // Claims filter on registered kinds, so this means the registry changed under us.
-        return Outcome::Errored {
+        return Ok(Outcome::Errored {
             error: format!("no worker registered for kind {:?}", job.kind),
             kind: "unknown_kind",
             retry_in: crate::backoff::retry_delay(job.attempt),
             permanent: false,
-        };
+        });
     };
     let ctx = JobContext::new(
         Arc::clone(job),
@@ -77,12 +79,12 @@ async fn run_handler(
     let future = match worker.run(ctx, &job.args) {
         Ok(future) => future,
         Err(error) => {
-            return Outcome::Errored {
+            return Ok(Outcome::Errored {
                 error: format!("could not decode args for kind {}: {error}", job.kind),
                 kind: "decode",
                 retry_in,
                 permanent: false,
-            }
+            })
         }
     };
     let mut handle = tokio::spawn(future.in_current_span());
@@ -92,31 +94,32 @@ async fn run_handler(
             Ok(joined) => joined,
             Err(_) => {
                 handle.abort();
-                return Outcome::Errored {
+                return Ok(Outcome::Errored {
                     error: format!("timed out after {}", humanize(limit)),
                     kind: "timeout",
                     retry_in,
                     permanent: false,
-                };
+                });
             }
         },
     };
-    match joined {
-        Ok(Ok(())) => Outcome::Completed,
-        Ok(Err(JobError::Retry(error))) => Outcome::Errored {
+    Ok(match joined {
+        Ok(Handled::Recorded(recorded)) => return Err(recorded),
+        Ok(Handled::Returned(Ok(()))) => Outcome::Completed,
+        Ok(Handled::Returned(Err(JobError::Retry(error)))) => Outcome::Errored {
             error: error.to_string(),
             kind: "error",
             retry_in,
             permanent: false,
         },
-        Ok(Err(JobError::Permanent(error))) => Outcome::Errored {
+        Ok(Handled::Returned(Err(JobError::Permanent(error)))) => Outcome::Errored {
             error: error.to_string(),
             kind: "permanent",
             retry_in,
             permanent: true,
         },
-        Ok(Err(JobError::Cancel(reason))) => Outcome::Cancelled { reason },
-        Ok(Err(JobError::Snooze(delay))) => Outcome::Snoozed { delay },
+        Ok(Handled::Returned(Err(JobError::Cancel(reason)))) => Outcome::Cancelled { reason },
+        Ok(Handled::Returned(Err(JobError::Snooze(delay)))) => Outcome::Snoozed { delay },
         Err(join) if join.is_panic() => Outcome::Errored {
             error: format!("handler panicked: {}", panic_message(join.into_panic())),
             kind: "panic",
@@ -129,7 +132,7 @@ async fn run_handler(
             retry_in,
             permanent: false,
         },
-    }
+    })
 }
 
 /// Record the outcome, retrying while the database is unreachable. `None` when it could not
@@ -184,7 +187,7 @@ async fn hand_back(shared: &Shared, job: &Job) -> Option<Recorded> {
     }
 }
 
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     if let Some(text) = payload.downcast_ref::<&str>() {
         (*text).to_string()
     } else if let Some(text) = payload.downcast_ref::<String>() {

@@ -44,6 +44,7 @@ mod pool;
 mod producer;
 mod registry;
 mod running;
+pub mod saga;
 mod signal;
 mod worker;
 
@@ -54,5 +55,6 @@ pub use pool::{
     POLL_INTERVAL_DEFAULT, PRUNE_INTERVAL_DEFAULT, SHUTDOWN_TIMEOUT_DEFAULT,
 };
 pub use registry::Registry;
+pub use saga::{SagaDefinition, Step, StepContext};
 pub use signal::shutdown_signal;
 pub use worker::{BoxError, JobContext, JobError, JobResult, Worker};

@@ -132,12 +132,19 @@ pub struct PoolBuilder {
     maintenance_interval: Duration,
     pruner: crate::maintenance::pruner::PrunerConfig,
     prune_interval: Duration,
+    sagas: Vec<crate::saga::SagaDefinition>,
 }
 
 impl PoolBuilder {
     /// Add a handler.
     pub fn register<W: Worker>(mut self, worker: W) -> Self {
         self.registry.register(worker);
+        self
+    }
+
+    /// Run the steps of sagas of this kind (jobs of kind `saga:<kind>`).
+    pub fn saga(mut self, definition: crate::saga::SagaDefinition) -> Self {
+        self.sagas.push(definition);
         self
     }
 
@@ -244,7 +251,17 @@ impl PoolBuilder {
                 )));
             }
         }
-        if self.registry.is_empty() {
+        let mut registry = self.registry;
+        for definition in self.sagas {
+            if let Some(problem) = definition.problem() {
+                return Err(Error::InvalidConfig(problem));
+            }
+            registry.register_erased(
+                bosun_queue::saga::saga_job_kind(definition.kind()),
+                Arc::new(crate::saga::SagaRunner::new(definition)),
+            );
+        }
+        if registry.is_empty() {
             return Err(Error::InvalidConfig(
                 "no workers registered: register at least one kind".into(),
             ));
@@ -267,11 +284,11 @@ impl PoolBuilder {
             )));
         }
         let worker_id = self.worker_id.unwrap_or_else(default_worker_id);
-        let kinds = self.registry.kinds();
+        let kinds = registry.kinds();
         Ok(WorkerPool {
             shared: Arc::new(Shared {
                 client: self.client,
-                registry: self.registry,
+                registry,
                 running: RunningJobs::default(),
                 worker_id: Arc::from(worker_id.as_str()),
                 kinds,
@@ -329,6 +346,7 @@ impl WorkerPool {
             maintenance_interval: MAINTENANCE_INTERVAL_DEFAULT,
             pruner: crate::maintenance::pruner::PrunerConfig::default(),
             prune_interval: PRUNE_INTERVAL_DEFAULT,
+            sagas: Vec::new(),
         }
     }
 

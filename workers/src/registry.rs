@@ -2,10 +2,19 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use bosun_queue::{Job, JobArgs};
+use bosun_queue::{runtime::Recorded, Job, JobArgs};
 use futures_util::future::BoxFuture;
 
 use crate::{JobContext, JobResult, Worker};
+
+/// How a handler's attempt ended, as the executor sees it.
+pub(crate) enum Handled {
+    /// The handler returned; the executor records the outcome.
+    Returned(JobResult),
+    /// The handler recorded the outcome itself, in a transaction of its own (the saga runner
+    /// does, so that a step's outcome and the next step's job commit together).
+    Recorded(Recorded),
+}
 
 /// A handler with its argument type erased: decodes JSON args, then runs.
 pub(crate) trait ErasedWorker: Send + Sync {
@@ -13,7 +22,7 @@ pub(crate) trait ErasedWorker: Send + Sync {
         &self,
         ctx: JobContext,
         args: &serde_json::Value,
-    ) -> Result<BoxFuture<'static, JobResult>, serde_json::Error>;
+    ) -> Result<BoxFuture<'static, Handled>, serde_json::Error>;
     fn backoff(&self, job: &Job) -> Duration;
     fn timeout(&self) -> Option<Duration>;
 }
@@ -25,10 +34,12 @@ impl<W: Worker> ErasedWorker for Erased<W> {
         &self,
         ctx: JobContext,
         args: &serde_json::Value,
-    ) -> Result<BoxFuture<'static, JobResult>, serde_json::Error> {
+    ) -> Result<BoxFuture<'static, Handled>, serde_json::Error> {
         let args = <W::Args as serde::Deserialize>::deserialize(args)?;
         let worker = Arc::clone(&self.0);
-        Ok(Box::pin(async move { worker.work(ctx, args).await }))
+        Ok(Box::pin(async move {
+            Handled::Returned(worker.work(ctx, args).await)
+        }))
     }
 
     fn backoff(&self, job: &Job) -> Duration {
@@ -67,6 +78,11 @@ impl Registry {
             Arc::new(Erased(Arc::new(worker))),
         );
         self
+    }
+
+    /// Add an erased handler under `kind` (the saga runner registers `saga:<kind>`).
+    pub(crate) fn register_erased(&mut self, kind: String, worker: Arc<dyn ErasedWorker>) {
+        self.workers.insert(kind, worker);
     }
 
     /// The registered kinds, sorted.

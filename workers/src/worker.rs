@@ -154,6 +154,10 @@ impl JobContext {
         self.cancel.is_cancelled()
     }
 
+    pub(crate) fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
     /// Resolves when the job is cancelled; use in `tokio::select!` around long waits.
     pub async fn cancelled(&self) {
         self.cancel.cancelled().await;

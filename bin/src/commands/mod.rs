@@ -70,6 +70,7 @@ async fn migrate_cmd(db: &Database, args: &MigrateArgs) -> anyhow::Result<()> {
 async fn worker(db: &Database, args: WorkerArgs) -> anyhow::Result<()> {
     let mut builder = WorkerPool::builder(db.client.clone())
         .registry(kinds::registry())
+        .saga(kinds::provision_saga())
         .listen(!args.no_listen)
         .poll_interval(args.poll_interval)
         .shutdown_timeout(args.shutdown_timeout)

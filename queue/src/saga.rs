@@ -1,0 +1,484 @@
+//! Sagas' storage: the saga rows, their step ledger, and the fenced transitions the runner in
+//! `bosun-workers` makes (each one SQL function of migration 0007, so a step's outcome, its
+//! output and the enqueue of what comes next commit together).
+//!
+//! A saga's steps run as jobs of kind `saga:<saga kind>` with args
+//! `{"saga_id", "step", "direction"}` and the unique key `saga:<id>:<step>:<do|undo>`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
+
+use crate::{pg_enum::impl_pg_text_enum, Error, Result};
+
+/// The job kind that runs the steps of saga kind `kind`.
+pub fn saga_job_kind(kind: &str) -> String {
+    format!("saga:{kind}")
+}
+
+macro_rules! text_states {
+    ($(#[$doc:meta])* $name:ident, $pg:literal, { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl $name {
+            /// The name used in SQL and JSON.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = Error;
+
+            fn from_str(s: &str) -> Result<Self> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(Error::InvalidArgument(format!(
+                        concat!("{:?} is not one of: ", $($text, " "),+), s
+                    ))),
+                }
+            }
+        }
+
+        impl_pg_text_enum!($name, $pg);
+    };
+}
+
+text_states!(
+    /// Where a saga is (`bosun.saga_state`).
+    SagaState, "saga_state", {
+        /// Steps run forward.
+        Running => "running",
+        /// A step failed or the saga was cancelled: undos run in reverse.
+        Compensating => "compensating",
+        /// Every step succeeded.
+        Succeeded => "succeeded",
+        /// Every succeeded step was undone.
+        Compensated => "compensated",
+        /// An undo gave up; waits for `bosun.retry_saga`.
+        Stuck => "stuck",
+    }
+);
+
+text_states!(
+    /// Where one step of a saga is (`bosun.saga_step_state`).
+    SagaStepState, "saga_step_state", {
+        /// Not reached.
+        Pending => "pending",
+        /// Running (or retrying).
+        Running => "running",
+        /// Done; its output is recorded.
+        Succeeded => "succeeded",
+        /// Failed for good; the saga compensates.
+        Failed => "failed",
+        /// Its undo is running.
+        Undoing => "undoing",
+        /// Undone.
+        Undone => "undone",
+        /// Its undo gave up; the saga is stuck.
+        UndoFailed => "undo_failed",
+    }
+);
+
+/// A row of `bosun.sagas`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Saga {
+    /// Id.
+    pub id: Uuid,
+    /// Saga kind (a definition registered with a worker).
+    pub kind: String,
+    /// Idempotency key: names this saga, and derives its resources' names.
+    pub key: String,
+    /// Inputs, a JSON object.
+    pub inputs: serde_json::Value,
+    /// Where it is.
+    pub state: SagaState,
+    /// The step running forward, or being undone.
+    pub current_step: i32,
+    /// Whether a cancel was requested.
+    pub cancel_requested: bool,
+    /// Why it failed or is stuck.
+    pub error: Option<String>,
+    /// Queue of its step jobs.
+    pub queue: String,
+    /// Started.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// Reached `succeeded` or `compensated`.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// A row of the ledger `bosun.saga_steps`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct SagaStep {
+    /// The saga.
+    pub saga_id: Uuid,
+    /// Position, from 0.
+    pub idx: i32,
+    /// Step name.
+    pub name: String,
+    /// Where it is.
+    pub state: SagaStepState,
+    /// Whether the step has an undo.
+    pub has_undo: bool,
+    /// Attempts of its run.
+    pub attempts: i32,
+    /// Attempts of its undo.
+    pub undo_attempts: i32,
+    /// Its output once succeeded.
+    pub output: Option<serde_json::Value>,
+    /// The last error.
+    pub error: Option<String>,
+    /// Reported progress, percent.
+    pub progress_pct: Option<f32>,
+    /// Reported progress message.
+    pub progress_message: Option<String>,
+    /// First started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Succeeded or failed.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Undo first started.
+    pub undo_started_at: Option<DateTime<Utc>>,
+    /// Undone.
+    pub undone_at: Option<DateTime<Utc>>,
+}
+
+/// Start saga `kind` under `key` (see `bosun.start_saga`): idempotent on the key.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for a bad kind, key or inputs; [`Error::Database`] with
+/// SQLSTATE 23505 when the key names a saga of another kind or with other inputs.
+pub async fn saga_start<'c>(
+    executor: impl PgExecutor<'c>,
+    kind: &str,
+    key: &str,
+    inputs: &serde_json::Value,
+) -> Result<Uuid> {
+    Ok(sqlx::query_scalar("SELECT bosun.start_saga($1, $2, $3)")
+        .bind(kind)
+        .bind(key)
+        .bind(inputs)
+        .fetch_one(executor)
+        .await?)
+}
+
+/// One saga.
+///
+/// # Errors
+/// [`Error::NotFound`].
+pub async fn saga_get(pool: &PgPool, id: Uuid) -> Result<Saga> {
+    sqlx::query_as("SELECT * FROM bosun.sagas WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no saga with id {id}")))
+}
+
+/// A saga's ledger, in step order.
+///
+/// # Errors
+/// [`Error::Database`] if the query fails.
+pub async fn saga_steps(pool: &PgPool, id: Uuid) -> Result<Vec<SagaStep>> {
+    Ok(
+        sqlx::query_as("SELECT * FROM bosun.saga_steps WHERE saga_id = $1 ORDER BY idx")
+            .bind(id)
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+/// Sagas, newest first, optionally of one state and kind.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for a limit below 1.
+pub async fn saga_list(
+    pool: &PgPool,
+    state: Option<SagaState>,
+    kind: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Saga>> {
+    if limit < 1 {
+        return Err(Error::InvalidArgument(format!(
+            "limit must be at least 1, got {limit}"
+        )));
+    }
+    Ok(sqlx::query_as(
+        "SELECT * FROM bosun.sagas
+         WHERE ($1::bosun.saga_state IS NULL OR state = $1) AND ($2::text IS NULL OR kind = $2)
+         ORDER BY created_at DESC, id LIMIT $3",
+    )
+    .bind(state)
+    .bind(kind)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Request a cancel (`bosun.cancel_saga`).
+///
+/// # Errors
+/// [`Error::NotFound`]; [`Error::WrongState`] for a finished saga.
+pub async fn saga_cancel(pool: &PgPool, id: Uuid) -> Result<Saga> {
+    Ok(sqlx::query_as("SELECT * FROM bosun.cancel_saga($1)")
+        .bind(id)
+        .fetch_one(pool)
+        .await?)
+}
+
+/// Resume a stuck saga's compensation (`bosun.retry_saga`).
+///
+/// # Errors
+/// [`Error::NotFound`]; [`Error::WrongState`] unless the saga is stuck.
+pub async fn saga_retry(pool: &PgPool, id: Uuid) -> Result<Saga> {
+    Ok(sqlx::query_as("SELECT * FROM bosun.retry_saga($1)")
+        .bind(id)
+        .fetch_one(pool)
+        .await?)
+}
+
+/// The runner's calls: each is one SQL function of migration 0007; the `bool` ones return
+/// false when fenced out (the runner no longer holds its job).
+pub mod runner {
+    use super::{PgPool, Result, Saga, Uuid};
+
+    /// List every step in the ledger and start step `step`; `None` when the saga no longer
+    /// runs forward (call [`step_skip`]).
+    ///
+    /// # Errors
+    /// [`crate::Error::Database`] if the call fails.
+    pub async fn step_begin(
+        pool: &PgPool,
+        saga_id: Uuid,
+        step: i32,
+        names: &[String],
+        has_undo: &[bool],
+    ) -> Result<Option<Saga>> {
+        let saga: Option<Saga> = sqlx::query_as(
+            "SELECT * FROM bosun.saga_step_begin($1, $2, $3, $4) WHERE id IS NOT NULL",
+        )
+        .bind(saga_id)
+        .bind(step)
+        .bind(names)
+        .bind(has_undo)
+        .fetch_optional(pool)
+        .await?;
+        Ok(saga)
+    }
+
+    /// Outputs of the saga's succeeded steps, by step name.
+    ///
+    /// # Errors
+    /// [`crate::Error::Database`] if the query fails.
+    pub async fn step_outputs(
+        pool: &PgPool,
+        saga_id: Uuid,
+    ) -> Result<Vec<(String, serde_json::Value)>> {
+        Ok(sqlx::query_as(
+            "SELECT name, output FROM bosun.saga_steps
+             WHERE saga_id = $1 AND output IS NOT NULL ORDER BY idx",
+        )
+        .bind(saga_id)
+        .fetch_all(pool)
+        .await?)
+    }
+
+    /// Step `step` succeeded with `output`.
+    ///
+    /// # Errors
+    /// [`crate::Error::Database`] if the call fails (nothing is recorded then).
+    pub async fn step_done(
+        pool: &PgPool,
+        job: (i64, i32),
+        saga_id: Uuid,
+        step: i32,
+        step_count: i32,
+        output: &serde_json::Value,
+    ) -> Result<bool> {
+        Ok(
+            sqlx::query_scalar("SELECT bosun.saga_step_done($1, $2, $3, $4, $5, $6)")
+                .bind(job.0)
+                .bind(job.1)
+                .bind(saga_id)
+                .bind(step)
+                .bind(step_count)
+                .bind(output)
+                .fetch_one(pool)
+                .await?,
+        )
+    }
+
+    /// Step `step` failed for good; the saga compensates.
+    ///
+    /// # Errors
+    /// [`crate::Error::Database`] if the call fails.
+    pub async fn step_fail(
+        pool: &PgPool,
+        job: (i64, i32),
+        saga_id: Uuid,
+        step: i32,
+        error: &str,
+    ) -> Result<bool> {
+        fenced(
+            pool,
+            "SELECT bosun.saga_step_fail($1, $2, $3, $4, $5)",
+            job,
+            saga_id,
+            step,
+            Some(error),
+        )
+        .await
+    }
+
+    /// The saga was cancelled before step `step` ran.
+    ///
+    /// # Errors
+    /// [`crate::Error::Database`] if the call fails.
+    pub async fn step_skip(
+        pool: &PgPool,
+        job: (i64, i32),
+        saga_id: Uuid,
+        step: i32,
+    ) -> Result<bool> {
+        fenced(
+            pool,
+            "SELECT bosun.saga_step_skip($1, $2, $3, $4)",
+            job,
+            saga_id,
+            step,
+            None,
+        )
+        .await
+    }
+
+    /// The undo of step `step` is starting.
+    ///
+    /// # Errors
+    /// [`crate::Error::Database`] if the call fails.
+    pub async fn undo_begin(pool: &PgPool, saga_id: Uuid, step: i32) -> Result<Saga> {
+        Ok(
+            sqlx::query_as("SELECT * FROM bosun.saga_undo_begin($1, $2)")
+                .bind(saga_id)
+                .bind(step)
+                .fetch_one(pool)
+                .await?,
+        )
+    }
+
+    /// The undo of step `step` succeeded.
+    ///
+    /// # Errors
+    /// [`crate::Error::Database`] if the call fails.
+    pub async fn undo_done(
+        pool: &PgPool,
+        job: (i64, i32),
+        saga_id: Uuid,
+        step: i32,
+    ) -> Result<bool> {
+        fenced(
+            pool,
+            "SELECT bosun.saga_undo_done($1, $2, $3, $4)",
+            job,
+            saga_id,
+            step,
+            None,
+        )
+        .await
+    }
+
+    /// The undo of step `step` gave up; the saga is stuck.
+    ///
+    /// # Errors
+    /// [`crate::Error::Database`] if the call fails.
+    pub async fn undo_fail(
+        pool: &PgPool,
+        job: (i64, i32),
+        saga_id: Uuid,
+        step: i32,
+        error: &str,
+    ) -> Result<bool> {
+        fenced(
+            pool,
+            "SELECT bosun.saga_undo_fail($1, $2, $3, $4, $5)",
+            job,
+            saga_id,
+            step,
+            Some(error),
+        )
+        .await
+    }
+
+    /// Note a retryable error of step `step` on the ledger (best effort).
+    ///
+    /// # Errors
+    /// [`crate::Error::Database`] if the call fails.
+    pub async fn step_note_error(
+        pool: &PgPool,
+        saga_id: Uuid,
+        step: i32,
+        error: &str,
+    ) -> Result<()> {
+        sqlx::query("SELECT bosun.saga_step_note_error($1, $2, $3)")
+            .bind(saga_id)
+            .bind(step)
+            .bind(error)
+            .execute(pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Report progress of step `step` (best effort).
+    ///
+    /// # Errors
+    /// [`crate::Error::Database`] if the call fails.
+    pub async fn step_progress(
+        pool: &PgPool,
+        saga_id: Uuid,
+        step: i32,
+        pct: f32,
+        message: &str,
+    ) -> Result<()> {
+        sqlx::query("SELECT bosun.saga_step_progress($1, $2, $3, $4)")
+            .bind(saga_id)
+            .bind(step)
+            .bind(pct)
+            .bind(message)
+            .execute(pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn fenced(
+        pool: &PgPool,
+        sql: &'static str,
+        job: (i64, i32),
+        saga_id: Uuid,
+        step: i32,
+        error: Option<&str>,
+    ) -> Result<bool> {
+        let query = sqlx::query_scalar(sql)
+            .bind(job.0)
+            .bind(job.1)
+            .bind(saga_id)
+            .bind(step);
+        let query = match error {
+            Some(error) => query.bind(error),
+            None => query,
+        };
+        Ok(query.fetch_one(pool).await?)
+    }
+}

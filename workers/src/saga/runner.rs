@@ -1,0 +1,243 @@
+//! Runs one step job of a saga: the step's `run` (direction `do`) or its `undo`, then records
+//! the outcome through one fenced SQL transition, which also enqueues what comes next.
+//!
+//! A retryable error with attempts left goes back to the executor, which retries the job with
+//! backoff (the error is noted on the ledger). A permanent error, a cancel, or the last
+//! attempt's error ends the step: `failed` (the saga compensates) for a run, `undo_failed`
+//! (the saga is stuck) for an undo. A panic in a step counts as a retryable error.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use bosun_queue::{
+    runtime::Recorded,
+    saga::runner::{
+        step_begin, step_done, step_fail, step_note_error, step_outputs, step_skip, undo_begin,
+        undo_done, undo_fail,
+    },
+    Job, JobState,
+};
+use futures_util::future::BoxFuture;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{SagaDefinition, Step, StepContext};
+use crate::{
+    registry::{ErasedWorker, Handled},
+    JobContext, JobError,
+};
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Direction {
+    Do,
+    Undo,
+}
+
+#[derive(Debug, Deserialize)]
+struct StepJob {
+    saga_id: Uuid,
+    step: i32,
+    direction: Direction,
+}
+
+/// The erased worker for jobs of kind `saga:<kind>`.
+#[derive(Clone)]
+pub(crate) struct SagaRunner {
+    definition: Arc<SagaDefinition>,
+    names: Arc<[String]>,
+    has_undo: Arc<[bool]>,
+}
+
+impl SagaRunner {
+    pub(crate) fn new(definition: SagaDefinition) -> SagaRunner {
+        let names = definition.steps.iter().map(|s| s.name.clone()).collect();
+        let has_undo = definition.steps.iter().map(|s| s.undo.is_some()).collect();
+        SagaRunner {
+            definition: Arc::new(definition),
+            names,
+            has_undo,
+        }
+    }
+
+    async fn run_job(self, ctx: JobContext, job: StepJob) -> Handled {
+        let Some(step) = usize::try_from(job.step)
+            .ok()
+            .and_then(|i| self.definition.steps.get(i))
+        else {
+            return Handled::Returned(Err(JobError::permanent(format!(
+                "saga kind {:?} has no step {}",
+                self.definition.kind, job.step
+            ))));
+        };
+        match job.direction {
+            Direction::Do => self.run_forward(&ctx, &job, step).await,
+            Direction::Undo => self.run_undo(&ctx, &job, step).await,
+        }
+    }
+
+    async fn run_forward(&self, ctx: &JobContext, job: &StepJob, step: &Step) -> Handled {
+        let pool = ctx.client().pool();
+        let held = (ctx.id(), ctx.attempt());
+        let saga = match step_begin(pool, job.saga_id, job.step, &self.names, &self.has_undo).await
+        {
+            Ok(Some(saga)) => saga,
+            // Cancelled or already compensating: do not run; compensate what succeeded.
+            Ok(None) => {
+                return recorded(
+                    step_skip(pool, held, job.saga_id, job.step).await,
+                    JobState::Completed,
+                )
+            }
+            Err(error) => return Handled::Returned(Err(JobError::retry(error))),
+        };
+        let step_ctx = match self.context(ctx, saga, job.step, &step.name).await {
+            Ok(step_ctx) => step_ctx,
+            Err(error) => return Handled::Returned(Err(error)),
+        };
+        match caught((step.run)(step_ctx)).await {
+            Ok(output) => {
+                let count = i32::try_from(self.names.len()).unwrap_or(i32::MAX);
+                recorded(
+                    step_done(pool, held, job.saga_id, job.step, count, &output).await,
+                    JobState::Completed,
+                )
+            }
+            Err(JobError::Snooze(delay)) => Handled::Returned(Err(JobError::Snooze(delay))),
+            Err(error) => match give_up(ctx.job(), step, error) {
+                Ok(message) => recorded(
+                    step_fail(pool, held, job.saga_id, job.step, &message).await,
+                    JobState::Failed,
+                ),
+                Err(retry) => {
+                    let _ = step_note_error(pool, job.saga_id, job.step, &retry).await;
+                    Handled::Returned(Err(JobError::retry(retry)))
+                }
+            },
+        }
+    }
+
+    async fn run_undo(&self, ctx: &JobContext, job: &StepJob, step: &Step) -> Handled {
+        let pool = ctx.client().pool();
+        let held = (ctx.id(), ctx.attempt());
+        let Some(undo) = &step.undo else {
+            // Nothing to undo: the step counts as undone.
+            return recorded(
+                undo_done(pool, held, job.saga_id, job.step).await,
+                JobState::Completed,
+            );
+        };
+        let saga = match undo_begin(pool, job.saga_id, job.step).await {
+            Ok(saga) => saga,
+            Err(error) => return Handled::Returned(Err(JobError::retry(error))),
+        };
+        let step_ctx = match self.context(ctx, saga, job.step, &step.name).await {
+            Ok(step_ctx) => step_ctx,
+            Err(error) => return Handled::Returned(Err(error)),
+        };
+        match caught(undo(step_ctx)).await {
+            Ok(()) => recorded(
+                undo_done(pool, held, job.saga_id, job.step).await,
+                JobState::Completed,
+            ),
+            Err(JobError::Snooze(delay)) => Handled::Returned(Err(JobError::Snooze(delay))),
+            Err(error) => match give_up(ctx.job(), step, error) {
+                Ok(message) => recorded(
+                    undo_fail(pool, held, job.saga_id, job.step, &message).await,
+                    JobState::Failed,
+                ),
+                Err(retry) => {
+                    let _ = step_note_error(pool, job.saga_id, job.step, &retry).await;
+                    Handled::Returned(Err(JobError::retry(retry)))
+                }
+            },
+        }
+    }
+
+    async fn context(
+        &self,
+        ctx: &JobContext,
+        saga: bosun_queue::Saga,
+        step: i32,
+        name: &str,
+    ) -> Result<StepContext, JobError> {
+        let outputs: BTreeMap<String, serde_json::Value> =
+            step_outputs(ctx.client().pool(), saga.id)
+                .await
+                .map_err(JobError::retry)?
+                .into_iter()
+                .collect();
+        Ok(StepContext {
+            saga: Arc::new(saga),
+            step,
+            name: Arc::from(name),
+            attempt: ctx.attempt(),
+            outputs: Arc::new(outputs),
+            client: ctx.client().clone(),
+            cancel: ctx.cancel_token(),
+        })
+    }
+}
+
+impl ErasedWorker for SagaRunner {
+    fn run(
+        &self,
+        ctx: JobContext,
+        args: &serde_json::Value,
+    ) -> Result<BoxFuture<'static, Handled>, serde_json::Error> {
+        let job = StepJob::deserialize(args)?;
+        let runner = self.clone();
+        Ok(Box::pin(runner.run_job(ctx, job)))
+    }
+
+    fn backoff(&self, job: &Job) -> Duration {
+        crate::backoff::retry_delay(job.attempt)
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        None
+    }
+}
+
+/// `Ok(message)` when this error ends the step (permanent, a cancel, or the last attempt);
+/// `Err(message)` when it should be retried.
+fn give_up(job: &Job, step: &Step, error: JobError) -> Result<String, String> {
+    let last_attempt = job.attempt >= step.max_attempts.min(job.max_attempts);
+    match error {
+        JobError::Permanent(error) => Ok(error.to_string()),
+        JobError::Cancel(reason) => Ok(reason),
+        JobError::Retry(error) if last_attempt => Ok(format!(
+            "{error} (attempt {} of {})",
+            job.attempt,
+            step.max_attempts.min(job.max_attempts)
+        )),
+        JobError::Retry(error) => Err(error.to_string()),
+        JobError::Snooze(_) => Err("snoozed".to_string()),
+    }
+}
+
+/// Map a fenced transition's result to what the executor should know.
+fn recorded(result: bosun_queue::Result<bool>, state: JobState) -> Handled {
+    match result {
+        Ok(true) => Handled::Recorded(Recorded::Now(state)),
+        Ok(false) => Handled::Recorded(Recorded::FencedOut),
+        // The step's outcome is lost with the failed write: the job retries and the step runs
+        // again, which it must tolerate (idempotent).
+        Err(error) => Handled::Returned(Err(JobError::retry(format!(
+            "recording the step's outcome failed: {error}"
+        )))),
+    }
+}
+
+/// Run a step's future on a task of its own so that a panic becomes an error of the step.
+async fn caught<T: Send + 'static>(
+    future: BoxFuture<'static, Result<T, JobError>>,
+) -> Result<T, JobError> {
+    match tokio::spawn(future).await {
+        Ok(result) => result,
+        Err(join) if join.is_panic() => Err(JobError::retry(format!(
+            "step panicked: {}",
+            crate::executor::panic_message(join.into_panic())
+        ))),
+        Err(_) => Err(JobError::retry("step task was aborted")),
+    }
+}
