@@ -918,3 +918,85 @@ async fn an_unreachable_database_fails_at_once_with_the_cause() {
     let message = String::from_utf8_lossy(&output.stderr);
     assert!(message.contains("Connection refused"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sagas_start_run_and_show_their_ledger() {
+    let db = TestDb::new().await;
+    let started = bosun(
+        &db,
+        &[
+            "sagas",
+            "start",
+            "example.provision",
+            "vm-9",
+            r#"{"fail_at":"create"}"#,
+            "--json",
+        ],
+    );
+    assert!(started.status.success(), "{}", stderr(&started));
+    let id = serde_json::from_slice::<Value>(&started.stdout).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let again = bosun(
+        &db,
+        &[
+            "sagas",
+            "start",
+            "example.provision",
+            "vm-9",
+            r#"{"fail_at":"create"}"#,
+            "--json",
+        ],
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&again.stdout).unwrap()["id"],
+        json!(id),
+        "the same key, kind and inputs return the same saga"
+    );
+
+    let mut worker = Command::new(bosun_bin())
+        .args(["worker", "--poll-interval", "100ms"])
+        .env("DATABASE_URL", &db.url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let shown = eventually(
+        Duration::from_secs(15),
+        "the saga to compensate",
+        || async {
+            let output = bosun(&db, &["saga", &id, "--json"]);
+            let shown: Value = serde_json::from_slice(&output.stdout).ok()?;
+            (shown["saga"]["state"] == json!("compensated")).then_some(shown)
+        },
+    )
+    .await;
+    let _ = worker.kill();
+    let _ = worker.wait();
+    let states: Vec<&str> = shown["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["undone", "failed", "pending"]);
+
+    let timeline = stdout(&bosun(&db, &["saga", &id]));
+    assert!(timeline.contains("reserve: undone"), "{timeline}");
+    assert!(
+        timeline.contains("create: failed (attempt 1: create failed on purpose"),
+        "{timeline}"
+    );
+    let listed = json_of(&db, &["sagas", "--state", "compensated", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let cancel = bosun(&db, &["saga", &id, "--cancel"]);
+    assert_eq!(cancel.status.code(), Some(1));
+    assert!(
+        stderr(&cancel).contains("already compensated"),
+        "{}",
+        stderr(&cancel)
+    );
+    let usage = bosun(&db, &["saga", "not-a-uuid"]);
+    assert_eq!(usage.status.code(), Some(2));
+}

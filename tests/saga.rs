@@ -642,7 +642,10 @@ mod running {
             .client
             .start_saga("example.provision", "same", &json!({"fail_at": "create"}))
             .await;
-        assert!(other.is_err());
+        assert!(
+            matches!(&other, Err(bosun_queue::Error::Conflict(m)) if m.contains("already names saga")),
+            "{other:?}"
+        );
 
         let mut tx = db.pool.begin().await.unwrap();
         db.client

@@ -40,6 +40,10 @@ pub enum Command {
     Queues(QueuesArgs),
     /// Registered worker processes: liveness, running jobs, the maintenance leader.
     Workers(WorkersArgs),
+    /// List sagas (filter by state and kind), or start one.
+    Sagas(SagasArgs),
+    /// One saga and its step ledger as a timeline; cancel it or resume a stuck one.
+    Saga(SagaArgs),
     /// Migrate, enqueue a few hundred example jobs (with failures and retries), work them
     /// with a live progress line, and print a summary.
     Demo(DemoArgs),
@@ -246,6 +250,57 @@ pub struct WorkersArgs {
     pub json: bool,
 }
 
+/// `bosun sagas`.
+#[derive(Debug, Args)]
+pub struct SagasArgs {
+    /// Start a saga instead of listing.
+    #[command(subcommand)]
+    pub action: Option<SagasAction>,
+    /// Only this state.
+    #[arg(long, value_parser = parse_saga_state)]
+    pub state: Option<bosun_queue::SagaState>,
+    /// Only this kind.
+    #[arg(long, short)]
+    pub kind: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+    pub limit: i64,
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `bosun sagas start`.
+#[derive(Debug, Subcommand)]
+pub enum SagasAction {
+    /// Start a saga; the same kind, key and inputs again return the same saga.
+    Start {
+        /// Saga kind, e.g. `example.provision`.
+        kind: String,
+        /// Idempotency key naming this saga.
+        key: String,
+        /// Inputs, a JSON object.
+        #[arg(default_value = "{}", value_parser = parse_json_object)]
+        inputs: serde_json::Value,
+    },
+}
+
+/// `bosun saga ID`.
+#[derive(Debug, Args)]
+pub struct SagaArgs {
+    /// The saga's id.
+    pub id: uuid::Uuid,
+    /// Cancel it: it stops at the next step boundary and compensates.
+    #[arg(long, conflicts_with = "retry")]
+    pub cancel: bool,
+    /// Resume a stuck saga's compensation.
+    #[arg(long)]
+    pub retry: bool,
+    /// Print JSON (the saga and its steps).
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `bosun demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -265,6 +320,10 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn parse_state(text: &str) -> Result<JobState, String> {
+    text.parse().map_err(|e: bosun_queue::Error| e.to_string())
+}
+
+fn parse_saga_state(text: &str) -> Result<bosun_queue::SagaState, String> {
     text.parse().map_err(|e: bosun_queue::Error| e.to_string())
 }
 

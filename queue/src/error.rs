@@ -22,6 +22,11 @@ pub enum Error {
     #[error("wrong state: {0}")]
     WrongState(String),
 
+    /// A deterministic name is taken by something else, e.g. a saga key started again with
+    /// another kind or other inputs (SQLSTATE 23505).
+    #[error("conflict: {0}")]
+    Conflict(String),
+
     /// Job arguments could not be turned into JSON, or a stored value could not be read back.
     #[error("serialization: {0}")]
     Serialization(#[from] serde_json::Error),
@@ -48,6 +53,7 @@ impl From<sqlx::Error> for Error {
             Some("22023" | "22004" | "22P02" | "23514") => Error::InvalidArgument(message),
             Some("P0002") => Error::NotFound(message),
             Some("55000") => Error::WrongState(message),
+            Some("23505") => Error::Conflict(message),
             _ => Error::Database(err),
         }
     }

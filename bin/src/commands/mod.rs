@@ -1,6 +1,7 @@
 //! One function per subcommand: call the library, present the result.
 
 mod demo;
+mod sagas;
 
 use anyhow::Context;
 use bosun_queue::{migrate, Job, JobFilter, NewJob};
@@ -39,6 +40,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Cancel(args) => cancel(&db, &args).await,
                 Command::Queues(args) => queues(&db, args).await,
                 Command::Workers(args) => workers(&db, &args).await,
+                Command::Sagas(args) => sagas::list_or_start(&db, args).await,
+                Command::Saga(args) => sagas::show(&db, &args).await,
                 Command::Migrate(_) | Command::Demo(_) => unreachable!("handled above"),
             }
         }

@@ -1,0 +1,131 @@
+//! `bosun sagas` and `bosun saga ID`: sagas and their ledger as a readable timeline.
+
+use bosun_queue::{
+    saga::{saga_cancel, saga_get, saga_list, saga_retry, saga_start, saga_steps},
+    Saga, SagaStep, SagaStepState,
+};
+use serde_json::json;
+
+use crate::{
+    cli::{SagaArgs, SagasAction, SagasArgs},
+    connect::Database,
+    render::{clip, print_json, relative, table},
+    say,
+};
+
+pub async fn list_or_start(db: &Database, args: SagasArgs) -> anyhow::Result<()> {
+    let pool = db.client.pool();
+    if let Some(SagasAction::Start { kind, key, inputs }) = args.action {
+        let id = saga_start(pool, &kind, &key, &inputs).await?;
+        if args.json {
+            return print_json(&json!({ "id": id }));
+        }
+        say!("saga {id} ({kind}, key {key})");
+        return Ok(());
+    }
+    let sagas = saga_list(pool, args.state, args.kind.as_deref(), args.limit).await?;
+    if args.json {
+        return print_json(&sagas);
+    }
+    let mut out = table(&["id", "kind", "key", "state", "step", "started", "error"]);
+    for saga in &sagas {
+        out.add_row(vec![
+            saga.id.to_string(),
+            saga.kind.clone(),
+            clip(&saga.key, 32),
+            saga.state.to_string(),
+            saga.current_step.to_string(),
+            relative(saga.created_at),
+            saga.error
+                .as_deref()
+                .map(|e| clip(e, 40))
+                .unwrap_or_default(),
+        ]);
+    }
+    say!("{out}");
+    say!("{} sagas", sagas.len());
+    Ok(())
+}
+
+pub async fn show(db: &Database, args: &SagaArgs) -> anyhow::Result<()> {
+    let pool = db.client.pool();
+    let saga = if args.cancel {
+        saga_cancel(pool, args.id).await?
+    } else if args.retry {
+        saga_retry(pool, args.id).await?
+    } else {
+        saga_get(pool, args.id).await?
+    };
+    let steps = saga_steps(pool, saga.id).await?;
+    if args.json {
+        return print_json(&json!({ "saga": saga, "steps": steps }));
+    }
+    print_timeline(&saga, &steps);
+    Ok(())
+}
+
+/// `create_snapshot: undone, delete_droplet: failed (attempt 3: HTTP 500)`, one step a line.
+fn print_timeline(saga: &Saga, steps: &[SagaStep]) {
+    say!("saga {}  {}  [{}]", saga.id, saga.kind, saga.state);
+    say!("  key          {}", saga.key);
+    say!("  inputs       {}", saga.inputs);
+    say!(
+        "  started      {} ({})",
+        saga.created_at.to_rfc3339(),
+        relative(saga.created_at)
+    );
+    if let Some(finished) = saga.finished_at {
+        say!(
+            "  finished     {} ({})",
+            finished.to_rfc3339(),
+            relative(finished)
+        );
+    }
+    if saga.cancel_requested {
+        say!("  cancel       requested");
+    }
+    if let Some(error) = &saga.error {
+        say!("  error        {error}");
+    }
+    if steps.is_empty() {
+        say!("  steps        (listed once a worker runs the first step)");
+        return;
+    }
+    say!("  steps:");
+    for step in steps {
+        say!("    {}. {}", step.idx, step_line(step));
+    }
+}
+
+fn step_line(step: &SagaStep) -> String {
+    let mut line = format!("{}: {}", step.name, step.state);
+    let detail = match step.state {
+        SagaStepState::Failed | SagaStepState::Running => step
+            .error
+            .as_deref()
+            .map(|e| format!("attempt {}: {e}", step.attempts)),
+        SagaStepState::UndoFailed => step
+            .error
+            .as_deref()
+            .map(|e| format!("undo attempt {}: {e}", step.undo_attempts)),
+        SagaStepState::Succeeded if step.attempts > 1 => {
+            Some(format!("after {} attempts", step.attempts))
+        }
+        _ => None,
+    };
+    if let Some(detail) = detail {
+        line.push_str(&format!(" ({detail})"));
+    }
+    if step.state == SagaStepState::Running {
+        if let Some(pct) = step.progress_pct {
+            line.push_str(&format!(
+                " [{pct:.0}% {}]",
+                step.progress_message.as_deref().unwrap_or_default()
+            ));
+        }
+    }
+    if !step.has_undo {
+        line.push_str(" (no undo)");
+    }
+    line
+}
