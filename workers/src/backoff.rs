@@ -2,7 +2,7 @@
 //!
 //! `delay(attempt) = min(attempt^4, 86_400)` seconds, at least one second:
 //! 1 s, 16 s, 81 s, 4 m 16 s, 10 m 25 s, ... 2 h 47 m at attempt 10, capped at one day from
-//! attempt 18. Over the default 20 attempts a job keeps retrying for about nine days, long
+//! attempt 18. Over the default 20 attempts a job keeps retrying for about six days, long
 //! enough to ride out a weekend outage of whatever it calls. The database adds +/-10% jitter
 //! when it records the failure (`now() + delay * (0.9 + random() * 0.2)`), so jobs that failed
 //! together spread out, and the time base is the database clock, not the worker's.

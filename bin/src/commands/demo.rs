@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeMap, io::Write, time::Duration};
 
-use bosun_queue::{Job, JobFilter, JobState, NewJob};
+use bosun_queue::{Job, JobFilter, JobState, NewJob, SagaState};
 use bosun_workers::WorkerPool;
 use serde::Serialize;
 use serde_json::json;
@@ -59,9 +59,32 @@ pub async fn run(db: &Database, args: &DemoArgs) -> anyhow::Result<()> {
         args.concurrency
     );
 
+    // A few sagas too: two succeed, two fail at a step and compensate.
+    let run = chrono::Utc::now().timestamp_millis();
+    let mut sagas = Vec::new();
+    for (i, fail_at) in [None, Some("create"), None, Some("attach")]
+        .into_iter()
+        .enumerate()
+    {
+        let inputs = json!({ "fail_at": fail_at });
+        let key = format!("demo-{run}-{i}");
+        sagas.push(
+            client
+                .start_saga("example.provision", &key, &inputs)
+                .await?,
+        );
+    }
+    eprintln!(
+        "bosun demo: started {} sagas of example.provision (reserve, create, attach)",
+        sagas.len()
+    );
+
     let pool = WorkerPool::builder(client.clone())
         .registry(kinds::registry())
+        .saga(kinds::provision_saga())
         .queue(DEMO_QUEUE, usize::try_from(args.concurrency)?)
+        // Saga step jobs run on the saga's queue, `default`.
+        .queue("default", 4)
         .shutdown_timeout(Duration::from_secs(5))
         .build()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -82,6 +105,16 @@ pub async fn run(db: &Database, args: &DemoArgs) -> anyhow::Result<()> {
     let jobs = loop {
         let jobs = client.job_list(&filter).await?;
         let finished = jobs.iter().filter(|j| j.state.is_final()).count();
+        let mut sagas_done = 0;
+        for id in &sagas {
+            let saga = bosun_queue::saga::saga_get(client.pool(), *id).await?;
+            if matches!(
+                saga.state,
+                SagaState::Succeeded | SagaState::Compensated | SagaState::Stuck
+            ) {
+                sagas_done += 1;
+            }
+        }
         let count = |state: JobState| jobs.iter().filter(|j| j.state == state).count();
         eprint!(
             "\r  {finished}/{} finished · completed {} · failed {} · running {} · retrying {} · {:.1}s   ",
@@ -93,7 +126,9 @@ pub async fn run(db: &Database, args: &DemoArgs) -> anyhow::Result<()> {
             started.elapsed().as_secs_f64()
         );
         let _ = std::io::stderr().flush();
-        if finished == jobs.len() || started.elapsed() > DEMO_DEADLINE {
+        if (finished == jobs.len() && sagas_done == sagas.len())
+            || started.elapsed() > DEMO_DEADLINE
+        {
             break jobs;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -104,11 +139,17 @@ pub async fn run(db: &Database, args: &DemoArgs) -> anyhow::Result<()> {
     pool_task.await??;
 
     let summary = summarize(&jobs);
+    let mut saga_outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    for id in &sagas {
+        let saga = bosun_queue::saga::saga_get(client.pool(), *id).await?;
+        *saga_outcomes.entry(saga.state.to_string()).or_default() += 1;
+    }
     if args.json {
         return crate::render::print_json(&json!({
             "jobs": jobs.len(),
             "elapsed_s": elapsed.as_secs_f64(),
             "kinds": summary,
+            "sagas": saga_outcomes,
         }));
     }
     let mut out = table(&[
@@ -132,6 +173,14 @@ pub async fn run(db: &Database, args: &DemoArgs) -> anyhow::Result<()> {
         ]);
     }
     say!("{out}");
+    say!(
+        "sagas: {}",
+        saga_outcomes
+            .iter()
+            .map(|(state, n)| format!("{n} {state}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let total_attempts: i64 = summary.values().map(|s| s.attempts).sum();
     say!(
         "{} jobs in {:.1}s with {} attempts ({} retries). Failed jobs keep their error history: try `bosun jobs --state failed` and `bosun job ID` against a persistent DATABASE_URL.",
