@@ -661,3 +661,45 @@ mod running {
         assert_eq!(count, 0);
     }
 }
+
+mod helpers {
+    use bosun_cli::kinds::provision_saga;
+    use bosun_tests::TestDb;
+    use bosun_workers::{saga::testing, JobError, SagaDefinition, Step, StepContext};
+    use serde_json::json;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_built_in_saga_unwinds_from_every_step_and_tolerates_repeats() {
+        let db = TestDb::new().await;
+        let inputs = json!({});
+        testing::assert_fail_each_step_unwinds(&db.client, &provision_saga(), &inputs).await;
+        testing::assert_repeat_each_step_is_idempotent(&db.client, &provision_saga(), &inputs)
+            .await;
+    }
+
+    /// A step that is not idempotent: it fails when it runs a second time.
+    fn counting_saga() -> SagaDefinition {
+        let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        SagaDefinition::new("test.not_idempotent").step(Step::new(
+            "charge",
+            move |_ctx: StepContext| {
+                let runs = std::sync::Arc::clone(&runs);
+                async move {
+                    if runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 2 == 1 {
+                        Err(JobError::permanent("charged twice"))
+                    } else {
+                        Ok(())
+                    }
+                }
+            },
+        ))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[should_panic(expected = "running each step twice changed the outcome")]
+    async fn the_repeat_helper_catches_a_step_that_is_not_idempotent() {
+        let db = TestDb::new().await;
+        testing::assert_repeat_each_step_is_idempotent(&db.client, &counting_saga(), &json!({}))
+            .await;
+    }
+}

@@ -22,6 +22,8 @@
 //! "create" and "record", it finds what it made and adopts it instead of making a second one.
 
 mod runner;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::{collections::BTreeMap, future::Future, sync::Arc};
 
