@@ -623,6 +623,46 @@ mod running {
         ));
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_running_step_is_told_when_its_saga_is_cancelled() {
+        let db = TestDb::new().await;
+        let saga = SagaDefinition::new("test.cancel_running")
+            .step(
+                Step::new("prepare", |_ctx: StepContext| async { Ok(1) })
+                    .undo(|_ctx: StepContext| async { Ok(()) }),
+            )
+            .step(Step::new("long_export", |ctx: StepContext| async move {
+                tokio::select! {
+                    () = ctx.cancelled() => Err::<(), _>(JobError::cancel("export stopped early")),
+                    () = tokio::time::sleep(Duration::from_secs(30)) => Ok(()),
+                }
+            }));
+        let running = pool(&db, saga);
+        let id = db
+            .client
+            .start_saga("test.cancel_running", "cancel-running-1", &json!({}))
+            .await
+            .unwrap();
+        eventually(Duration::from_secs(10), "the long step to run", || async {
+            let states = step_states(&db, id).await;
+            (states.get(1) == Some(&SagaStepState::Running)).then_some(())
+        })
+        .await;
+        let cancelled_at = std::time::Instant::now();
+        bosun_queue::saga::saga_cancel(&db.pool, id).await.unwrap();
+        let saga = finished(&db, id).await;
+        running.stop().await;
+        assert!(
+            cancelled_at.elapsed() < Duration::from_secs(5),
+            "the step stopped early instead of running its 30 s"
+        );
+        assert_eq!(saga.state, SagaState::Compensated);
+        let steps = saga_steps(&db.pool, id).await.unwrap();
+        assert_eq!(steps[0].state, SagaStepState::Undone);
+        assert_eq!(steps[1].state, SagaStepState::Failed);
+        assert_eq!(steps[1].error.as_deref(), Some("export stopped early"));
+    }
+
     #[tokio::test]
     async fn start_saga_from_rust_is_idempotent_and_follows_the_transaction() {
         let db = TestDb::new().await;

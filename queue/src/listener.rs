@@ -27,16 +27,21 @@ pub enum Notice {
         /// The attempt that was running.
         attempt: i32,
     },
+    /// An operator cancelled saga `saga_id`: its running step should stop.
+    CancelSaga {
+        /// The saga.
+        saga_id: uuid::Uuid,
+    },
     /// The connection was lost and has been re-established: notifications may have been
     /// missed, so look for work everywhere.
     Reconnected,
 }
 
 #[derive(Deserialize)]
-struct ControlPayload {
-    action: String,
-    id: i64,
-    attempt: i32,
+#[serde(tag = "action", rename_all = "snake_case")]
+enum ControlPayload {
+    Cancel { id: i64, attempt: i32 },
+    CancelSaga { saga_id: uuid::Uuid },
 }
 
 /// A dedicated connection that listens on Bosun's channels.
@@ -74,16 +79,15 @@ impl Listener {
                         payload.split(',').map(str::to_string).collect(),
                     )))
                 }
-                CONTROL_CHANNEL => {
-                    if let Ok(control) = serde_json::from_str::<ControlPayload>(payload) {
-                        if control.action == "cancel" {
-                            return Ok(Notice::Cancel {
-                                id: control.id,
-                                attempt: control.attempt,
-                            });
-                        }
+                CONTROL_CHANNEL => match serde_json::from_str::<ControlPayload>(payload) {
+                    Ok(ControlPayload::Cancel { id, attempt }) => {
+                        return Ok(Notice::Cancel { id, attempt })
                     }
-                }
+                    Ok(ControlPayload::CancelSaga { saga_id }) => {
+                        return Ok(Notice::CancelSaga { saga_id })
+                    }
+                    Err(_) => {}
+                },
                 _ => {}
             }
         }

@@ -25,7 +25,12 @@ pub(crate) async fn execute(shared: Arc<Shared>, job: Job, permit: OwnedSemaphor
         attempt = job.attempt,
     );
     async move {
-        let cancel = shared.running.insert(job.id, job.attempt);
+        let saga = job
+            .kind
+            .starts_with("saga:")
+            .then(|| job.args.get("saga_id")?.as_str()?.parse().ok())
+            .flatten();
+        let cancel = shared.running.insert(job.id, job.attempt, saga);
         let recorded = match run_handler(&shared, &job, cancel).await {
             Err(recorded) => Some(recorded),
             // A handler stopped by shutdown that did not finish its work is handed back

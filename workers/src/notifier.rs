@@ -64,6 +64,11 @@ pub(crate) async fn run(
                         );
                     }
                 }
+                Ok(Notice::CancelSaga { saga_id }) => {
+                    if shared.running.stop_saga(saga_id) {
+                        info!(%saga_id, "saga cancelled by an operator; stopping its running step");
+                    }
+                }
                 Err(error) => {
                     warn!(%error, "LISTEN connection lost; reconnecting");
                     break;

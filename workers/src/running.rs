@@ -16,10 +16,13 @@ pub(crate) enum StopReason {
     LeaseLost,
     /// The worker is shutting down and the grace period ran out.
     Shutdown,
+    /// An operator cancelled the saga this step belongs to.
+    SagaCancelled,
 }
 
 struct Entry {
     attempt: i32,
+    saga: Option<uuid::Uuid>,
     cancel: CancellationToken,
     stopped: Option<StopReason>,
 }
@@ -36,12 +39,19 @@ impl RunningJobs {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn insert(&self, id: i64, attempt: i32) -> CancellationToken {
+    /// Track job `id` at `attempt`; `saga` names the saga when it runs a saga step.
+    pub(crate) fn insert(
+        &self,
+        id: i64,
+        attempt: i32,
+        saga: Option<uuid::Uuid>,
+    ) -> CancellationToken {
         let cancel = CancellationToken::new();
         self.lock().insert(
             id,
             Entry {
                 attempt,
+                saga,
                 cancel: cancel.clone(),
                 stopped: None,
             },
@@ -65,6 +75,17 @@ impl RunningJobs {
             }
             _ => false,
         }
+    }
+
+    /// Tell the handlers running steps of `saga` to stop; true if there was one.
+    pub(crate) fn stop_saga(&self, saga: uuid::Uuid) -> bool {
+        let mut stopped = false;
+        for entry in self.lock().values_mut().filter(|e| e.saga == Some(saga)) {
+            entry.stopped.get_or_insert(StopReason::SagaCancelled);
+            entry.cancel.cancel();
+            stopped = true;
+        }
+        stopped
     }
 
     pub(crate) fn stop_all(&self, reason: StopReason) {
