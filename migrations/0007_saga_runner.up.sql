@@ -23,6 +23,18 @@ BEGIN
 END;
 $$;
 
+-- Whether the runner still holds its job (running at its attempt); locks the job row for the
+-- rest of the transaction so a rescue cannot slip in between.
+CREATE FUNCTION bosun.saga_job_held(job_id bigint, job_attempt integer) RETURNS boolean
+    LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM bosun.jobs AS j
+    WHERE j.id = job_id AND j.state = 'running' AND j.attempt = job_attempt
+    FOR UPDATE;
+    RETURN FOUND;
+END;
+$$;
+
 -- Compensate from step `below` down: undo the highest succeeded step under it, or finish the
 -- saga as compensated when there is none.
 CREATE FUNCTION bosun.saga_compensate_below(s bosun.sagas, below integer) RETURNS void
@@ -47,14 +59,19 @@ $$;
 
 -- A step's job is starting: make sure the ledger lists every step (names and whether each has
 -- an undo, from the runner's definition), count the attempt, and return the saga. NULL when
--- the saga no longer runs forward (cancelled, compensating): the caller then calls
--- bosun.saga_step_skip.
+-- the saga no longer runs forward (cancelled, compensating), or when the runner no longer
+-- holds its job (then it must not touch the ledger): the caller then calls
+-- bosun.saga_step_skip, which is fenced in turn.
 CREATE FUNCTION bosun.saga_step_begin(
-    saga_id uuid, step integer, step_names text[], step_has_undo boolean[]
+    job_id bigint, job_attempt integer, saga_id uuid, step integer, step_names text[],
+    step_has_undo boolean[]
 ) RETURNS bosun.sagas LANGUAGE plpgsql AS $$
 DECLARE
     s bosun.sagas;
 BEGIN
+    IF NOT bosun.saga_job_held(job_id, job_attempt) THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO bosun.saga_steps (saga_id, idx, name, has_undo)
     SELECT saga_step_begin.saga_id, t.ord - 1, t.name, t.has_undo
     FROM unnest(step_names, step_has_undo) WITH ORDINALITY AS t(name, has_undo, ord)
@@ -147,12 +164,16 @@ BEGIN
 END;
 $$;
 
--- An undo is starting: count the attempt.
-CREATE FUNCTION bosun.saga_undo_begin(saga_id uuid, step integer) RETURNS bosun.sagas
-    LANGUAGE plpgsql AS $$
+-- An undo is starting: count the attempt. NULL when the runner no longer holds its job.
+CREATE FUNCTION bosun.saga_undo_begin(
+    job_id bigint, job_attempt integer, saga_id uuid, step integer
+) RETURNS bosun.sagas LANGUAGE plpgsql AS $$
 DECLARE
     s bosun.sagas;
 BEGIN
+    IF NOT bosun.saga_job_held(job_id, job_attempt) THEN
+        RETURN NULL;
+    END IF;
     UPDATE bosun.saga_steps
     SET state = 'undoing', undo_attempts = undo_attempts + 1,
         undo_started_at = coalesce(undo_started_at, now())

@@ -29,10 +29,12 @@ async fn claim(conn: &mut PgConnection, saga: Uuid, step: i32, direction: &str) 
     .unwrap()
 }
 
-async fn begin(conn: &mut PgConnection, saga: Uuid, step: i32) -> Option<String> {
+/// Begin step `step` as the runner holding `job` (attempt 1) would.
+async fn begin(conn: &mut PgConnection, saga: Uuid, job: i64, step: i32) -> Option<String> {
     sqlx::query_scalar(&format!(
-        "SELECT (bosun.saga_step_begin($1, $2, {STEPS})).state::text"
+        "SELECT (bosun.saga_step_begin($1, 1, $2, $3, {STEPS})).state::text"
     ))
+    .bind(job)
     .bind(saga)
     .bind(step)
     .fetch_one(conn)
@@ -65,6 +67,51 @@ async fn steps(conn: &mut PgConnection, saga: Uuid) -> Vec<String> {
         .fetch_all(conn)
         .await
         .unwrap()
+}
+
+#[tokio::test]
+async fn a_runner_that_lost_its_job_cannot_reopen_a_finished_step() {
+    let db = TestDb::new().await;
+    let mut sql = db.raw().await;
+    let saga = start(&mut sql, "zombie").await;
+    let job = claim(&mut sql, saga, 0, "do").await;
+    assert_eq!(
+        begin(&mut sql, saga, job, 0).await.as_deref(),
+        Some("running")
+    );
+    assert!(
+        call_bool(
+            &mut sql,
+            "SELECT bosun.saga_step_done($1, 1, $2, $3, 3, '{}')",
+            saga,
+            job,
+            0
+        )
+        .await
+    );
+    // A paused runner of the same attempt wakes up and begins again: nothing changes.
+    assert_eq!(begin(&mut sql, saga, job, 0).await, None);
+    assert_eq!(
+        steps(&mut sql, saga).await,
+        ["succeeded", "pending", "pending"]
+    );
+    let current: i32 = sqlx::query_scalar("SELECT current_step FROM bosun.sagas WHERE id = $1")
+        .bind(saga)
+        .fetch_one(&mut sql)
+        .await
+        .unwrap();
+    assert_eq!(current, 1, "the saga is not rewound");
+    let undo_begun: Option<String> =
+        sqlx::query_scalar("SELECT (bosun.saga_undo_begin($1, 1, $2, 0)).state::text")
+            .bind(job)
+            .bind(saga)
+            .fetch_one(&mut sql)
+            .await
+            .unwrap();
+    assert_eq!(
+        undo_begun, None,
+        "an undo begin without the job held is fenced too"
+    );
 }
 
 #[tokio::test]
@@ -158,7 +205,7 @@ async fn steps_run_forward_and_the_last_one_finishes_the_saga() {
     for step in 0..3 {
         let job = claim(&mut sql, saga, step, "do").await;
         assert_eq!(
-            begin(&mut sql, saga, step).await.as_deref(),
+            begin(&mut sql, saga, job, step).await.as_deref(),
             Some("running")
         );
         let done: bool = sqlx::query_scalar(
@@ -190,7 +237,7 @@ async fn a_failed_step_compensates_in_reverse_and_stale_writes_are_fenced_out() 
     let saga = start(&mut sql, "reverse").await;
     for step in 0..2 {
         let job = claim(&mut sql, saga, step, "do").await;
-        begin(&mut sql, saga, step).await;
+        begin(&mut sql, saga, job, step).await;
         assert!(
             call_bool(
                 &mut sql,
@@ -203,7 +250,7 @@ async fn a_failed_step_compensates_in_reverse_and_stale_writes_are_fenced_out() 
         );
     }
     let job = claim(&mut sql, saga, 2, "do").await;
-    begin(&mut sql, saga, 2).await;
+    begin(&mut sql, saga, job, 2).await;
     assert!(
         call_bool(
             &mut sql,
@@ -239,7 +286,8 @@ async fn a_failed_step_compensates_in_reverse_and_stale_writes_are_fenced_out() 
 
     for step in [1, 0] {
         let job = claim(&mut sql, saga, step, "undo").await;
-        sqlx::query("SELECT bosun.saga_undo_begin($1, $2)")
+        sqlx::query("SELECT bosun.saga_undo_begin($1, 1, $2, $3)")
+            .bind(job)
             .bind(saga)
             .bind(step)
             .execute(&mut sql)
@@ -266,7 +314,7 @@ async fn a_failed_undo_leaves_the_saga_stuck_until_retry_saga() {
     let mut sql = db.raw().await;
     let saga = start(&mut sql, "stuck").await;
     let job = claim(&mut sql, saga, 0, "do").await;
-    begin(&mut sql, saga, 0).await;
+    begin(&mut sql, saga, job, 0).await;
     assert!(
         call_bool(
             &mut sql,
@@ -278,7 +326,7 @@ async fn a_failed_undo_leaves_the_saga_stuck_until_retry_saga() {
         .await
     );
     let job = claim(&mut sql, saga, 1, "do").await;
-    begin(&mut sql, saga, 1).await;
+    begin(&mut sql, saga, job, 1).await;
     assert!(
         call_bool(
             &mut sql,
@@ -335,7 +383,7 @@ async fn a_cancelled_saga_stops_at_the_next_step_and_compensates() {
     let mut sql = db.raw().await;
     let saga = start(&mut sql, "cancel").await;
     let job = claim(&mut sql, saga, 0, "do").await;
-    begin(&mut sql, saga, 0).await;
+    begin(&mut sql, saga, job, 0).await;
     assert!(
         call_bool(
             &mut sql,
@@ -356,7 +404,7 @@ async fn a_cancelled_saga_stops_at_the_next_step_and_compensates() {
     assert!(cancel_requested);
     let next = claim(&mut sql, saga, 1, "do").await;
     assert_eq!(
-        begin(&mut sql, saga, 1).await,
+        begin(&mut sql, saga, next, 1).await,
         None,
         "the step does not run"
     );

@@ -257,20 +257,23 @@ pub mod runner {
     use super::{PgPool, Result, Saga, Uuid};
 
     /// List every step in the ledger and start step `step`; `None` when the saga no longer
-    /// runs forward (call [`step_skip`]).
+    /// runs forward or the runner no longer holds `job` (call [`step_skip`], which is fenced).
     ///
     /// # Errors
     /// [`crate::Error::Database`] if the call fails.
     pub async fn step_begin(
         pool: &PgPool,
+        job: (i64, i32),
         saga_id: Uuid,
         step: i32,
         names: &[String],
         has_undo: &[bool],
     ) -> Result<Option<Saga>> {
         let saga: Option<Saga> = sqlx::query_as(
-            "SELECT * FROM bosun.saga_step_begin($1, $2, $3, $4) WHERE id IS NOT NULL",
+            "SELECT * FROM bosun.saga_step_begin($1, $2, $3, $4, $5, $6) WHERE id IS NOT NULL",
         )
+        .bind(job.0)
+        .bind(job.1)
         .bind(saga_id)
         .bind(step)
         .bind(names)
@@ -365,18 +368,25 @@ pub mod runner {
         .await
     }
 
-    /// The undo of step `step` is starting.
+    /// The undo of step `step` is starting; `None` when the runner no longer holds `job`.
     ///
     /// # Errors
     /// [`crate::Error::Database`] if the call fails.
-    pub async fn undo_begin(pool: &PgPool, saga_id: Uuid, step: i32) -> Result<Saga> {
-        Ok(
-            sqlx::query_as("SELECT * FROM bosun.saga_undo_begin($1, $2)")
-                .bind(saga_id)
-                .bind(step)
-                .fetch_one(pool)
-                .await?,
+    pub async fn undo_begin(
+        pool: &PgPool,
+        job: (i64, i32),
+        saga_id: Uuid,
+        step: i32,
+    ) -> Result<Option<Saga>> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM bosun.saga_undo_begin($1, $2, $3, $4) WHERE id IS NOT NULL",
         )
+        .bind(job.0)
+        .bind(job.1)
+        .bind(saga_id)
+        .bind(step)
+        .fetch_optional(pool)
+        .await?)
     }
 
     /// The undo of step `step` succeeded.

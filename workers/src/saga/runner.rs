@@ -78,7 +78,15 @@ impl SagaRunner {
     async fn run_forward(&self, ctx: &JobContext, job: &StepJob, step: &Step) -> Handled {
         let pool = ctx.client().pool();
         let held = (ctx.id(), ctx.attempt());
-        let saga = match step_begin(pool, job.saga_id, job.step, &self.names, &self.has_undo).await
+        let saga = match step_begin(
+            pool,
+            held,
+            job.saga_id,
+            job.step,
+            &self.names,
+            &self.has_undo,
+        )
+        .await
         {
             Ok(Some(saga)) => saga,
             // Cancelled or already compensating: do not run; compensate what succeeded.
@@ -126,8 +134,10 @@ impl SagaRunner {
                 JobState::Completed,
             );
         };
-        let saga = match undo_begin(pool, job.saga_id, job.step).await {
-            Ok(saga) => saga,
+        let saga = match undo_begin(pool, held, job.saga_id, job.step).await {
+            Ok(Some(saga)) => saga,
+            // The runner no longer holds its job: leave the ledger alone.
+            Ok(None) => return Handled::Recorded(Recorded::FencedOut),
             Err(error) => return Handled::Returned(Err(JobError::retry(error))),
         };
         let step_ctx = match self.context(ctx, saga, job.step, &step.name).await {
