@@ -219,17 +219,21 @@ BEGIN
 END;
 $$;
 
--- A retryable error of a step or an undo: recorded on the ledger while the job retries.
+-- A retryable error of a step or an undo: recorded on the ledger while the job retries. Best
+-- effort and unfenced, so it only touches a step that is still running or undoing: a stale
+-- runner cannot stamp an error on a step that has moved on.
 CREATE FUNCTION bosun.saga_step_note_error(saga_id uuid, step integer, error text)
     RETURNS void LANGUAGE sql AS $$
     UPDATE bosun.saga_steps SET error = saga_step_note_error.error
     WHERE saga_steps.saga_id = saga_step_note_error.saga_id AND idx = step
+      AND state IN ('running', 'undoing')
 $$;
 
--- Best-effort progress of a running step (percent and a message).
+-- Best-effort progress of a running step (percent and a message); only while it runs.
 CREATE FUNCTION bosun.saga_step_progress(saga_id uuid, step integer, pct real, message text)
     RETURNS void LANGUAGE sql AS $$
     UPDATE bosun.saga_steps
     SET progress_pct = least(greatest(pct, 0), 100), progress_message = message
     WHERE saga_steps.saga_id = saga_step_progress.saga_id AND idx = step
+      AND state IN ('running', 'undoing')
 $$;
