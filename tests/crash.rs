@@ -5,108 +5,11 @@
 //! (the latter with a unique job id), so after a run the database itself says how often each
 //! job ran and who finished it. The built-in `echo` kind runs exactly when it is claimed.
 
-use std::{
-    fs::File,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{process::Command, time::Duration};
 
 use bosun_queue::{liveness::worker_list, JobState, NewJob};
-use bosun_tests::{bosun_bin, eventually, TestDb};
+use bosun_tests::{bosun_bin, eventually, Replica, TestDb};
 use serde_json::json;
-
-/// A `bosun worker` process; killed when dropped if still running.
-struct Replica {
-    id: String,
-    child: Child,
-}
-
-impl Replica {
-    fn start(db: &TestDb, id: &str, concurrency: u32) -> Replica {
-        Replica::start_on(&db.url, &db.name, id, concurrency)
-    }
-
-    /// A replica on the database at `url`; its log goes to a temporary file named by `tag`.
-    fn start_on(url: &str, tag: &str, id: &str, concurrency: u32) -> Replica {
-        Replica::spawn(
-            Command::new(bosun_bin()),
-            url,
-            tag,
-            id,
-            &format!("default={concurrency}"),
-        )
-    }
-
-    /// Run `bosun worker` through `command` (the binary itself, or a wrapper such as
-    /// faketime that then runs the binary) for `queues`.
-    fn spawn(mut command: Command, url: &str, tag: &str, id: &str, queues: &str) -> Replica {
-        let log = std::env::temp_dir().join(format!("bosun-{tag}-{id}.log"));
-        let child = command
-            .args([
-                "worker",
-                "--queues",
-                queues,
-                "--worker-id",
-                id,
-                "--poll-interval",
-                "200ms",
-                "--heartbeat-interval",
-                "300ms",
-                "--lease",
-                "2s",
-                "--maintenance-interval",
-                "300ms",
-                "--shutdown-timeout",
-                "5s",
-            ])
-            .env("DATABASE_URL", url)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(File::create(log).expect("worker log file"))
-            .spawn()
-            .expect("starting bosun worker");
-        Replica {
-            id: id.to_string(),
-            child,
-        }
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .expect("running kill");
-        assert!(status.success(), "kill {signal} {}", self.id);
-    }
-
-    /// kill -9 and reap.
-    fn kill(mut self) {
-        self.signal("-KILL");
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, then wait for a graceful exit.
-    async fn stop(mut self) {
-        self.signal("-TERM");
-        for _ in 0..200 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert_eq!(status.code(), Some(0), "{} exits 0 on SIGTERM", self.id);
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("{} did not stop within 10 s of SIGTERM", self.id);
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 async fn install_ledger(db: &TestDb) {
     install_ledger_on(&db.pool).await;

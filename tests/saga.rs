@@ -464,12 +464,12 @@ mod running {
         time::Duration,
     };
 
-    use bosun_cli::kinds::{provision_saga, simulated};
+    use bosun_cli::kinds::provision_saga;
     use bosun_queue::{
         saga::{saga_get, saga_steps},
         SagaState, SagaStepState,
     };
-    use bosun_tests::{eventually, RunningPool, TestDb};
+    use bosun_tests::{eventually, settled_listing, RunningPool, TestDb};
     use bosun_workers::{JobError, SagaDefinition, Step, StepContext, WorkerPool};
     use serde_json::json;
     use uuid::Uuid;
@@ -531,7 +531,11 @@ mod running {
             steps[1].output,
             Some(json!({"resource": format!("{key}.create.vm"), "adopted": false}))
         );
-        assert_eq!(simulated::list(&key).len(), 3, "one resource per step");
+        assert_eq!(
+            settled_listing(&db.pool, &key).await,
+            ["attach.volume", "create.vm", "reserve.slot"].map(|r| format!("{key}.{r}")),
+            "one resource per step"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -557,8 +561,9 @@ mod running {
                 };
                 assert_eq!(*state, expected, "fail at {fail_at}: step {i}");
             }
-            assert!(
-                simulated::list(&key).is_empty(),
+            assert_eq!(
+                settled_listing(&db.pool, &key).await,
+                Vec::<String>::new(),
                 "fail at {fail_at}: nothing left"
             );
         }

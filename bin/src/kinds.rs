@@ -17,7 +17,11 @@ use std::{
 };
 
 use bosun_queue::{Job, JobArgs};
-use bosun_workers::{backoff, JobContext, JobError, JobResult, Registry, Worker};
+use bosun_workers::{
+    backoff, JobContext, JobError, JobResult, Registry, SagaDefinition, Step, StepContext, Worker,
+};
+
+use crate::cloud::{self, HoldPoint};
 use serde::{Deserialize, Serialize};
 
 /// `echo`: any object.
@@ -174,65 +178,79 @@ pub fn registry() -> Registry {
     registry
 }
 
-/// The simulated external system `example.provision` acts on: resources by name, kept in
-/// this worker process. Steps create under deterministic names and adopt what exists, so a
-/// retried or re-run step never makes a second resource.
-pub mod simulated {
-    use std::{
-        collections::BTreeMap,
-        sync::{Mutex, OnceLock, PoisonError},
-    };
-
-    fn store() -> &'static Mutex<BTreeMap<String, String>> {
-        static STORE: OnceLock<Mutex<BTreeMap<String, String>>> = OnceLock::new();
-        STORE.get_or_init(Mutex::default)
-    }
-
-    /// Create `name` (of `kind`) unless it exists; true when it was created now.
-    pub fn create(name: &str, kind: &str) -> bool {
-        let mut store = store().lock().unwrap_or_else(PoisonError::into_inner);
-        if store.contains_key(name) {
-            return false;
-        }
-        store.insert(name.to_string(), kind.to_string());
-        true
-    }
-
-    /// Delete `name`; deleting what is gone is fine (like an HTTP 404 on delete).
-    pub fn delete(name: &str) {
-        store()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(name);
-    }
-
-    /// Every resource whose name starts with `prefix`, sorted.
-    pub fn list(prefix: &str) -> Vec<String> {
-        store()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .keys()
-            .filter(|name| name.starts_with(prefix))
-            .cloned()
-            .collect()
-    }
-}
-
 /// Inputs of `example.provision`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProvisionInputs {
     /// The step that fails permanently, if any (`reserve`, `create` or `attach`).
     #[serde(default)]
     pub fail_at: Option<String>,
+    /// How long after its creation a resource shows up in the simulated cloud's listings.
+    #[serde(default = "default_listing_lag_ms")]
+    pub listing_lag_ms: u64,
+    /// Where to hold steps until released (see [`cloud::hold`]); the crash tests use these.
+    #[serde(default)]
+    pub holds: Vec<Hold>,
 }
 
-/// The built-in saga `example.provision`: `reserve`, `create`, `attach`, each with an undo.
-pub fn provision_saga() -> bosun_workers::SagaDefinition {
-    let mut saga = bosun_workers::SagaDefinition::new("example.provision");
+const DEFAULT_LISTING_LAG_MS: u64 = 200;
+
+/// How long a new resource takes to show in the simulated cloud's listings, by default.
+pub const DEFAULT_LISTING_LAG: Duration = Duration::from_millis(DEFAULT_LISTING_LAG_MS);
+
+fn default_listing_lag_ms() -> u64 {
+    DEFAULT_LISTING_LAG_MS
+}
+
+/// Hold `step` at `at` on attempt `attempt` (of the step's job, or of its undo's job).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hold {
+    /// The step's name.
+    pub step: String,
+    /// Where in the step.
+    pub at: HoldPoint,
+    /// Only this attempt is held, so the attempt after a crash runs through.
+    #[serde(default = "first_attempt")]
+    pub attempt: i32,
+}
+
+fn first_attempt() -> i32 {
+    1
+}
+
+impl ProvisionInputs {
+    /// Wait at `point` if the inputs ask to hold this step there on this attempt.
+    async fn hold(&self, ctx: &StepContext, point: HoldPoint) -> Result<(), JobError> {
+        let asked = self.holds.iter().any(|hold| {
+            hold.step == ctx.step_name() && hold.at == point && hold.attempt == ctx.attempt()
+        });
+        if asked {
+            cloud::hold(
+                ctx.client().pool(),
+                ctx.key(),
+                ctx.step_name(),
+                point,
+                ctx.attempt(),
+            )
+            .await
+            .map_err(JobError::retry)?;
+        }
+        Ok(())
+    }
+}
+
+/// The built-in saga `example.provision`: `reserve`, `create`, `attach`, each with an undo,
+/// acting on the simulated cloud in [`cloud`]. Each step creates its resource under a
+/// deterministic name and adopts it when it exists already (an earlier attempt made it before
+/// crashing); each undo deletes it by name, and a resource already gone is fine.
+pub fn provision_saga() -> SagaDefinition {
+    let mut saga = SagaDefinition::new("example.provision");
     for (name, resource) in [("reserve", "slot"), ("create", "vm"), ("attach", "volume")] {
         saga = saga.step(
-            bosun_workers::Step::new(name, move |ctx: bosun_workers::StepContext| async move {
+            Step::new(name, move |ctx: StepContext| async move {
                 let inputs: ProvisionInputs = ctx.inputs()?;
+                inputs.hold(&ctx, HoldPoint::Before).await?;
                 if inputs.fail_at.as_deref() == Some(ctx.step_name()) {
                     return Err(JobError::permanent(format!(
                         "{} failed on purpose (fail_at)",
@@ -240,11 +258,23 @@ pub fn provision_saga() -> bosun_workers::SagaDefinition {
                     )));
                 }
                 let name = ctx.resource_name(resource);
-                let created = simulated::create(&name, resource);
-                Ok(serde_json::json!({ "resource": name, "adopted": !created }))
+                let lag = Duration::from_millis(inputs.listing_lag_ms);
+                let created = cloud::create(ctx.client().pool(), &name, resource, lag)
+                    .await
+                    .map_err(JobError::retry)?;
+                inputs.hold(&ctx, HoldPoint::After).await?;
+                Ok(serde_json::json!({
+                    "resource": name,
+                    "adopted": created == cloud::Created::Existing,
+                }))
             })
-            .undo(move |ctx: bosun_workers::StepContext| async move {
-                simulated::delete(&ctx.resource_name(resource));
+            .undo(move |ctx: StepContext| async move {
+                let inputs: ProvisionInputs = ctx.inputs()?;
+                inputs.hold(&ctx, HoldPoint::UndoBefore).await?;
+                cloud::delete(ctx.client().pool(), &ctx.resource_name(resource))
+                    .await
+                    .map_err(JobError::retry)?;
+                inputs.hold(&ctx, HoldPoint::UndoAfter).await?;
                 Ok(())
             })
             .max_attempts(3),

@@ -3,6 +3,7 @@
 //! embedded PostgreSQL and use the same built-in kinds as the binary.
 
 pub mod cli;
+pub mod cloud;
 pub mod commands;
 pub mod connect;
 pub mod embedded;

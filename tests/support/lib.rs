@@ -15,12 +15,16 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod replica;
+
 use bosun_cli::embedded::EmbeddedPostgres;
 use bosun_queue::Client;
 use bosun_workers::{ShutdownReport, WorkerPool};
 use sqlx::{postgres::PgPoolOptions, Connection, PgConnection, PgPool};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+pub use replica::Replica;
 
 /// The server all tests of this binary use.
 struct Server {
@@ -240,6 +244,15 @@ where
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// What the simulated cloud of the built-in saga lists under `prefix` once every resource
+/// created so far shows in listings (they show up there a little after their creation).
+pub async fn settled_listing(pool: &PgPool, prefix: &str) -> Vec<String> {
+    tokio::time::sleep(bosun_cli::kinds::DEFAULT_LISTING_LAG + Duration::from_millis(300)).await;
+    bosun_cli::cloud::list(pool, prefix)
+        .await
+        .expect("listing the simulated cloud")
 }
 
 /// A worker pool running in the background of a test until [`RunningPool::stop`].
