@@ -290,23 +290,25 @@ async fn a_runner_paused_past_its_lease_cannot_write_the_ledger_after_a_takeover
     zombie.signal("-CONT");
     eventually(
         Duration::from_secs(20),
-        "the zombie to try to record its step",
+        "the zombie's step to go on",
         || async {
-            zombie
-                .log()
-                .contains("attempt not recorded: the job was cancelled or taken over")
-                .then_some(())
+            let held = cloud::held(&db.pool, key, "create", HoldPoint::After).await;
+            held.unwrap().unwrap().resumed.then_some(())
         },
     )
     .await;
-    assert!(
-        cloud::held(&db.pool, key, "create", HoldPoint::After)
-            .await
-            .unwrap()
-            .unwrap()
-            .resumed
-    );
+    let refused = "attempt not recorded: the job was cancelled or taken over";
+    for _ in 0..100 {
+        if zombie.log().contains(refused) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(snapshot(&db, id).await, before, "the ledger is unchanged");
+    assert!(
+        zombie.log().contains(refused),
+        "the zombie tried to record its step"
+    );
     assert_eq!(calls(&db, key, "create").await, ["create", "exists"]);
     assert_eq!(settled_listing(&db.pool, key).await, all_resources(key));
     zombie.stop().await;
