@@ -1018,3 +1018,49 @@ async fn sagas_start_run_and_show_their_ledger() {
     let usage = bosun(&db, &["saga", "not-a-uuid"]);
     assert_eq!(usage.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn targets_register_list_and_expunge() {
+    let db = TestDb::new().await;
+    let registered = json_of(
+        &db,
+        &[
+            "targets", "register", "pantry-1", "--kind", "pantry", "--json",
+        ],
+    );
+    assert_eq!(registered["state"], "in_service");
+    ok(&db, &["enqueue", "echo", "--target", "pantry-1"]);
+    let listed = ok(&db, &["targets"]);
+    assert!(
+        listed.contains("pantry-1") && listed.contains("in_service"),
+        "{listed}"
+    );
+    assert!(listed.contains("1 targets, 0 expunged"), "{listed}");
+
+    let said = ok(&db, &["expunge", "pantry-1", "--reason", "sled 12 pulled"]);
+    assert!(
+        said.contains("expunged target pantry-1: 1 live jobs and 0 live sagas"),
+        "{said}"
+    );
+    let again = ok(&db, &["expunge", "pantry-1"]);
+    assert!(again.contains("already expunged"), "{again}");
+    assert!(again.contains("sled 12 pulled"), "{again}");
+    let listed = json_of(&db, &["targets", "--json"]);
+    assert_eq!(listed[0]["state"], "expunged");
+    assert_eq!(listed[0]["reason"], "sled 12 pulled");
+
+    fails(
+        &db,
+        &["enqueue", "echo", "--target", "pantry-1"],
+        "target 'pantry-1' is expunged (sled 12 pulled)",
+    );
+    fails(
+        &db,
+        &["expunge", "pantry-9"],
+        "no target named \"pantry-9\"",
+    );
+    let usage = bosun(&db, &["expunge"]);
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(stderr(&usage).contains("Usage:"));
+    assert_eq!(job_count(&db).await, 1);
+}

@@ -1,5 +1,5 @@
-//! Sagas under crashes, with real `bosun worker` processes running the built-in saga
-//! `example.provision` (reserve, create, attach) against its simulated cloud.
+//! Sagas under crashes and lost targets, with real `bosun worker` processes running the
+//! built-in saga `example.provision` (reserve, create, attach) against its simulated cloud.
 //!
 //! The saga's inputs hold a step at an exact point (after its claim, after its side effect,
 //! in the middle of its undo) until the test releases it, so the test can kill -9 or pause
@@ -19,6 +19,21 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 const STEPS: [(&str, &str); 3] = [("reserve", "slot"), ("create", "vm"), ("attach", "volume")];
+
+/// Start the built-in saga on target `pantry-1`.
+async fn start_on_pantry(db: &TestDb, key: &str, inputs: Value) -> Uuid {
+    db.client
+        .start_saga_on("pantry-1", "example.provision", key, &inputs)
+        .await
+        .unwrap()
+}
+
+async fn expunge_pantry(db: &TestDb) {
+    db.client
+        .expunge_target("pantry-1", Some("sled 12 pulled"))
+        .await
+        .unwrap();
+}
 
 async fn start(db: &TestDb, key: &str, inputs: Value) -> Uuid {
     db.client
@@ -281,38 +296,139 @@ async fn a_runner_paused_past_its_lease_cannot_write_the_ledger_after_a_takeover
 
     let taker = replica(&db, "taker", "warn");
     assert_succeeded_with_one_resource_per_step(&db, id, key, [1, 2, 1]).await;
-    let before = snapshot(&db, id).await;
-
-    // The zombie wakes up with its step done and tries to record it.
-    cloud::release(&db.pool, key, "create", HoldPoint::After)
-        .await
-        .unwrap();
+    // The zombie wakes up, is let go on with its step done, and tries to record it.
     zombie.signal("-CONT");
+    release_and_check_refused(&db, id, key, "create", HoldPoint::After, &zombie).await;
+    assert_eq!(calls(&db, key, "create").await, ["create", "exists"]);
+    assert_eq!(settled_listing(&db.pool, key).await, all_resources(key));
+    zombie.stop().await;
+    taker.stop().await;
+}
+
+/// Release a held step of a worker that lost it, and check that its attempt to record the
+/// step is refused and changes nothing.
+async fn release_and_check_refused(
+    db: &TestDb,
+    id: Uuid,
+    key: &str,
+    step: &str,
+    point: HoldPoint,
+    by: &Replica,
+) {
+    let before = snapshot(db, id).await;
+    cloud::release(&db.pool, key, step, point).await.unwrap();
     eventually(
         Duration::from_secs(20),
-        "the zombie's step to go on",
+        "the held step to go on",
         || async {
-            let held = cloud::held(&db.pool, key, "create", HoldPoint::After).await;
+            let held = cloud::held(&db.pool, key, step, point).await;
             held.unwrap().unwrap().resumed.then_some(())
         },
     )
     .await;
     let refused = "attempt not recorded: the job was cancelled or taken over";
     for _ in 0..100 {
-        if zombie.log().contains(refused) {
+        if by.log().contains(refused) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(snapshot(&db, id).await, before, "the ledger is unchanged");
+    assert_eq!(snapshot(db, id).await, before, "the ledger is unchanged");
     assert!(
-        zombie.log().contains(refused),
-        "the zombie tried to record its step"
+        by.log().contains(refused),
+        "{} tried to record its step",
+        by.id
     );
-    assert_eq!(calls(&db, key, "create").await, ["create", "exists"]);
-    assert_eq!(settled_listing(&db.pool, key).await, all_resources(key));
-    zombie.stop().await;
-    taker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn expunging_the_target_in_the_middle_of_a_step_fails_it_and_unwinds_the_saga() {
+    let db = TestDb::new().await;
+    let key = "expunged-mid-step";
+    let id = start_on_pantry(
+        &db,
+        key,
+        json!({"holds": [{"step": "create", "at": "after"}]}),
+    )
+    .await;
+    let worker = replica(&db, "r1", "warn,bosun_workers=info");
+    wait_held(&db, key, "create", HoldPoint::After, &worker).await;
+    expunge_pantry(&db).await;
+
+    let saga = finished(&db, id).await;
+    assert_eq!(saga.state, SagaState::Compensated);
+    assert_eq!(
+        saga.error.as_deref(),
+        Some("step 1 failed: target pantry-1 expunged: sled 12 pulled")
+    );
+    let steps = ledger(&db, id).await;
+    let states: Vec<_> = steps
+        .iter()
+        .map(|s| (s.state, s.error.as_deref()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (
+                SagaStepState::Undone,
+                Some("target pantry-1 expunged: sled 12 pulled; counted as undone")
+            ),
+            (
+                SagaStepState::Failed,
+                Some("target pantry-1 expunged: sled 12 pulled")
+            ),
+            (SagaStepState::Pending, None),
+        ]
+    );
+    // Nothing was deleted on the expunged target: what was made there went with it.
+    assert_eq!(calls(&db, key, "reserve").await, ["create"]);
+    assert!(calls(&db, key, "attach").await.is_empty());
+    // The runner that was in the middle of `create` wakes up and is refused.
+    release_and_check_refused(&db, id, key, "create", HoldPoint::After, &worker).await;
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn expunging_the_target_in_the_middle_of_an_undo_counts_the_undos_as_done() {
+    let db = TestDb::new().await;
+    let key = "expunged-mid-undo";
+    let id = start_on_pantry(
+        &db,
+        key,
+        json!({"fail_at": "attach", "holds": [{"step": "create", "at": "undo_before"}]}),
+    )
+    .await;
+    let worker = replica(&db, "r1", "warn,bosun_workers=info");
+    wait_held(&db, key, "create", HoldPoint::UndoBefore, &worker).await;
+    assert_eq!(
+        saga_get(&db.pool, id).await.unwrap().state,
+        SagaState::Compensating
+    );
+    expunge_pantry(&db).await;
+
+    let saga = finished(&db, id).await;
+    assert_eq!(saga.state, SagaState::Compensated);
+    let steps = ledger(&db, id).await;
+    let gone = Some("target pantry-1 expunged: sled 12 pulled; counted as undone");
+    let states: Vec<_> = steps
+        .iter()
+        .map(|s| (s.state, s.error.as_deref()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (SagaStepState::Undone, gone),
+            (SagaStepState::Undone, gone),
+            (
+                SagaStepState::Failed,
+                Some("attach failed on purpose (fail_at)")
+            ),
+        ]
+    );
+    assert_eq!(calls(&db, key, "reserve").await, ["create"]);
+    assert_eq!(calls(&db, key, "create").await, ["create"]);
+    release_and_check_refused(&db, id, key, "create", HoldPoint::UndoBefore, &worker).await;
+    worker.stop().await;
 }
 
 /// The saga row, its steps and its step jobs, as one comparable value.

@@ -44,6 +44,10 @@ pub enum Command {
     Sagas(SagasArgs),
     /// One saga and its step ledger as a timeline; cancel it or resume a stuck one.
     Saga(SagaArgs),
+    /// Targets (hosts, pantries, ...) with their live and reaped work; register one.
+    Targets(TargetsArgs),
+    /// Expunge a target for good: its work is failed and its sagas unwind.
+    Expunge(ExpungeArgs),
     /// Migrate, enqueue a few hundred example jobs (with failures and retries), work them
     /// with a live progress line, and print a summary.
     Demo(DemoArgs),
@@ -282,7 +286,47 @@ pub enum SagasAction {
         /// Inputs, a JSON object.
         #[arg(default_value = "{}", value_parser = parse_json_object)]
         inputs: serde_json::Value,
+        /// The target its steps act on: when it is expunged the saga unwinds.
+        #[arg(long)]
+        target: Option<String>,
     },
+}
+
+/// `bosun targets`.
+#[derive(Debug, Args)]
+pub struct TargetsArgs {
+    /// Register a target instead of listing.
+    #[command(subcommand)]
+    pub action: Option<TargetsAction>,
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `bosun targets register`.
+#[derive(Debug, Subcommand)]
+pub enum TargetsAction {
+    /// Make a target known before work names it (idempotent).
+    Register {
+        /// The target's name, as jobs and sagas give it.
+        name: String,
+        /// What sort of thing it is, e.g. `host` or `pantry`.
+        #[arg(long)]
+        kind: Option<String>,
+    },
+}
+
+/// `bosun expunge TARGET`.
+#[derive(Debug, Args)]
+pub struct ExpungeArgs {
+    /// The target.
+    pub target: String,
+    /// Why, recorded on the target and on every reaped job.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `bosun saga ID`.

@@ -9,7 +9,7 @@ use sqlx::{postgres::PgConnectOptions, Connection, PgConnection, PgExecutor, PgP
 
 use crate::{
     migrate, Enqueued, Error, IntoNewJob, Job, JobFilter, JobState, MigrateReport, NewJob,
-    QueueRow, QueueStats, Result,
+    QueueRow, QueueStats, Result, Target, TargetStats,
 };
 
 /// A handle on a Bosun database. Cheap to clone (it wraps a connection pool).
@@ -239,7 +239,23 @@ impl Client {
         key: &str,
         inputs: &serde_json::Value,
     ) -> Result<uuid::Uuid> {
-        crate::saga::saga_start(&self.pool, kind, key, inputs).await
+        crate::saga::saga_start(&self.pool, kind, key, inputs, None).await
+    }
+
+    /// [`Client::start_saga`] for a saga whose steps act on `target` (see
+    /// [`crate::targets`]): its step jobs carry the target, and when the target is expunged the
+    /// saga fails and compensates, its undos counting as done.
+    ///
+    /// # Errors
+    /// As [`Client::start_saga`], and [`Error::WrongState`] when `target` is expunged.
+    pub async fn start_saga_on(
+        &self,
+        target: &str,
+        kind: &str,
+        key: &str,
+        inputs: &serde_json::Value,
+    ) -> Result<uuid::Uuid> {
+        crate::saga::saga_start(&self.pool, kind, key, inputs, Some(target)).await
     }
 
     /// [`Client::start_saga`] inside the caller's transaction: rolled back, no saga.
@@ -253,7 +269,33 @@ impl Client {
         key: &str,
         inputs: &serde_json::Value,
     ) -> Result<uuid::Uuid> {
-        crate::saga::saga_start(conn, kind, key, inputs).await
+        crate::saga::saga_start(conn, kind, key, inputs, None).await
+    }
+
+    /// Make target `name` known, with its `kind` if given (`bosun.register_target`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a bad name or kind; [`Error::WrongState`] when the
+    /// target is expunged.
+    pub async fn register_target(&self, name: &str, kind: Option<&str>) -> Result<Target> {
+        crate::targets::target_register(&self.pool, name, kind).await
+    }
+
+    /// Expunge target `name` for good (`bosun.expunge_target`): new work onto it is refused
+    /// and the maintenance leader reaps the work on it. Idempotent.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown target.
+    pub async fn expunge_target(&self, name: &str, reason: Option<&str>) -> Result<Target> {
+        crate::targets::target_expunge(&self.pool, name, reason).await
+    }
+
+    /// Every target with its live and reaped work.
+    ///
+    /// # Errors
+    /// [`Error::Database`] if the query fails.
+    pub async fn targets(&self) -> Result<Vec<TargetStats>> {
+        crate::targets::target_list(&self.pool).await
     }
 
     /// Per-queue counts by state (`bosun.queue_stats`).

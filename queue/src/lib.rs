@@ -25,12 +25,14 @@ pub mod migrate;
 mod pg_enum;
 pub mod runtime;
 pub mod saga;
+pub mod targets;
 mod types;
 
 pub use client::Client;
 pub use error::{Error, Result};
 pub use migrate::MigrateReport;
 pub use saga::{Saga, SagaState, SagaStep, SagaStepState};
+pub use targets::{Target, TargetState, TargetStats};
 pub use types::{is_valid_kind, is_valid_queue_name};
 pub use types::{
     AttemptError, Enqueued, IntoNewJob, Job, JobArgs, JobFilter, JobOptions, JobState, NewJob,

@@ -32,6 +32,11 @@ pub enum Notice {
         /// The saga.
         saga_id: uuid::Uuid,
     },
+    /// Target `target` was expunged: the maintenance leader should reap its work now.
+    TargetExpunged {
+        /// The target.
+        target: String,
+    },
     /// The connection was lost and has been re-established: notifications may have been
     /// missed, so look for work everywhere.
     Reconnected,
@@ -42,6 +47,7 @@ pub enum Notice {
 enum ControlPayload {
     Cancel { id: i64, attempt: i32 },
     CancelSaga { saga_id: uuid::Uuid },
+    TargetExpunged { target: String },
 }
 
 /// A dedicated connection that listens on Bosun's channels.
@@ -85,6 +91,9 @@ impl Listener {
                     }
                     Ok(ControlPayload::CancelSaga { saga_id }) => {
                         return Ok(Notice::CancelSaga { saga_id })
+                    }
+                    Ok(ControlPayload::TargetExpunged { target }) => {
+                        return Ok(Notice::TargetExpunged { target })
                     }
                     Err(_) => {}
                 },

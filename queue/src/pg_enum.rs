@@ -40,3 +40,48 @@ macro_rules! impl_pg_text_enum {
 }
 
 pub(crate) use impl_pg_text_enum;
+
+/// A Rust enum for the PostgreSQL enum `bosun.$pg`, with `as_str`, `Display`, `FromStr`
+/// (unknown text is [`crate::Error::InvalidArgument`]) and serde in snake case.
+macro_rules! text_states {
+    ($(#[$doc:meta])* $name:ident, $pg:literal, { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl $name {
+            /// The name used in SQL and JSON.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = crate::Error;
+
+            fn from_str(s: &str) -> crate::Result<Self> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(crate::Error::InvalidArgument(format!(
+                        concat!("{:?} is not one of: ", $($text, " "),+), s
+                    ))),
+                }
+            }
+        }
+
+        $crate::pg_enum::impl_pg_text_enum!($name, $pg);
+    };
+}
+
+pub(crate) use text_states;

@@ -10,52 +10,11 @@ use serde::{Deserialize, Serialize};
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
-use crate::{pg_enum::impl_pg_text_enum, Error, Result};
+use crate::{pg_enum::text_states, Error, Result};
 
 /// The job kind that runs the steps of saga kind `kind`.
 pub fn saga_job_kind(kind: &str) -> String {
     format!("saga:{kind}")
-}
-
-macro_rules! text_states {
-    ($(#[$doc:meta])* $name:ident, $pg:literal, { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name {
-            $($(#[$vdoc])* $variant),+
-        }
-
-        impl $name {
-            /// The name used in SQL and JSON.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),+
-                }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = Error;
-
-            fn from_str(s: &str) -> Result<Self> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    _ => Err(Error::InvalidArgument(format!(
-                        concat!("{:?} is not one of: ", $($text, " "),+), s
-                    ))),
-                }
-            }
-        }
-
-        impl_pg_text_enum!($name, $pg);
-    };
 }
 
 text_states!(
@@ -121,6 +80,8 @@ pub struct Saga {
     pub updated_at: DateTime<Utc>,
     /// Reached `succeeded` or `compensated`.
     pub finished_at: Option<DateTime<Utc>>,
+    /// The target its steps act on, if any (see [`crate::targets`]).
+    pub target: Option<String>,
 }
 
 /// A row of the ledger `bosun.saga_steps`.
@@ -168,13 +129,17 @@ pub async fn saga_start<'c>(
     kind: &str,
     key: &str,
     inputs: &serde_json::Value,
+    target: Option<&str>,
 ) -> Result<Uuid> {
-    Ok(sqlx::query_scalar("SELECT bosun.start_saga($1, $2, $3)")
-        .bind(kind)
-        .bind(key)
-        .bind(inputs)
-        .fetch_one(executor)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT bosun.start_saga($1, $2, $3, $4)")
+            .bind(kind)
+            .bind(key)
+            .bind(inputs)
+            .bind(target)
+            .fetch_one(executor)
+            .await?,
+    )
 }
 
 /// One saga.
@@ -406,6 +371,29 @@ pub mod runner {
             saga_id,
             step,
             None,
+        )
+        .await
+    }
+
+    /// The undo of step `step` found its target gone (`reason`): it counts as undone, with the
+    /// reason on the ledger, and compensation goes on.
+    ///
+    /// # Errors
+    /// [`crate::Error::Database`] if the call fails.
+    pub async fn undo_gone(
+        pool: &PgPool,
+        job: (i64, i32),
+        saga_id: Uuid,
+        step: i32,
+        reason: &str,
+    ) -> Result<bool> {
+        fenced(
+            pool,
+            "SELECT bosun.saga_undo_gone($1, $2, $3, $4, $5)",
+            job,
+            saga_id,
+            step,
+            Some(reason),
         )
         .await
     }

@@ -19,8 +19,14 @@ pub struct Replica {
 }
 
 impl Replica {
+    /// A replica of `db` working queue `default` with `concurrency` slots.
     pub fn start(db: &TestDb, id: &str, concurrency: u32) -> Replica {
         Replica::start_on(&db.url, &db.name, id, concurrency)
+    }
+
+    /// A replica of `db` working `queues` (`name=slots,...`).
+    pub fn start_queues(db: &TestDb, id: &str, queues: &str) -> Replica {
+        Replica::spawn(Command::new(bosun_bin()), &db.url, &db.name, id, queues)
     }
 
     /// A replica on the database at `url`; its log goes to a temporary file named by `tag`.

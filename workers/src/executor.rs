@@ -123,6 +123,12 @@ async fn run_handler(
             retry_in,
             permanent: true,
         },
+        Ok(Handled::Returned(Err(JobError::TargetGone(reason)))) => Outcome::Errored {
+            error: format!("target gone: {reason}"),
+            kind: "target_gone",
+            retry_in,
+            permanent: true,
+        },
         Ok(Handled::Returned(Err(JobError::Cancel(reason)))) => Outcome::Cancelled { reason },
         Ok(Handled::Returned(Err(JobError::Snooze(delay)))) => Outcome::Snoozed { delay },
         Err(join) if join.is_panic() => Outcome::Errored {

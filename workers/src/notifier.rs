@@ -60,7 +60,7 @@ pub(crate) async fn run(
                     {
                         info!(
                             job = id,
-                            attempt, "job cancelled by an operator; stopping its handler"
+                            attempt, "job cancelled (by an operator, or its target expunged); stopping its handler"
                         );
                     }
                 }
@@ -68,6 +68,10 @@ pub(crate) async fn run(
                     if shared.running.stop_saga(saga_id) {
                         info!(%saga_id, "saga cancelled by an operator; stopping its running step");
                     }
+                }
+                Ok(Notice::TargetExpunged { target }) => {
+                    info!(%target, "target expunged; reaping its work");
+                    shared.expunged.notify_one();
                 }
                 Err(error) => {
                     warn!(%error, "LISTEN connection lost; reconnecting");

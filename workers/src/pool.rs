@@ -75,6 +75,8 @@ pub struct PoolConfig {
     pub rescuer: crate::maintenance::rescuer::RescuerConfig,
     /// Pruner settings.
     pub pruner: crate::maintenance::pruner::PrunerConfig,
+    /// Reaper settings.
+    pub reaper: crate::maintenance::reaper::ReaperConfig,
     /// Run the pruner this often (when leading).
     pub prune_interval: Duration,
 }
@@ -94,6 +96,8 @@ pub(crate) struct Shared {
     pub(crate) worker_id: Arc<str>,
     pub(crate) kinds: Vec<String>,
     pub(crate) config: PoolConfig,
+    /// Signalled when a target is expunged: the maintenance loop reaps at once.
+    pub(crate) expunged: tokio::sync::Notify,
     /// Jobs handed back at shutdown by their own executor task.
     handed_back: std::sync::Mutex<Vec<i64>>,
 }
@@ -293,6 +297,7 @@ impl PoolBuilder {
                 worker_id: Arc::from(worker_id.as_str()),
                 kinds,
                 handed_back: std::sync::Mutex::new(Vec::new()),
+                expunged: tokio::sync::Notify::new(),
                 config: PoolConfig {
                     queues: self.queues,
                     poll_interval: self.poll_interval,
@@ -308,6 +313,7 @@ impl PoolBuilder {
                         ..Default::default()
                     },
                     pruner: self.pruner,
+                    reaper: crate::maintenance::reaper::ReaperConfig::default(),
                     prune_interval: self.prune_interval,
                 },
             }),

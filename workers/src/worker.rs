@@ -29,6 +29,11 @@ pub enum JobError {
     Cancel(String),
     /// Not now: run again after this long. Does not count as a failed attempt.
     Snooze(Duration),
+    /// The job's target is gone (e.g. a 404 from a service that restarted and lost its
+    /// state): fail it now without using its remaining attempts. In a saga, a step to do
+    /// fails and the saga compensates; an undo counts as done, since what it would delete
+    /// went with the target.
+    TargetGone(String),
 }
 
 impl JobError {
@@ -50,6 +55,11 @@ impl JobError {
     /// Run again after `delay`.
     pub fn snooze(delay: Duration) -> Self {
         JobError::Snooze(delay)
+    }
+
+    /// The job's target is gone.
+    pub fn target_gone(reason: impl Into<String>) -> Self {
+        JobError::TargetGone(reason.into())
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod demo;
 mod sagas;
+mod targets;
 
 use anyhow::Context;
 use bosun_queue::{migrate, Job, JobFilter, NewJob};
@@ -42,6 +43,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Workers(args) => workers(&db, &args).await,
                 Command::Sagas(args) => sagas::list_or_start(&db, args).await,
                 Command::Saga(args) => sagas::show(&db, &args).await,
+                Command::Targets(args) => targets::list_or_register(&db, args).await,
+                Command::Expunge(args) => targets::expunge(&db, &args).await,
                 Command::Migrate(_) | Command::Demo(_) => unreachable!("handled above"),
             }
         }

@@ -15,8 +15,14 @@ use crate::{
 
 pub async fn list_or_start(db: &Database, args: SagasArgs) -> anyhow::Result<()> {
     let pool = db.client.pool();
-    if let Some(SagasAction::Start { kind, key, inputs }) = args.action {
-        let id = saga_start(pool, &kind, &key, &inputs).await?;
+    if let Some(SagasAction::Start {
+        kind,
+        key,
+        inputs,
+        target,
+    }) = args.action
+    {
+        let id = saga_start(pool, &kind, &key, &inputs, target.as_deref()).await?;
         if args.json {
             return print_json(&json!({ "id": id }));
         }
@@ -69,6 +75,9 @@ fn print_timeline(saga: &Saga, steps: &[SagaStep]) {
     say!("saga {}  {}  [{}]", saga.id, saga.kind, saga.state);
     say!("  key          {}", saga.key);
     say!("  inputs       {}", saga.inputs);
+    if let Some(target) = &saga.target {
+        say!("  target       {target}");
+    }
     say!(
         "  started      {} ({})",
         saga.created_at.to_rfc3339(),
@@ -100,6 +109,8 @@ fn print_timeline(saga: &Saga, steps: &[SagaStep]) {
 fn step_line(step: &SagaStep) -> String {
     let mut line = format!("{}: {}", step.name, step.state);
     let detail = match step.state {
+        // An undo that did not run because its target is gone says so.
+        SagaStepState::Undone => step.error.clone(),
         SagaStepState::Failed | SagaStepState::Running => step
             .error
             .as_deref()

@@ -9,7 +9,8 @@
 //! Why leader-only: the services are idempotent and would be correct on every replica, but
 //! N replicas scanning for the same rows is N times the load for the same result.
 //!
-//! Services: the rescuer (jobs of dead workers) and the pruner (finished jobs past their
+//! Services: the rescuer (jobs of dead workers), the reaper (work on expunged targets; also
+//! run at once when an expunge is announced) and the pruner (finished jobs past their
 //! retention). There is no stager: claims take `scheduled` and `retryable` rows directly once
 //! `scheduled_at` has passed, so no job waits on a periodic move to `available`.
 //!
@@ -18,6 +19,7 @@
 //! does not retry inside a run; the next tick is the retry.
 
 pub mod pruner;
+pub mod reaper;
 pub mod rescuer;
 
 use std::{sync::Arc, time::Instant};
@@ -31,6 +33,7 @@ use crate::pool::Shared;
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let rescuer = rescuer::Rescuer::new(shared.client.clone(), shared.config.rescuer.clone());
     let pruner = pruner::Pruner::new(shared.client.clone(), shared.config.pruner.clone());
+    let reaper = reaper::Reaper::new(shared.client.clone(), shared.config.reaper.clone());
     let mut last_pruned: Option<Instant> = None;
     let mut tick = tokio::time::interval(shared.config.maintenance_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -38,6 +41,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            () = shared.expunged.notified() => {}
             () = stop.cancelled() => return,
         }
         let acquired = leader_acquire(
@@ -74,6 +78,15 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             ),
             Ok(_) => debug!("rescuer: nothing to do"),
             Err(error) => warn!(%error, "rescuer failed; next tick retries"),
+        }
+        match reaper.run_once().await {
+            Ok(reaped) if !reaped.is_empty() => info!(
+                reaped = reaped.len(),
+                running = reaped.iter().filter(|r| r.was_running).count(),
+                "reaped jobs on expunged targets"
+            ),
+            Ok(_) => debug!("reaper: nothing to do"),
+            Err(error) => warn!(%error, "reaper failed; next tick retries"),
         }
         if last_pruned.is_some_and(|at| at.elapsed() < shared.config.prune_interval) {
             continue;

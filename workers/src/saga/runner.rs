@@ -12,7 +12,7 @@ use bosun_queue::{
     runtime::Recorded,
     saga::runner::{
         step_begin, step_done, step_fail, step_note_error, step_outputs, step_skip, undo_begin,
-        undo_done, undo_fail,
+        undo_done, undo_fail, undo_gone,
     },
     Job, JobState,
 };
@@ -149,6 +149,10 @@ impl SagaRunner {
                 undo_done(pool, held, job.saga_id, job.step).await,
                 JobState::Completed,
             ),
+            Err(JobError::TargetGone(reason)) => recorded(
+                undo_gone(pool, held, job.saga_id, job.step, &reason).await,
+                JobState::Completed,
+            ),
             Err(JobError::Snooze(delay)) => Handled::Returned(Err(JobError::Snooze(delay))),
             Err(error) => match give_up(ctx.job(), step, error) {
                 Ok(message) => recorded(
@@ -215,6 +219,7 @@ fn give_up(job: &Job, step: &Step, error: JobError) -> Result<String, String> {
     match error {
         JobError::Permanent(error) => Ok(error.to_string()),
         JobError::Cancel(reason) => Ok(reason),
+        JobError::TargetGone(reason) => Ok(format!("target gone: {reason}")),
         JobError::Retry(error) if last_attempt => Ok(format!(
             "{error} (attempt {} of {})",
             job.attempt,
