@@ -22,6 +22,7 @@ mod error;
 pub mod listener;
 pub mod liveness;
 pub mod migrate;
+pub mod periodic;
 mod pg_enum;
 pub mod runtime;
 pub mod saga;

@@ -40,6 +40,7 @@ mod heartbeat;
 mod lease;
 pub mod maintenance;
 mod notifier;
+mod periodic;
 mod pool;
 mod producer;
 mod registry;
@@ -49,6 +50,7 @@ mod signal;
 mod worker;
 
 pub use error::{Error, Result};
+pub use periodic::Periodic;
 pub use pool::{
     PoolBuilder, PoolConfig, ShutdownReport, WorkerPool, HEARTBEAT_INTERVAL_DEFAULT,
     LEASE_CHECK_INTERVAL_DEFAULT, LEASE_DEFAULT, MAINTENANCE_INTERVAL_DEFAULT,

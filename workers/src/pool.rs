@@ -77,6 +77,8 @@ pub struct PoolConfig {
     pub pruner: crate::maintenance::pruner::PrunerConfig,
     /// Reaper settings.
     pub reaper: crate::maintenance::reaper::ReaperConfig,
+    /// Periodic jobs this pool defines (registered when it starts).
+    pub periodic: Vec<crate::Periodic>,
     /// Run the pruner this often (when leading).
     pub prune_interval: Duration,
 }
@@ -137,12 +139,21 @@ pub struct PoolBuilder {
     pruner: crate::maintenance::pruner::PrunerConfig,
     prune_interval: Duration,
     sagas: Vec<crate::saga::SagaDefinition>,
+    periodic: Vec<crate::Periodic>,
 }
 
 impl PoolBuilder {
     /// Add a handler.
     pub fn register<W: Worker>(mut self, worker: W) -> Self {
         self.registry.register(worker);
+        self
+    }
+
+    /// Enqueue a job on every slot of a cron schedule (see [`crate::Periodic`]). The schedule
+    /// is registered in `bosun.periodic_jobs` when the pool starts; the maintenance leader
+    /// fires it.
+    pub fn periodic(mut self, periodic: crate::Periodic) -> Self {
+        self.periodic.push(periodic);
         self
     }
 
@@ -314,6 +325,7 @@ impl PoolBuilder {
                     },
                     pruner: self.pruner,
                     reaper: crate::maintenance::reaper::ReaperConfig::default(),
+                    periodic: self.periodic,
                     prune_interval: self.prune_interval,
                 },
             }),
@@ -353,6 +365,7 @@ impl WorkerPool {
             pruner: crate::maintenance::pruner::PrunerConfig::default(),
             prune_interval: PRUNE_INTERVAL_DEFAULT,
             sagas: Vec::new(),
+            periodic: Vec::new(),
         }
     }
 
@@ -385,6 +398,15 @@ impl WorkerPool {
             .collect();
 
         heartbeat::register(shared).await?;
+        for periodic in &shared.config.periodic {
+            bosun_queue::periodic::periodic_schedule(
+                shared.client.pool(),
+                &periodic.name,
+                &periodic.cron,
+                &periodic.job,
+            )
+            .await?;
+        }
         let mut background = Vec::new();
         background.push(tokio::spawn(heartbeat::run(
             Arc::clone(shared),

@@ -9,7 +9,7 @@
 //! Why leader-only: the services are idempotent and would be correct on every replica, but
 //! N replicas scanning for the same rows is N times the load for the same result.
 //!
-//! Services: the rescuer (jobs of dead workers), the reaper (work on expunged targets; also
+//! Services: the scheduler (periodic jobs), the rescuer (jobs of dead workers), the reaper (work on expunged targets; also
 //! run at once when an expunge is announced) and the pruner (finished jobs past their
 //! retention). There is no stager: claims take `scheduled` and `retryable` rows directly once
 //! `scheduled_at` has passed, so no job waits on a periodic move to `available`.
@@ -21,6 +21,7 @@
 pub mod pruner;
 pub mod reaper;
 pub mod rescuer;
+pub mod scheduler;
 
 use std::{sync::Arc, time::Instant};
 
@@ -34,6 +35,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let rescuer = rescuer::Rescuer::new(shared.client.clone(), shared.config.rescuer.clone());
     let pruner = pruner::Pruner::new(shared.client.clone(), shared.config.pruner.clone());
     let reaper = reaper::Reaper::new(shared.client.clone(), shared.config.reaper.clone());
+    let scheduler = scheduler::Scheduler::new(shared.client.clone());
     let mut last_pruned: Option<Instant> = None;
     let mut tick = tokio::time::interval(shared.config.maintenance_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -69,6 +71,14 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
                 warn!(%error, "leader election failed; next tick retries");
                 continue;
             }
+        }
+        match scheduler.run_once().await {
+            Ok(fired) => {
+                for f in fired {
+                    info!(periodic = %f.name, slot = %f.slot, job = f.job_id, "fired periodic job");
+                }
+            }
+            Err(error) => warn!(%error, "scheduler failed; next tick retries"),
         }
         match rescuer.run_once().await {
             Ok(result) if result.retried + result.failed > 0 => info!(
