@@ -14,7 +14,7 @@ use bosun_queue::{
     saga::{saga_get, saga_steps},
     JobState, NewJob, SagaState, SagaStepState, TargetState,
 };
-use bosun_tests::{bosun_bin, eventually, state_counts, Replica, RunningPool, TestDb};
+use bosun_tests::{bosun_bin, eventually, example_bin, state_counts, Replica, RunningPool, TestDb};
 use bosun_workers::{
     maintenance::reaper::{Reaper, ReaperConfig},
     JobContext, JobError, JobResult, SagaDefinition, Step, StepContext, Worker, WorkerPool,
@@ -463,4 +463,56 @@ async fn expunging_a_target_reaps_1000_queued_and_20_running_jobs_on_two_replica
     );
     a.stop().await;
     b.stop().await;
+}
+
+/// The reconciler example (`examples/export_reconciler.rs`) runs its scenario to the end:
+/// exports created, surplus ones deleted, and those on an expunged pantry recreated on a live
+/// one, with one saga per record and nothing left running or stuck.
+#[tokio::test]
+async fn the_export_reconciler_example_recreates_exports_of_an_expunged_pantry() {
+    let db = TestDb::new().await;
+    let output = std::process::Command::new(example_bin("export_reconciler"))
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        said.contains("pantry-a expunged; its exports recreated on pantry-b"),
+        "{said}"
+    );
+
+    let live: Vec<(i32, String)> = sqlx::query_as(
+        "SELECT volume_id, pantry FROM export_demo.exports WHERE state = 'live' ORDER BY 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        live,
+        (1..=4)
+            .map(|v| (v, "pantry-b".to_string()))
+            .collect::<Vec<_>>()
+    );
+    let sagas: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT kind, state::text, count(*) FROM bosun.sagas GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    let records = scalar(&db.pool, "SELECT count(*) FROM export_demo.exports").await;
+    assert_eq!(records, 8, "6 exports, then 2 recreated after the expunge");
+    assert_eq!(
+        sagas,
+        [
+            ("export.create".to_string(), "succeeded".to_string(), 8),
+            ("export.delete".to_string(), "succeeded".to_string(), 2),
+        ],
+        "one create saga per record, one delete per surplus record, none stuck"
+    );
 }

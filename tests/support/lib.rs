@@ -213,15 +213,28 @@ impl Drop for TestDb {
 
 /// The `bosun` binary built alongside the tests (`cargo test --workspace` builds it).
 pub fn bosun_bin() -> PathBuf {
+    built("bosun", "cargo build -p bosun")
+}
+
+/// The example `name` of `bosun-examples`, built alongside the tests (`scripts/test` builds
+/// the examples first).
+pub fn example_bin(name: &str) -> PathBuf {
+    built(
+        &format!("examples/{name}"),
+        "cargo build -p bosun-examples --examples",
+    )
+}
+
+fn built(relative: &str, how: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("target directory");
-    let bin = dir.join("bosun");
+    let bin = dir.join(relative);
     assert!(
         bin.is_file(),
-        "{} not found: build it with `cargo build -p bosun` (cargo test --workspace does)",
+        "{} not found: build it with `{how}`",
         bin.display()
     );
     bin
