@@ -76,6 +76,9 @@ pub struct WorkerArgs {
     /// Do not LISTEN for notifications; poll only (e.g. behind PgBouncer in transaction mode).
     #[arg(long)]
     pub no_listen: bool,
+    /// Serve Prometheus metrics at `http://ADDR/metrics`, e.g. `0.0.0.0:9464`.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Poll for due jobs this often, e.g. `1s`, `250ms`.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub poll_interval: Duration,

@@ -8,4 +8,5 @@ pub mod commands;
 pub mod connect;
 pub mod embedded;
 pub mod kinds;
+pub mod metrics;
 pub mod render;

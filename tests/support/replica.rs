@@ -24,6 +24,18 @@ impl Replica {
         Replica::start_on(&db.url, &db.name, id, concurrency)
     }
 
+    /// A replica of `db` working `queues`, with `extra` arguments of `bosun worker`.
+    pub fn start_with_args(db: &TestDb, id: &str, queues: &str, extra: &[&str]) -> Replica {
+        Replica::spawn_args(
+            Command::new(bosun_bin()),
+            &db.url,
+            &db.name,
+            id,
+            queues,
+            extra,
+        )
+    }
+
     /// A replica of `db` working `queues` (`name=slots,...`).
     pub fn start_queues(db: &TestDb, id: &str, queues: &str) -> Replica {
         Replica::spawn(Command::new(bosun_bin()), &db.url, &db.name, id, queues)
@@ -42,7 +54,18 @@ impl Replica {
 
     /// Run `bosun worker` through `command` (the binary itself, or a wrapper such as
     /// faketime that then runs the binary) for `queues`.
-    pub fn spawn(mut command: Command, url: &str, tag: &str, id: &str, queues: &str) -> Replica {
+    pub fn spawn(command: Command, url: &str, tag: &str, id: &str, queues: &str) -> Replica {
+        Replica::spawn_args(command, url, tag, id, queues, &[])
+    }
+
+    fn spawn_args(
+        mut command: Command,
+        url: &str,
+        tag: &str,
+        id: &str,
+        queues: &str,
+        extra: &[&str],
+    ) -> Replica {
         let log = std::env::temp_dir().join(format!("bosun-{tag}-{id}.log"));
         if !command.get_envs().any(|(name, _)| name == "RUST_LOG") {
             command.env("RUST_LOG", "warn");
@@ -65,6 +88,7 @@ impl Replica {
                 "--shutdown-timeout",
                 "5s",
             ])
+            .args(extra)
             .env("DATABASE_URL", url)
             .stdout(Stdio::null())
             .stderr(File::create(&log).expect("worker log file"))

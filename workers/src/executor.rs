@@ -31,6 +31,8 @@ pub(crate) async fn execute(shared: Arc<Shared>, job: Job, permit: OwnedSemaphor
             .then(|| job.args.get("saga_id")?.as_str()?.parse().ok())
             .flatten();
         let cancel = shared.running.insert(job.id, job.attempt, saga);
+        crate::metrics::running(&job.queue, 1.0);
+        let started = std::time::Instant::now();
         let recorded = match run_handler(&shared, &job, cancel).await {
             Err(recorded) => Some(recorded),
             // A handler stopped by shutdown that did not finish its work is handed back
@@ -43,9 +45,14 @@ pub(crate) async fn execute(shared: Arc<Shared>, job: Job, permit: OwnedSemaphor
             }
             Ok(outcome) => record(&shared, &job, &outcome).await,
         };
+        let ran = started.elapsed();
+        crate::metrics::running(&job.queue, -1.0);
         let stopped = shared.running.remove(job.id);
         match (recorded, stopped) {
-            (Some(Recorded::Now(state)), _) => debug!(%state, "attempt recorded"),
+            (Some(Recorded::Now(state)), _) => {
+                crate::metrics::finished(&job, state, ran);
+                debug!(%state, "attempt recorded");
+            }
             (Some(Recorded::FencedOut), Some(StopReason::Shutdown)) => {
                 debug!("attempt not recorded: the job was handed back at shutdown")
             }

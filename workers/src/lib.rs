@@ -39,6 +39,7 @@ mod executor;
 mod heartbeat;
 mod lease;
 pub mod maintenance;
+pub mod metrics;
 mod notifier;
 mod periodic;
 mod pool;

@@ -51,6 +51,7 @@ pub(crate) async fn run(
                 error_backoff = Duration::from_millis(100);
                 let full = claimed.len() == permits.len();
                 for job in claimed {
+                    crate::metrics::claimed(&job);
                     let Some(permit) = permits.pop() else { break };
                     jobs.spawn(execute(Arc::clone(&shared), job, permit));
                 }

@@ -74,6 +74,9 @@ async fn migrate_cmd(db: &Database, args: &MigrateArgs) -> anyhow::Result<()> {
 }
 
 async fn worker(db: &Database, args: WorkerArgs) -> anyhow::Result<()> {
+    if let Some(addr) = args.metrics_addr {
+        crate::metrics::serve(addr)?;
+    }
     let mut builder = WorkerPool::builder(db.client.clone())
         .registry(kinds::registry())
         .saga(kinds::provision_saga())

@@ -81,20 +81,26 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             Err(error) => warn!(%error, "scheduler failed; next tick retries"),
         }
         match rescuer.run_once().await {
-            Ok(result) if result.retried + result.failed > 0 => info!(
-                retried = result.retried,
-                failed = result.failed,
-                "rescued jobs of workers that stopped heartbeating"
-            ),
+            Ok(result) if result.retried + result.failed > 0 => {
+                crate::metrics::rescued(result.retried + result.failed);
+                info!(
+                    retried = result.retried,
+                    failed = result.failed,
+                    "rescued jobs of workers that stopped heartbeating"
+                );
+            }
             Ok(_) => debug!("rescuer: nothing to do"),
             Err(error) => warn!(%error, "rescuer failed; next tick retries"),
         }
         match reaper.run_once().await {
-            Ok(reaped) if !reaped.is_empty() => info!(
-                reaped = reaped.len(),
-                running = reaped.iter().filter(|r| r.was_running).count(),
-                "reaped jobs on expunged targets"
-            ),
+            Ok(reaped) if !reaped.is_empty() => {
+                crate::metrics::reaped(&reaped);
+                info!(
+                    reaped = reaped.len(),
+                    running = reaped.iter().filter(|r| r.was_running).count(),
+                    "reaped jobs on expunged targets"
+                );
+            }
             Ok(_) => debug!("reaper: nothing to do"),
             Err(error) => warn!(%error, "reaper failed; next tick retries"),
         }
