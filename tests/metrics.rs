@@ -43,7 +43,27 @@ async fn a_worker_serves_the_catalogue_with_labels() {
     let db = TestDb::new().await;
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let worker = Replica::start_with_args(&db, "metrics", "default=4", &["--metrics-addr", &addr]);
+    let worker = Replica::start_with_args(
+        &db,
+        "metrics",
+        "default=4",
+        &["--metrics-addr", &addr, "--sample-interval", "300ms"],
+    );
+    for (key, inputs) in [("ok", json!({})), ("undone", json!({"fail_at": "attach"}))] {
+        db.client
+            .start_saga("example.provision", key, &inputs)
+            .await
+            .unwrap();
+    }
+    // Waiting in a queue nobody works, ten minutes late.
+    db.client
+        .enqueue(
+            NewJob::new("echo", json!({}))
+                .queue("idle")
+                .scheduled_at(chrono::Utc::now() - chrono::Duration::minutes(10)),
+        )
+        .await
+        .unwrap();
     for job in [
         NewJob::new("echo", json!({})),
         NewJob::new("fail", json!({"permanent": true})),
@@ -75,6 +95,13 @@ async fn a_worker_serves_the_catalogue_with_labels() {
             r#"bosun_job_duration_seconds_count{queue="default",kind="echo"}"#,
             r#"bosun_job_wait_seconds_count{queue="default",kind="sleep"}"#,
             r#"bosun_jobs_running{queue="default"}"#,
+            r#"bosun_queue_jobs{queue="default",state="completed"}"#,
+            r#"bosun_queue_jobs{queue="idle",state="available"}"#,
+            r#"bosun_queue_oldest_available_seconds{queue="idle"}"#,
+            r#"bosun_sagas_finished_total{kind="example.provision",outcome="succeeded"}"#,
+            r#"bosun_sagas_finished_total{kind="example.provision",outcome="compensated"}"#,
+            "bosun_workers_alive",
+            "bosun_leader",
         ];
         wanted
             .iter()
@@ -101,6 +128,18 @@ async fn a_worker_serves_the_catalogue_with_labels() {
         Some(0.0),
         "the reaped sleep's handler was stopped"
     );
+    assert_eq!(sample(&text, "bosun_leader"), Some(1.0));
+    assert_eq!(sample(&text, "bosun_workers_alive"), Some(1.0));
+    assert_eq!(
+        sample(&text, r#"bosun_queue_jobs{queue="idle",state="available"}"#),
+        Some(1.0)
+    );
+    let waited = sample(
+        &text,
+        r#"bosun_queue_oldest_available_seconds{queue="idle"}"#,
+    )
+    .unwrap();
+    assert!((600.0..700.0).contains(&waited), "{waited}");
     // Sub-millisecond buckets exist for fast jobs, hour buckets for slow ones.
     assert!(text
         .contains(r#"bosun_job_duration_seconds_bucket{queue="default",kind="echo",le="0.0005"}"#));
@@ -131,4 +170,37 @@ async fn a_taken_metrics_address_fails_the_start() {
     assert_eq!(output.status.code(), Some(1));
     let said = String::from_utf8_lossy(&output.stderr);
     assert!(said.contains(&format!("--metrics-addr {addr}")), "{said}");
+}
+
+/// Unfinished states are counted; finished ones are estimated once the table is large (here:
+/// a threshold of one row), so a sample never scans millions of retained jobs.
+#[tokio::test]
+async fn the_sample_counts_the_backlog_and_estimates_finished_jobs_on_large_tables() {
+    let db = TestDb::new().await;
+    sqlx::raw_sql(
+        "INSERT INTO bosun.jobs (kind, queue, state, finalized_at)
+             SELECT 'echo', 'mail', 'completed', now() FROM generate_series(1, 5000);
+         INSERT INTO bosun.jobs (kind, queue) SELECT 'echo', 'mail' FROM generate_series(1, 7);
+         ANALYZE bosun.jobs;",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let count = |sample: &bosun_queue::sampling::Sample, state: &str| {
+        sample
+            .queues
+            .iter()
+            .find(|c| c.queue == "mail" && c.state == state)
+            .map(|c| (c.jobs, c.estimated))
+    };
+    let exact = bosun_queue::sampling::sample(&db.pool, 1_000_000)
+        .await
+        .unwrap();
+    assert_eq!(count(&exact, "completed"), Some((5000, false)));
+    assert_eq!(count(&exact, "available"), Some((7, false)));
+    let estimated = bosun_queue::sampling::sample(&db.pool, 1).await.unwrap();
+    let (jobs, is_estimate) = count(&estimated, "completed").unwrap();
+    assert!(is_estimate);
+    assert!((4000..6000).contains(&jobs), "{jobs}");
+    assert_eq!(count(&estimated, "available"), Some((7, false)));
 }

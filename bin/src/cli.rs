@@ -97,6 +97,9 @@ pub struct WorkerArgs {
     /// Run leader election and maintenance (the rescuer) this often.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub maintenance_interval: Duration,
+    /// When leading, sample queue depth and other database-wide metrics this often.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub sample_interval: Duration,
     /// Delete completed jobs this long after they finished.
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
     pub retain_completed: Duration,

@@ -26,6 +26,7 @@ pub mod periodic;
 mod pg_enum;
 pub mod runtime;
 pub mod saga;
+pub mod sampling;
 pub mod targets;
 mod types;
 

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use bosun_queue::{targets::Reaped, Job, JobState};
+use bosun_queue::{sampling::Sample, targets::Reaped, Job, JobState};
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 
 /// Counter: jobs claimed, by queue and kind.
@@ -27,6 +27,19 @@ pub const JOBS_RESCUED: &str = "bosun_jobs_rescued_total";
 /// Counter: jobs the reaper failed because their target was expunged, by queue and kind
 /// (leader only).
 pub const JOBS_REAPED: &str = "bosun_jobs_reaped_total";
+
+/// Gauge: jobs per queue and state, sampled by the leader (finished states are estimates
+/// on large tables; see `bosun.sample_queues`).
+pub const QUEUE_JOBS: &str = "bosun_queue_jobs";
+/// Gauge: per queue, how long the oldest job that could run now has waited (seconds),
+/// sampled by the leader.
+pub const QUEUE_OLDEST_AVAILABLE: &str = "bosun_queue_oldest_available_seconds";
+/// Gauge: worker processes whose lease has not run out, sampled by the leader.
+pub const WORKERS_ALIVE: &str = "bosun_workers_alive";
+/// Gauge: 1 on the replica that leads maintenance, 0 elsewhere.
+pub const LEADER: &str = "bosun_leader";
+/// Counter: sagas finished, by kind and outcome, read from the database by the leader.
+pub const SAGAS_FINISHED: &str = "bosun_sagas_finished_total";
 
 /// Buckets for [`JOB_DURATION`] and [`JOB_WAIT`]: from half a millisecond to six hours, about
 /// two or three per decade, so that sub-millisecond jobs and hour-long exports both resolve.
@@ -61,6 +74,21 @@ pub fn describe() {
         JOBS_REAPED,
         "Jobs failed by the reaper because their target was expunged."
     );
+    describe_gauge!(
+        QUEUE_JOBS,
+        "Jobs per queue and state (sampled by the leader)."
+    );
+    describe_gauge!(
+        QUEUE_OLDEST_AVAILABLE,
+        metrics::Unit::Seconds,
+        "How long the oldest runnable job of each queue has waited (sampled by the leader)."
+    );
+    describe_gauge!(
+        WORKERS_ALIVE,
+        "Worker processes with a live lease (sampled by the leader)."
+    );
+    describe_gauge!(LEADER, "1 on the maintenance leader.");
+    describe_counter!(SAGAS_FINISHED, "Sagas finished, by kind and outcome.");
 }
 
 /// A job was claimed.
@@ -114,5 +142,47 @@ pub(crate) fn reaped(jobs: &[Reaped]) {
     for job in jobs {
         counter!(JOBS_REAPED, "queue" => job.queue.clone(), "kind" => job.kind.clone())
             .increment(1);
+    }
+}
+
+/// Set `bosun_queue_jobs{queue, state}`.
+pub(crate) fn queue_jobs(queue: &str, state: &str, jobs: f64) {
+    gauge!(QUEUE_JOBS, "queue" => queue.to_string(), "state" => state.to_string()).set(jobs);
+}
+
+/// Set `bosun_queue_oldest_available_seconds{queue}`.
+pub(crate) fn oldest_available(queue: &str, secs: f64) {
+    gauge!(QUEUE_OLDEST_AVAILABLE, "queue" => queue.to_string()).set(secs);
+}
+
+/// Set `bosun_workers_alive`.
+pub(crate) fn workers_alive(count: f64) {
+    gauge!(WORKERS_ALIVE).set(count);
+}
+
+/// Set `bosun_leader`.
+pub(crate) fn leader(leading: bool) {
+    gauge!(LEADER).set(if leading { 1.0 } else { 0.0 });
+}
+
+/// Set everything a sample holds.
+pub(crate) fn sampled(sample: &Sample) {
+    #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+    {
+        for count in &sample.queues {
+            queue_jobs(&count.queue, &count.state, count.jobs as f64);
+        }
+        workers_alive(sample.workers_alive as f64);
+    }
+    for (queue, secs) in &sample.oldest_available {
+        oldest_available(queue, *secs);
+    }
+    for outcome in &sample.saga_outcomes {
+        counter!(
+            SAGAS_FINISHED,
+            "kind" => outcome.kind.clone(),
+            "outcome" => outcome.outcome.clone()
+        )
+        .absolute(u64::try_from(outcome.total).unwrap_or(0));
     }
 }

@@ -45,6 +45,8 @@ pub const LEASE_DEFAULT: Duration = Duration::from_secs(15);
 pub const MAINTENANCE_INTERVAL_DEFAULT: Duration = Duration::from_secs(2);
 /// Default time between pruner passes.
 pub const PRUNE_INTERVAL_DEFAULT: Duration = Duration::from_secs(60);
+/// Default [`PoolBuilder::sample_interval`].
+pub const SAMPLE_INTERVAL_DEFAULT: Duration = Duration::from_secs(10);
 /// After the shutdown timeout, how long stopped handlers get to return before their jobs are
 /// handed back from outside.
 const SHUTDOWN_STOP_GRACE: Duration = Duration::from_secs(1);
@@ -81,6 +83,8 @@ pub struct PoolConfig {
     pub periodic: Vec<crate::Periodic>,
     /// Run the pruner this often (when leading).
     pub prune_interval: Duration,
+    /// Sample queue depth and the other database-wide gauges this often (when leading).
+    pub sample_interval: Duration,
 }
 
 /// What a pool did at shutdown.
@@ -138,6 +142,7 @@ pub struct PoolBuilder {
     maintenance_interval: Duration,
     pruner: crate::maintenance::pruner::PrunerConfig,
     prune_interval: Duration,
+    sample_interval: Duration,
     sagas: Vec<crate::saga::SagaDefinition>,
     periodic: Vec<crate::Periodic>,
 }
@@ -231,6 +236,13 @@ impl PoolBuilder {
         self
     }
 
+    /// Sample queue depth, the oldest waiting job, live workers and finished sagas for the
+    /// metrics this often when leading (default 10 s).
+    pub fn sample_interval(mut self, interval: Duration) -> Self {
+        self.sample_interval = interval;
+        self
+    }
+
     /// Run leader election and maintenance this often (default 2 s).
     pub fn maintenance_interval(mut self, interval: Duration) -> Self {
         self.maintenance_interval = interval;
@@ -287,6 +299,7 @@ impl PoolBuilder {
             ("heartbeat_interval", self.heartbeat_interval),
             ("maintenance_interval", self.maintenance_interval),
             ("prune_interval", self.prune_interval),
+            ("sample_interval", self.sample_interval),
         ] {
             if interval.is_zero() {
                 return Err(Error::InvalidConfig(format!("{name} must be above zero")));
@@ -327,6 +340,7 @@ impl PoolBuilder {
                     reaper: crate::maintenance::reaper::ReaperConfig::default(),
                     periodic: self.periodic,
                     prune_interval: self.prune_interval,
+                    sample_interval: self.sample_interval,
                 },
             }),
         })
@@ -364,6 +378,7 @@ impl WorkerPool {
             maintenance_interval: MAINTENANCE_INTERVAL_DEFAULT,
             pruner: crate::maintenance::pruner::PrunerConfig::default(),
             prune_interval: PRUNE_INTERVAL_DEFAULT,
+            sample_interval: SAMPLE_INTERVAL_DEFAULT,
             sagas: Vec::new(),
             periodic: Vec::new(),
         }

@@ -86,6 +86,7 @@ async fn worker(db: &Database, args: WorkerArgs) -> anyhow::Result<()> {
         .heartbeat_interval(args.heartbeat_interval)
         .lease(args.lease)
         .maintenance_interval(args.maintenance_interval)
+        .sample_interval(args.sample_interval)
         .pruner(PrunerConfig {
             retain_completed: args.retain_completed,
             retain_failed: args.retain_failed,

@@ -21,6 +21,7 @@
 pub mod pruner;
 pub mod reaper;
 pub mod rescuer;
+pub mod sampler;
 pub mod scheduler;
 
 use std::{sync::Arc, time::Instant};
@@ -36,6 +37,8 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let pruner = pruner::Pruner::new(shared.client.clone(), shared.config.pruner.clone());
     let reaper = reaper::Reaper::new(shared.client.clone(), shared.config.reaper.clone());
     let scheduler = scheduler::Scheduler::new(shared.client.clone());
+    let sampler = sampler::Sampler::new(shared.client.clone(), sampler::EXACT_BELOW_DEFAULT);
+    let mut last_sampled: Option<Instant> = None;
     let mut last_pruned: Option<Instant> = None;
     let mut tick = tokio::time::interval(shared.config.maintenance_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -59,12 +62,16 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
                     info!("elected maintenance leader");
                 }
                 leading = true;
+                crate::metrics::leader(true);
             }
             Ok(false) => {
                 if leading {
                     info!("no longer the maintenance leader");
+                    sampler.forget();
+                    last_sampled = None;
                 }
                 leading = false;
+                crate::metrics::leader(false);
                 continue;
             }
             Err(error) => {
@@ -103,6 +110,12 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             }
             Ok(_) => debug!("reaper: nothing to do"),
             Err(error) => warn!(%error, "reaper failed; next tick retries"),
+        }
+        if last_sampled.is_none_or(|at| at.elapsed() >= shared.config.sample_interval) {
+            last_sampled = Some(Instant::now());
+            if let Err(error) = sampler.run_once().await {
+                warn!(%error, "sampling metrics failed; next interval retries");
+            }
         }
         if last_pruned.is_some_and(|at| at.elapsed() < shared.config.prune_interval) {
             continue;
