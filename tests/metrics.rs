@@ -154,6 +154,28 @@ async fn a_worker_serves_the_catalogue_with_labels() {
             "{name} is described"
         );
     }
+    // Every metric the dashboard queries is served, with data, and in the catalogue.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let queried = dashboard_metrics();
+    assert!(queried.len() >= 10, "{queried:?}");
+    for name in &queried {
+        let served = text.lines().any(|line| {
+            line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
+        });
+        assert!(
+            served,
+            "the dashboard queries {name}, which the worker does not serve"
+        );
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .unwrap_or(name);
+        assert!(
+            readme.contains(&format!("`{base}`")),
+            "{base} is missing from the catalogue in README.md"
+        );
+    }
     worker.stop().await;
 }
 
@@ -203,4 +225,37 @@ async fn the_sample_counts_the_backlog_and_estimates_finished_jobs_on_large_tabl
     assert!(is_estimate);
     assert!((4000..6000).contains(&jobs), "{jobs}");
     assert_eq!(count(&estimated, "available"), Some((7, false)));
+}
+
+/// The metric names every panel of `grafana/dashboards/bosun.json` queries.
+fn dashboard_metrics() -> std::collections::BTreeSet<String> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../grafana/dashboards/bosun.json"
+    );
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut names = std::collections::BTreeSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        let targets = panel["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "panel {} has queries", panel["title"]);
+        for target in targets {
+            let expr = target["expr"].as_str().unwrap();
+            let mut found = false;
+            for (at, _) in expr.match_indices("bosun_") {
+                let name: String = expr[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                names.insert(name);
+                found = true;
+            }
+            assert!(
+                found,
+                "panel {} queries a Bosun metric: {expr}",
+                panel["title"]
+            );
+        }
+    }
+    names
 }

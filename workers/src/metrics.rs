@@ -89,6 +89,9 @@ pub fn describe() {
     );
     describe_gauge!(LEADER, "1 on the maintenance leader.");
     describe_counter!(SAGAS_FINISHED, "Sagas finished, by kind and outcome.");
+    // Present from the start, so that a dashboard shows 0 rather than "no data".
+    counter!(JOBS_RESCUED).absolute(0);
+    leader(false);
 }
 
 /// A job was claimed.
