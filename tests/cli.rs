@@ -1064,3 +1064,43 @@ async fn targets_register_list_and_expunge() {
     assert!(stderr(&usage).contains("Usage:"));
     assert_eq!(job_count(&db).await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_job_span_with_its_saga() {
+    let db = TestDb::new().await;
+    let mut command = Command::new(bosun_bin());
+    command.env("RUST_LOG", "bosun_workers=debug");
+    let worker = bosun_tests::Replica::spawn_args(
+        command,
+        &db.url,
+        &db.name,
+        "json-logs",
+        "default=2",
+        &["--log-format", "json"],
+    );
+    let id = db
+        .client
+        .start_saga("example.provision", "json-logs", &json!({}))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(15), "the saga to succeed", || async {
+        let saga = bosun_queue::saga::saga_get(&db.pool, id).await.unwrap();
+        (saga.state == bosun_queue::SagaState::Succeeded).then_some(())
+    })
+    .await;
+    let log = worker.log();
+    worker.stop().await;
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let recorded = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "attempt recorded" && l["span"]["saga"] == json!(id))
+        .expect("a step's attempt logged with its saga");
+    let span = &recorded["span"];
+    assert_eq!(span["kind"], "saga:example.provision");
+    assert_eq!(span["queue"], "default");
+    assert_eq!(span["attempt"], 1);
+    assert!(span["id"].is_i64());
+}

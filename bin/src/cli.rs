@@ -14,9 +14,23 @@ pub struct Cli {
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
 
+    /// Log format on stderr: `text` for people, `json` (one object per line) for machines.
+    /// Filter with RUST_LOG, e.g. `RUST_LOG=bosun_workers=debug`.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Readable lines.
+    Text,
+    /// One JSON object per line, with the span fields (job id, kind, queue, attempt, saga).
+    Json,
 }
 
 /// The subcommands.

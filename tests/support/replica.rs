@@ -58,7 +58,8 @@ impl Replica {
         Replica::spawn_args(command, url, tag, id, queues, &[])
     }
 
-    fn spawn_args(
+    /// [`Replica::spawn`] with `extra` arguments of `bosun worker` after the usual ones.
+    pub fn spawn_args(
         mut command: Command,
         url: &str,
         tag: &str,

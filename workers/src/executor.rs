@@ -17,19 +17,20 @@ use crate::{pool::Shared, registry::Handled, running::StopReason, JobContext, Jo
 /// Run `job` to an outcome and record it. `permit` is the queue slot it occupies.
 pub(crate) async fn execute(shared: Arc<Shared>, job: Job, permit: OwnedSemaphorePermit) {
     let job = Arc::new(job);
+    let saga: Option<uuid::Uuid> = job
+        .kind
+        .starts_with("saga:")
+        .then(|| job.args.get("saga_id")?.as_str()?.parse().ok())
+        .flatten();
     let span = info_span!(
         "job",
         id = job.id,
         kind = %job.kind,
         queue = %job.queue,
         attempt = job.attempt,
+        saga = saga.map(tracing::field::display),
     );
     async move {
-        let saga = job
-            .kind
-            .starts_with("saga:")
-            .then(|| job.args.get("saga_id")?.as_str()?.parse().ok())
-            .flatten();
         let cancel = shared.running.insert(job.id, job.attempt, saga);
         crate::metrics::running(&job.queue, 1.0);
         let started = std::time::Instant::now();
