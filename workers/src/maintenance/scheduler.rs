@@ -10,7 +10,7 @@ use bosun_queue::{
     periodic::{database_now, periodic_fire, periodic_list, periodic_note},
     Client,
 };
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 /// One slot fired.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +41,9 @@ impl Scheduler {
     /// [`bosun_queue::Error::Database`] if a call fails; schedules fired before stay fired.
     pub async fn run_once(&self) -> bosun_queue::Result<Vec<Fired>> {
         let pool = self.client.pool();
-        let now = database_now(pool).await?;
+        // Slots are whole seconds; cron arithmetic on a time with a fraction would carry the
+        // fraction into the slot, and two passes would then see two "different" slots.
+        let now = database_now(pool).await?.trunc_subsecs(0);
         let mut fired = Vec::new();
         for periodic in periodic_list(pool).await? {
             if !periodic.enabled {
@@ -54,7 +56,10 @@ impl Scheduler {
                     continue;
                 }
             };
-            let since = periodic.last_slot.unwrap_or(periodic.created_at);
+            let since = periodic
+                .last_slot
+                .unwrap_or(periodic.created_at)
+                .trunc_subsecs(0);
             let Ok(first_due) = cron.find_next_occurrence(&since, false) else {
                 let problem = format!("cron expression {:?} has no next slot", periodic.cron);
                 periodic_note(pool, &periodic.name, None, Some(&problem)).await?;
