@@ -1104,3 +1104,62 @@ async fn json_logs_carry_the_job_span_with_its_saga() {
     assert_eq!(span["attempt"], 1);
     assert!(span["id"].is_i64());
 }
+
+/// The smoke run of `bosun bench`: every workload, tiny, one JSON object per line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_runs_every_workload_and_reports_json_lines() {
+    let db = TestDb::new().await;
+    let out = ok(
+        &db,
+        &[
+            "bench",
+            "--runs",
+            "2",
+            "--jobs",
+            "300",
+            "--single",
+            "20",
+            "--latency-jobs",
+            "5",
+            "--sagas",
+            "5",
+            "--json",
+        ],
+    );
+    let reports: Vec<Value> = out
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let names: Vec<&str> = reports
+        .iter()
+        .map(|r| r["workload"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["W0", "W1", "W1b", "W2", "W2x4", "W3", "S1", "S4"]);
+    for report in &reports {
+        assert_eq!(report["runs"], 2);
+        let spread = &report["jobs_per_s"];
+        assert!(spread["median"].as_f64().unwrap() > 0.0, "{report}");
+        assert!(spread["min"].as_f64() <= spread["max"].as_f64(), "{report}");
+    }
+    assert!(reports[5]["p99_ms"]["median"].as_f64().unwrap() > 0.0);
+    assert!(reports[3]["of_w0_ceiling"].as_f64().unwrap() > 0.0);
+    assert!(reports[3]["rss_mib"]["max"].as_f64().unwrap() > 1.0);
+
+    let only = ok(
+        &db,
+        &[
+            "bench", "--runs", "1", "--jobs", "50", "--only", "w1", "--json",
+        ],
+    );
+    assert_eq!(only.lines().count(), 1);
+    let usage = bosun(&db, &["bench", "--only", "W9"]);
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(stderr(&usage).contains("no workload \"W9\""));
+    // The scratch database is gone.
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname LIKE 'bosun_bench_%'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(left, 0);
+}

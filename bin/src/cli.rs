@@ -62,9 +62,51 @@ pub enum Command {
     Targets(TargetsArgs),
     /// Expunge a target for good: its work is failed and its sagas unwind.
     Expunge(ExpungeArgs),
+    /// Measure throughput and latency on a scratch database (created and dropped on the
+    /// server given; without DATABASE_URL a throwaway server).
+    Bench(BenchArgs),
     /// Migrate, enqueue a few hundred example jobs (with failures and retries), work them
     /// with a live progress line, and print a summary.
     Demo(DemoArgs),
+}
+
+/// `bosun bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Runs of each workload (median and spread are reported).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub runs: u32,
+    /// Only these workloads, e.g. `W2,W3` (W0 W1 W1b W2 W2x4 W3 S1 S4).
+    #[arg(long, value_delimiter = ',', value_parser = parse_workload)]
+    pub only: Option<Vec<String>>,
+    /// Jobs of W0, W1 and W2.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub jobs: u64,
+    /// Jobs of W1b (one per transaction).
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub single: u64,
+    /// Jobs of W3 (about 20 ms apart).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub latency_jobs: u64,
+    /// Sagas of S1 and S4 (three no-op steps each).
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub sagas: u64,
+    /// One JSON object per workload and line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_workload(text: &str) -> Result<String, String> {
+    crate::bench::WORKLOADS
+        .iter()
+        .find(|w| w.eq_ignore_ascii_case(text))
+        .map(|w| (*w).to_string())
+        .ok_or_else(|| {
+            format!(
+                "no workload {text:?}: use {}",
+                crate::bench::WORKLOADS.join(", ")
+            )
+        })
 }
 
 /// `bosun migrate`.

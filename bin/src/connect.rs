@@ -12,6 +12,8 @@ pub struct Database {
     pub client: Client,
     /// Whether this is a throwaway server that disappears when bosun exits.
     pub throwaway: bool,
+    /// The URL it was opened with.
+    pub url: String,
     _embedded: Option<EmbeddedPostgres>,
 }
 
@@ -27,6 +29,7 @@ pub async fn open(url: Option<&str>) -> anyhow::Result<Database> {
         return Ok(Database {
             client,
             throwaway: false,
+            url: url.to_string(),
             _embedded: None,
         });
     }
@@ -48,6 +51,7 @@ pub async fn open(url: Option<&str>) -> anyhow::Result<Database> {
     Ok(Database {
         client,
         throwaway: true,
+        url: embedded.url(),
         _embedded: Some(embedded),
     })
 }

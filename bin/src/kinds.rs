@@ -282,3 +282,15 @@ pub fn provision_saga() -> SagaDefinition {
     }
     saga
 }
+
+/// The built-in saga `bench.noop3`: three steps that do nothing, for `bosun bench`.
+pub fn bench_saga() -> SagaDefinition {
+    ["one", "two", "three"]
+        .into_iter()
+        .fold(SagaDefinition::new("bench.noop3"), |saga, name| {
+            saga.step(
+                Step::new(name, |_ctx: StepContext| async { Ok(()) })
+                    .undo(|_ctx: StepContext| async { Ok(()) }),
+            )
+        })
+}

@@ -2,6 +2,7 @@
 //! `bosun-workers`. Exposed as a library so the integration tests can start the same
 //! embedded PostgreSQL and use the same built-in kinds as the binary.
 
+pub mod bench;
 pub mod cli;
 pub mod cloud;
 pub mod commands;

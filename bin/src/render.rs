@@ -41,6 +41,15 @@ pub fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Print `value` as one line of JSON (for streams of results, one object per line).
+///
+/// # Errors
+/// When serialization fails.
+pub fn print_json_line(value: &impl Serialize) -> anyhow::Result<()> {
+    crate::say!("{}", serde_json::to_string(value)?);
+    Ok(())
+}
+
 /// `at` relative to now: `in 5s`, `3m ago`.
 pub fn relative(at: DateTime<Utc>) -> String {
     let delta = at.signed_duration_since(Utc::now());

@@ -29,6 +29,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate(args) => migrate_cmd(&open(url).await?, &args).await,
         Command::Demo(args) => demo::run(&open(url).await?, &args).await,
+        Command::Bench(args) => crate::bench::run(&open(url).await?, &args).await,
         command => {
             let db = open(url).await?;
             ensure_migrated(&db.client).await?;
@@ -45,7 +46,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Saga(args) => sagas::show(&db, &args).await,
                 Command::Targets(args) => targets::list_or_register(&db, args).await,
                 Command::Expunge(args) => targets::expunge(&db, &args).await,
-                Command::Migrate(_) | Command::Demo(_) => unreachable!("handled above"),
+                Command::Migrate(_) | Command::Demo(_) | Command::Bench(_) => {
+                    unreachable!("handled above")
+                }
             }
         }
     }
@@ -80,6 +83,7 @@ async fn worker(db: &Database, args: WorkerArgs) -> anyhow::Result<()> {
     let mut builder = WorkerPool::builder(db.client.clone())
         .registry(kinds::registry())
         .saga(kinds::provision_saga())
+        .saga(kinds::bench_saga())
         .listen(!args.no_listen)
         .poll_interval(args.poll_interval)
         .shutdown_timeout(args.shutdown_timeout)

@@ -1,0 +1,305 @@
+//! `bosun bench`: Bosun's own benchmark. Each workload runs `--runs` times, each time on a
+//! fresh `bosun` schema in a scratch database (`bosun_bench_<pid>`) on the server given by
+//! `DATABASE_URL` (or a throwaway one), and reports the median and the spread, because a
+//! shared machine is noisy and only ratios measured in the same run mean much.
+//!
+//! | workload | what |
+//! |---|---|
+//! | W0 | the ceiling: plain SQL claim (batched `FOR UPDATE SKIP LOCKED`) then complete, 4 connections, batches of 100 |
+//! | W1 | bulk enqueue through `enqueue_many` |
+//! | W1b | single enqueue, one job per transaction |
+//! | W2 | drain of queued no-op jobs by one `bosun worker` (concurrency 32); W2x4: four of them |
+//! | W3 | enqueue-to-claim latency on an idle worker, jobs about 20 ms apart |
+//! | S1 | sagas of three no-op steps by one worker; S4: four |
+//!
+//! Workers are real `bosun worker` processes (this binary), so W2 includes their start-up,
+//! and their peak RSS is reported.
+
+mod workloads;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use bosun_queue::{migrate, Client};
+use serde::Serialize;
+
+use crate::{
+    cli::BenchArgs,
+    connect::Database,
+    render::{print_json_line, table},
+    say,
+};
+
+/// The scratch database the workloads run in, named after this process.
+fn scratch_name() -> String {
+    format!("bosun_bench_{}", std::process::id())
+}
+
+/// Every workload, in the order they run.
+pub const WORKLOADS: &[&str] = &["W0", "W1", "W1b", "W2", "W2x4", "W3", "S1", "S4"];
+
+/// What one run of a workload measured.
+#[derive(Debug, Clone, Default)]
+pub struct RunResult {
+    /// Jobs (or rows, or sagas) per second.
+    pub per_s: f64,
+    /// Latency percentiles in milliseconds (W3).
+    pub latency_ms: Option<[f64; 3]>,
+    /// Peak RSS of the worker processes, MiB (largest of them).
+    pub rss_mib: Option<f64>,
+}
+
+/// Median, min and max of a series.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Spread {
+    /// Median.
+    pub median: f64,
+    /// Smallest.
+    pub min: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Spread {
+    fn of(values: &[f64]) -> Spread {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let median = if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+        };
+        Spread {
+            median,
+            min: sorted[0],
+            max: sorted[n - 1],
+        }
+    }
+}
+
+/// One line of `--json` output.
+#[derive(Debug, Serialize)]
+struct Report {
+    workload: &'static str,
+    runs: usize,
+    jobs: u64,
+    jobs_per_s: Spread,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p50_ms: Option<Spread>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p95_ms: Option<Spread>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p99_ms: Option<Spread>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rss_mib: Option<Spread>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    of_w0_ceiling: Option<f64>,
+}
+
+/// Sizes of the workloads.
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    /// Jobs of W0, W1, W2.
+    pub jobs: u64,
+    /// Jobs of W1b.
+    pub single: u64,
+    /// Jobs of W3.
+    pub latency: u64,
+    /// Sagas of S1 and S4.
+    pub sagas: u64,
+}
+
+/// A scratch database: its URL (for worker processes) and a client.
+pub struct Scratch {
+    /// URL of the scratch database.
+    pub url: String,
+    /// Client on it.
+    pub client: Client,
+}
+
+impl Scratch {
+    /// Give the scratch database a fresh Bosun schema.
+    async fn reset(&self) -> anyhow::Result<()> {
+        let pool = self.client.pool();
+        migrate::migrate_down(pool, 0).await?;
+        migrate::migrate_up(pool).await?;
+        Ok(())
+    }
+}
+
+pub async fn run(db: &Database, args: &BenchArgs) -> anyhow::Result<()> {
+    let only: Vec<&str> = match &args.only {
+        Some(list) => list.iter().map(String::as_str).collect(),
+        None => WORKLOADS.to_vec(),
+    };
+    let sizes = Sizes {
+        jobs: args.jobs,
+        single: args.single,
+        latency: args.latency_jobs,
+        sagas: args.sagas,
+    };
+    let scratch = open_scratch(db).await?;
+    let mut ceiling: Option<f64> = None;
+    let mut reports = Vec::new();
+    for &workload in WORKLOADS.iter().filter(|w| only.contains(w)) {
+        let mut results = Vec::new();
+        for run in 1..=args.runs {
+            scratch.reset().await?;
+            let result = workloads::run(workload, &scratch, sizes)
+                .await
+                .with_context(|| format!("{workload}, run {run}"))?;
+            if !args.json {
+                eprintln!("bosun bench: {workload} run {run}: {:.0}/s", result.per_s);
+            }
+            results.push(result);
+        }
+        let per_s = Spread::of(&results.iter().map(|r| r.per_s).collect::<Vec<_>>());
+        if workload == "W0" {
+            ceiling = Some(per_s.median);
+        }
+        let pick = |i: usize| -> Option<Spread> {
+            let values: Vec<f64> = results
+                .iter()
+                .filter_map(|r| Some(r.latency_ms?[i]))
+                .collect();
+            (!values.is_empty()).then(|| Spread::of(&values))
+        };
+        let rss: Vec<f64> = results.iter().filter_map(|r| r.rss_mib).collect();
+        let report = Report {
+            workload,
+            runs: results.len(),
+            jobs: workloads::size_of(workload, sizes),
+            jobs_per_s: per_s,
+            p50_ms: pick(0),
+            p95_ms: pick(1),
+            p99_ms: pick(2),
+            rss_mib: (!rss.is_empty()).then(|| Spread::of(&rss)),
+            of_w0_ceiling: match (workload.starts_with("W2"), ceiling) {
+                (true, Some(ceiling)) if ceiling > 0.0 => Some(per_s.median / ceiling),
+                _ => None,
+            },
+        };
+        if args.json {
+            print_json_line(&report)?;
+        }
+        reports.push(report);
+    }
+    drop(scratch);
+    drop_scratch(db).await;
+    if !args.json {
+        print_table(&reports);
+    }
+    Ok(())
+}
+
+fn print_table(reports: &[Report]) {
+    let mut out = table(&[
+        "workload",
+        "runs",
+        "size",
+        "per s (median)",
+        "min",
+        "max",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "rss MiB",
+        "of W0",
+    ]);
+    let ms = |s: Option<Spread>| s.map(|s| format!("{:.2}", s.median)).unwrap_or_default();
+    for r in reports {
+        out.add_row(vec![
+            r.workload.to_string(),
+            r.runs.to_string(),
+            r.jobs.to_string(),
+            format!("{:.0}", r.jobs_per_s.median),
+            format!("{:.0}", r.jobs_per_s.min),
+            format!("{:.0}", r.jobs_per_s.max),
+            ms(r.p50_ms),
+            ms(r.p95_ms),
+            ms(r.p99_ms),
+            r.rss_mib
+                .map(|s| format!("{:.1}", s.max))
+                .unwrap_or_default(),
+            r.of_w0_ceiling
+                .map(|f| format!("{:.0}%", f * 100.0))
+                .unwrap_or_default(),
+        ]);
+    }
+    say!("{out}");
+}
+
+/// Create (or reuse) the scratch database next to the one given.
+async fn open_scratch(db: &Database) -> anyhow::Result<Scratch> {
+    let created = bosun_queue::sqlx::query(&format!("CREATE DATABASE {}", scratch_name()))
+        .execute(db.client.pool())
+        .await;
+    if let Err(error) = created {
+        let exists = error
+            .as_database_error()
+            .and_then(|e| e.code())
+            .is_some_and(|code| code == "42P04");
+        if !exists {
+            return Err(error).context(
+                "bosun bench creates a scratch database: connect as a user that may create databases",
+            );
+        }
+    }
+    let url = with_database(&db.url, &scratch_name());
+    let client = Client::connect(&url)
+        .await
+        .context("connecting to the scratch database")?;
+    Ok(Scratch { url, client })
+}
+
+async fn drop_scratch(db: &Database) {
+    // Worker processes are gone; FORCE ends any connection they left behind.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = bosun_queue::sqlx::query(&format!(
+        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+        scratch_name()
+    ))
+    .execute(db.client.pool())
+    .await;
+}
+
+/// `url` with its database name replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |i| authority_start + i);
+    let mut out = format!("{}/{database}", &base[..path_start]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_of_a_url_is_replaced() {
+        assert_eq!(
+            with_database("postgres://u@h:5/app?sslmode=disable", "b"),
+            "postgres://u@h:5/b?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://u@h", "b"), "postgres://u@h/b");
+        assert_eq!(with_database("postgresql://h/app", "b"), "postgresql://h/b");
+    }
+
+    #[test]
+    fn the_spread_has_the_median_of_odd_and_even_series() {
+        let s = Spread::of(&[3.0, 1.0, 2.0]);
+        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
+        assert_eq!(Spread::of(&[4.0, 1.0, 2.0, 3.0]).median, 2.5);
+    }
+}

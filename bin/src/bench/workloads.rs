@@ -1,0 +1,287 @@
+//! The workloads of `bosun bench`, one function each. Each gets a scratch database with a
+//! fresh schema and returns what it measured.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use bosun_queue::{sqlx, NewJob};
+
+use super::{RunResult, Scratch, Sizes};
+
+/// Batch size of bulk enqueues (W1, and the setup of W0 and W2).
+const ENQUEUE_BATCH: usize = 10_000;
+/// W0: connections and rows per claim.
+const CEILING_CONNECTIONS: usize = 4;
+const CEILING_BATCH: i64 = 100;
+/// W3: pause between two enqueues.
+const LATENCY_GAP: Duration = Duration::from_millis(20);
+/// How long a drain may take before the run fails.
+const DEADLINE: Duration = Duration::from_secs(600);
+
+/// How many jobs (or sagas) `workload` handles at `sizes`.
+pub fn size_of(workload: &str, sizes: Sizes) -> u64 {
+    match workload {
+        "W1b" => sizes.single,
+        "W3" => sizes.latency,
+        "S1" | "S4" => sizes.sagas,
+        _ => sizes.jobs,
+    }
+}
+
+pub async fn run(workload: &str, scratch: &Scratch, sizes: Sizes) -> anyhow::Result<RunResult> {
+    match workload {
+        "W0" => ceiling(scratch, sizes.jobs).await,
+        "W1" => bulk_enqueue(scratch, sizes.jobs).await,
+        "W1b" => single_enqueue(scratch, sizes.single).await,
+        "W2" => drain(scratch, sizes.jobs, 1).await,
+        "W2x4" => drain(scratch, sizes.jobs, 4).await,
+        "W3" => latency(scratch, sizes.latency).await,
+        "S1" => sagas(scratch, sizes.sagas, 1).await,
+        "S4" => sagas(scratch, sizes.sagas, 4).await,
+        other => bail!("no workload {other:?}"),
+    }
+}
+
+fn per_s(count: u64, elapsed: Duration) -> f64 {
+    #[allow(clippy::cast_precision_loss)] // job counts far below 2^52
+    let count = count as f64;
+    count / elapsed.as_secs_f64().max(1e-9)
+}
+
+async fn enqueue_noops(scratch: &Scratch, count: u64) -> anyhow::Result<()> {
+    let mut left = usize::try_from(count)?;
+    while left > 0 {
+        let batch = left.min(ENQUEUE_BATCH);
+        let jobs = (0..batch).map(|_| NewJob::new("echo", serde_json::json!({})));
+        scratch.client.enqueue_many(jobs).await?;
+        left -= batch;
+    }
+    Ok(())
+}
+
+/// W0: the plain-SQL claim-and-complete cycle on the same table, several connections.
+async fn ceiling(scratch: &Scratch, count: u64) -> anyhow::Result<RunResult> {
+    enqueue_noops(scratch, count).await?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CEILING_CONNECTIONS {
+        let pool = scratch.client.pool().clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = pool.acquire().await?;
+            loop {
+                let ids: Vec<i64> = sqlx::query_scalar(
+                    "WITH picked AS (
+                         SELECT id FROM bosun.jobs
+                         WHERE queue = 'default' AND state = 'available'
+                         ORDER BY priority, scheduled_at, id
+                         LIMIT $1 FOR UPDATE SKIP LOCKED)
+                     UPDATE bosun.jobs AS j
+                     SET state = 'running', attempt = j.attempt + 1, attempted_at = now(),
+                         attempted_by = 'w0'
+                     FROM picked WHERE j.id = picked.id
+                     RETURNING j.id",
+                )
+                .bind(CEILING_BATCH)
+                .fetch_all(&mut *conn)
+                .await?;
+                if ids.is_empty() {
+                    return anyhow::Ok(());
+                }
+                sqlx::query(
+                    "UPDATE bosun.jobs SET state = 'completed', finalized_at = now()
+                     WHERE id = ANY($1) AND state = 'running'",
+                )
+                .bind(&ids)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(RunResult {
+        per_s: per_s(count, started.elapsed()),
+        ..RunResult::default()
+    })
+}
+
+/// W1: bulk enqueue.
+async fn bulk_enqueue(scratch: &Scratch, count: u64) -> anyhow::Result<RunResult> {
+    let started = Instant::now();
+    enqueue_noops(scratch, count).await?;
+    Ok(RunResult {
+        per_s: per_s(count, started.elapsed()),
+        ..RunResult::default()
+    })
+}
+
+/// W1b: one job per transaction.
+async fn single_enqueue(scratch: &Scratch, count: u64) -> anyhow::Result<RunResult> {
+    let started = Instant::now();
+    for _ in 0..count {
+        scratch
+            .client
+            .enqueue(NewJob::new("echo", serde_json::json!({})))
+            .await?;
+    }
+    Ok(RunResult {
+        per_s: per_s(count, started.elapsed()),
+        ..RunResult::default()
+    })
+}
+
+/// `bosun worker` processes on the scratch database.
+struct Workers(Vec<Child>);
+
+impl Workers {
+    fn start(scratch: &Scratch, count: usize) -> anyhow::Result<Workers> {
+        let exe = std::env::current_exe().context("finding the bosun binary")?;
+        let mut children = Vec::new();
+        for i in 0..count {
+            children.push(
+                Command::new(&exe)
+                    .args(["worker", "--queues", "default=32", "--worker-id"])
+                    .arg(format!("bench-{i}"))
+                    .env("DATABASE_URL", &scratch.url)
+                    .env("RUST_LOG", "warn")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .context("starting bosun worker")?,
+            );
+        }
+        Ok(Workers(children))
+    }
+
+    /// The largest peak RSS among the workers, MiB (Linux only).
+    fn peak_rss_mib(&self) -> Option<f64> {
+        self.0
+            .iter()
+            .filter_map(|child| {
+                let status =
+                    std::fs::read_to_string(format!("/proc/{}/status", child.id())).ok()?;
+                let kib: f64 = status
+                    .lines()
+                    .find_map(|line| line.strip_prefix("VmHWM:"))?
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse()
+                    .ok()?;
+                Some(kib / 1024.0)
+            })
+            .reduce(f64::max)
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Wait until `sql` (a boolean query) is true, polling every 10 ms.
+async fn wait_until(scratch: &Scratch, sql: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let done: bool = sqlx::query_scalar(sql)
+            .fetch_one(scratch.client.pool())
+            .await?;
+        if done {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("gave up after {DEADLINE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+const DRAINED: &str = "SELECT NOT EXISTS (SELECT 1 FROM bosun.jobs
+                        WHERE state IN ('available', 'scheduled', 'retryable', 'running'))";
+
+/// W2: queued no-op jobs drained by `processes` workers, start-up included.
+async fn drain(scratch: &Scratch, count: u64, processes: usize) -> anyhow::Result<RunResult> {
+    enqueue_noops(scratch, count).await?;
+    let started = Instant::now();
+    let workers = Workers::start(scratch, processes)?;
+    wait_until(scratch, DRAINED).await?;
+    let elapsed = started.elapsed();
+    let completed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM bosun.jobs WHERE state = 'completed'")
+            .fetch_one(scratch.client.pool())
+            .await?;
+    if u64::try_from(completed)? != count {
+        bail!("{completed} of {count} jobs completed");
+    }
+    Ok(RunResult {
+        per_s: per_s(count, elapsed),
+        rss_mib: workers.peak_rss_mib(),
+        ..RunResult::default()
+    })
+}
+
+/// W3: enqueue-to-claim latency on an idle worker, by the database's clock.
+async fn latency(scratch: &Scratch, count: u64) -> anyhow::Result<RunResult> {
+    let workers = Workers::start(scratch, 1)?;
+    wait_until(scratch, "SELECT EXISTS (SELECT 1 FROM bosun.workers)").await?;
+    // Let it settle into waiting for notifications.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    for _ in 0..count {
+        scratch
+            .client
+            .enqueue(NewJob::new("echo", serde_json::json!({})))
+            .await?;
+        tokio::time::sleep(LATENCY_GAP).await;
+    }
+    wait_until(scratch, DRAINED).await?;
+    let elapsed = started.elapsed();
+    let (p50, p95, p99): (f64, f64, f64) = sqlx::query_as(
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms),
+                percentile_cont(0.95) WITHIN GROUP (ORDER BY ms),
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)
+         FROM (SELECT extract(epoch FROM attempted_at - created_at) * 1000 AS ms
+               FROM bosun.jobs) AS l",
+    )
+    .fetch_one(scratch.client.pool())
+    .await?;
+    drop(workers);
+    Ok(RunResult {
+        per_s: per_s(count, elapsed),
+        latency_ms: Some([p50, p95, p99]),
+        ..RunResult::default()
+    })
+}
+
+/// S1 / S4: sagas of three no-op steps (`bench.noop3`), started up front, run by
+/// `processes` workers.
+async fn sagas(scratch: &Scratch, count: u64, processes: usize) -> anyhow::Result<RunResult> {
+    sqlx::query(
+        "SELECT bosun.start_saga('bench.noop3', 'bench-' || i, '{}')
+         FROM generate_series(1, $1) AS i",
+    )
+    .bind(i64::try_from(count)?)
+    .execute(scratch.client.pool())
+    .await?;
+    let started = Instant::now();
+    let workers = Workers::start(scratch, processes)?;
+    wait_until(
+        scratch,
+        "SELECT NOT EXISTS (SELECT 1 FROM bosun.sagas WHERE state <> 'succeeded')",
+    )
+    .await?;
+    let elapsed = started.elapsed();
+    Ok(RunResult {
+        per_s: per_s(count, elapsed),
+        rss_mib: workers.peak_rss_mib(),
+        ..RunResult::default()
+    })
+}
