@@ -15,7 +15,7 @@ use std::{
 };
 
 use bosun_queue::{
-    runtime::{job_claim, job_lost_leases, job_record, Outcome, Recorded},
+    runtime::{job_claim, job_complete_many, job_lost_leases, job_record, Outcome, Recorded},
     Client, Job, JobArgs, JobState, NewJob,
 };
 use bosun_tests::{eventually, state_counts, RunningPool as Running, TestDb};
@@ -1086,6 +1086,16 @@ async fn writes_by_a_worker_that_lost_the_job_are_fenced_out() {
             "row unchanged by the stale {outcome:?}"
         );
     }
+    // The batched completion is fenced per row in the same way.
+    assert!(job_complete_many(&db.pool, &[(id, 1)])
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        job(&db.client, id).await,
+        again[0],
+        "row unchanged by the stale batch"
+    );
     let current = job_record(&db.pool, id, 2, &Outcome::Completed)
         .await
         .unwrap();
@@ -1170,4 +1180,28 @@ async fn invalid_configuration_is_a_typed_error() {
             .build(),
     );
     assert!(no_workers.contains("no workers registered"), "{no_workers}");
+}
+
+#[tokio::test]
+async fn a_batched_completion_completes_exactly_the_attempts_still_held() {
+    let db = TestDb::new().await;
+    let kinds = vec!["test.batch".to_string()];
+    for _ in 0..4 {
+        enqueue(&db.client, NewJob::new("test.batch", json!({}))).await;
+    }
+    let claimed = job_claim(&db.pool, "default", &kinds, 10, "w1")
+        .await
+        .unwrap();
+    let held: Vec<(i64, i32)> = claimed.iter().map(|j| (j.id, j.attempt)).collect();
+    // One was cancelled meanwhile, and one pair names a stale attempt.
+    db.client.cancel_job(held[0].0).await.unwrap();
+    let mut sent = held.clone();
+    sent[1].1 = 7;
+    let mut done = job_complete_many(&db.pool, &sent).await.unwrap();
+    done.sort_unstable();
+    assert_eq!(done, [held[2].0, held[3].0]);
+    let counts = state_counts(&db.pool).await;
+    assert_eq!(counts.get("completed"), Some(&2));
+    assert_eq!(counts.get("cancelled"), Some(&1));
+    assert_eq!(counts.get("running"), Some(&1));
 }

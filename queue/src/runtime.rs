@@ -75,6 +75,22 @@ pub async fn job_claim(
         .await?)
 }
 
+/// Complete many jobs at once, each fenced by its attempt (`held`: id and attempt). Returns
+/// the ids completed now; a job missing from it was cancelled or taken over meanwhile.
+///
+/// # Errors
+/// [`crate::Error::Database`] if the statement fails (then none was completed).
+pub async fn job_complete_many(pool: &PgPool, held: &[(i64, i32)]) -> Result<Vec<i64>> {
+    let (ids, attempts): (Vec<i64>, Vec<i32>) = held.iter().copied().unzip();
+    Ok(
+        sqlx::query_scalar(include_str!("sql/job_complete_many.sql"))
+            .bind(&ids)
+            .bind(&attempts)
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
 /// Record `outcome` for attempt `attempt` of job `id`, fenced.
 ///
 /// # Errors

@@ -157,15 +157,12 @@ async fn run_handler(
 /// Record the outcome, retrying while the database is unreachable. `None` when it could not
 /// be recorded at all; the job then stays `running` until it is rescued or handed back.
 async fn record(shared: &Shared, job: &Job, outcome: &Outcome) -> Option<Recorded> {
+    if *outcome == Outcome::Completed {
+        return shared.completer.complete(job.id, job.attempt).await;
+    }
     let pool = shared.client.pool();
     let result = (|| job_record(pool, job.id, job.attempt, outcome))
-        .retry(
-            ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(50))
-                .with_max_delay(Duration::from_secs(5))
-                .with_max_times(40)
-                .with_jitter(),
-        )
+        .retry(record_backoff())
         .when(bosun_queue::Error::is_transient)
         .notify(|error, delay| {
             warn!(%error, ?delay, "recording the attempt failed; retrying");
@@ -178,6 +175,16 @@ async fn record(shared: &Shared, job: &Job, outcome: &Outcome) -> Option<Recorde
             None
         }
     }
+}
+
+/// How writes of outcomes are retried while the database is unreachable: about a minute and a
+/// half in all, then the job is left `running` for the rescuer.
+pub(crate) fn record_backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_secs(5))
+        .with_max_times(40)
+        .with_jitter()
 }
 
 /// Give the job back to its queue (available, attempt not counted), fenced.

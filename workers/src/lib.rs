@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod backoff;
+mod completer;
 mod error;
 mod executor;
 mod heartbeat;

@@ -104,6 +104,8 @@ pub(crate) struct Shared {
     pub(crate) config: PoolConfig,
     /// Signalled when a target is expunged: the maintenance loop reaps at once.
     pub(crate) expunged: tokio::sync::Notify,
+    /// Batches the completions of succeeded handlers.
+    pub(crate) completer: crate::completer::Completer,
     /// Jobs handed back at shutdown by their own executor task.
     handed_back: std::sync::Mutex<Vec<i64>>,
 }
@@ -322,6 +324,7 @@ impl PoolBuilder {
                 kinds,
                 handed_back: std::sync::Mutex::new(Vec::new()),
                 expunged: tokio::sync::Notify::new(),
+                completer: crate::completer::Completer::new(),
                 config: PoolConfig {
                     queues: self.queues,
                     poll_interval: self.poll_interval,
@@ -424,6 +427,10 @@ impl WorkerPool {
         }
         let mut background = Vec::new();
         background.push(tokio::spawn(heartbeat::run(
+            Arc::clone(shared),
+            stop_background.clone(),
+        )));
+        background.push(tokio::spawn(crate::completer::run(
             Arc::clone(shared),
             stop_background.clone(),
         )));
