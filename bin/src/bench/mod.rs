@@ -5,7 +5,8 @@
 //!
 //! | workload | what |
 //! |---|---|
-//! | W0 | the ceiling: plain SQL claim (batched `FOR UPDATE SKIP LOCKED`) then complete, 4 connections, batches of 100 |
+//! | W0 | the ceiling: plain SQL claim (batched `FOR UPDATE SKIP LOCKED`) then complete on a minimal table, 4 connections, batches of 100 |
+//! | W0j | the same cycle on `bosun.jobs`: what Bosun's table costs before any Rust runs |
 //! | W1 | bulk enqueue through `enqueue_many` |
 //! | W1b | single enqueue, one job per transaction |
 //! | W2 | drain of queued no-op jobs by one `bosun worker` (concurrency 32); W2x4: four of them |
@@ -36,7 +37,7 @@ fn scratch_name() -> String {
 }
 
 /// Every workload, in the order they run.
-pub const WORKLOADS: &[&str] = &["W0", "W1", "W1b", "W2", "W2x4", "W3", "S1", "S4"];
+pub const WORKLOADS: &[&str] = &["W0", "W0j", "W1", "W1b", "W2", "W2x4", "W3", "S1", "S4"];
 
 /// What one run of a workload measured.
 #[derive(Debug, Clone, Default)]

@@ -33,7 +33,8 @@ pub fn size_of(workload: &str, sizes: Sizes) -> u64 {
 
 pub async fn run(workload: &str, scratch: &Scratch, sizes: Sizes) -> anyhow::Result<RunResult> {
     match workload {
-        "W0" => ceiling(scratch, sizes.jobs).await,
+        "W0" => ceiling(scratch, sizes.jobs, CeilingTable::Minimal).await,
+        "W0j" => ceiling(scratch, sizes.jobs, CeilingTable::Jobs).await,
         "W1" => bulk_enqueue(scratch, sizes.jobs).await,
         "W1b" => single_enqueue(scratch, sizes.single).await,
         "W2" => drain(scratch, sizes.jobs, 1).await,
@@ -62,9 +63,59 @@ async fn enqueue_noops(scratch: &Scratch, count: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// W0: the plain-SQL claim-and-complete cycle on the same table, several connections.
-async fn ceiling(scratch: &Scratch, count: u64) -> anyhow::Result<RunResult> {
-    enqueue_noops(scratch, count).await?;
+/// Where W0 runs its cycle: a minimal table (the ceiling) or `bosun.jobs` itself (W0j).
+#[derive(Clone, Copy)]
+enum CeilingTable {
+    Minimal,
+    Jobs,
+}
+
+/// W0 / W0j: the plain-SQL claim-and-complete cycle, several connections.
+async fn ceiling(scratch: &Scratch, count: u64, table: CeilingTable) -> anyhow::Result<RunResult> {
+    let (claim, complete) = match table {
+        CeilingTable::Minimal => {
+            sqlx::raw_sql(
+                "DROP TABLE IF EXISTS bench_ceiling;
+                 CREATE TABLE bench_ceiling (
+                     id bigserial PRIMARY KEY,
+                     state smallint NOT NULL DEFAULT 0,
+                     args jsonb NOT NULL DEFAULT '{}');
+                 CREATE INDEX bench_ceiling_ready ON bench_ceiling (id) WHERE state = 0;",
+            )
+            .execute(scratch.client.pool())
+            .await?;
+            sqlx::query("INSERT INTO bench_ceiling (state) SELECT 0 FROM generate_series(1, $1)")
+                .bind(i64::try_from(count)?)
+                .execute(scratch.client.pool())
+                .await?;
+            (
+                "WITH picked AS (
+                     SELECT id FROM bench_ceiling WHERE state = 0
+                     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+                 UPDATE bench_ceiling AS t SET state = 1
+                 FROM picked WHERE t.id = picked.id
+                 RETURNING t.id",
+                "UPDATE bench_ceiling SET state = 2 WHERE id = ANY($1)",
+            )
+        }
+        CeilingTable::Jobs => {
+            enqueue_noops(scratch, count).await?;
+            (
+                "WITH picked AS (
+                     SELECT id FROM bosun.jobs
+                     WHERE queue = 'default' AND state = 'available'
+                     ORDER BY priority, scheduled_at, id
+                     LIMIT $1 FOR UPDATE SKIP LOCKED)
+                 UPDATE bosun.jobs AS j
+                 SET state = 'running', attempt = j.attempt + 1, attempted_at = now(),
+                     attempted_by = 'w0'
+                 FROM picked WHERE j.id = picked.id
+                 RETURNING j.id",
+                "UPDATE bosun.jobs SET state = 'completed', finalized_at = now()
+                 WHERE id = ANY($1) AND state = 'running'",
+            )
+        }
+    };
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..CEILING_CONNECTIONS {
@@ -72,31 +123,14 @@ async fn ceiling(scratch: &Scratch, count: u64) -> anyhow::Result<RunResult> {
         tasks.push(tokio::spawn(async move {
             let mut conn = pool.acquire().await?;
             loop {
-                let ids: Vec<i64> = sqlx::query_scalar(
-                    "WITH picked AS (
-                         SELECT id FROM bosun.jobs
-                         WHERE queue = 'default' AND state = 'available'
-                         ORDER BY priority, scheduled_at, id
-                         LIMIT $1 FOR UPDATE SKIP LOCKED)
-                     UPDATE bosun.jobs AS j
-                     SET state = 'running', attempt = j.attempt + 1, attempted_at = now(),
-                         attempted_by = 'w0'
-                     FROM picked WHERE j.id = picked.id
-                     RETURNING j.id",
-                )
-                .bind(CEILING_BATCH)
-                .fetch_all(&mut *conn)
-                .await?;
+                let ids: Vec<i64> = sqlx::query_scalar(claim)
+                    .bind(CEILING_BATCH)
+                    .fetch_all(&mut *conn)
+                    .await?;
                 if ids.is_empty() {
                     return anyhow::Ok(());
                 }
-                sqlx::query(
-                    "UPDATE bosun.jobs SET state = 'completed', finalized_at = now()
-                     WHERE id = ANY($1) AND state = 'running'",
-                )
-                .bind(&ids)
-                .execute(&mut *conn)
-                .await?;
+                sqlx::query(complete).bind(&ids).execute(&mut *conn).await?;
             }
         }));
     }
