@@ -1434,6 +1434,102 @@ async fn plain_inserts_are_checked_by_named_constraints() {
     );
 }
 
+#[tokio::test]
+async fn plain_updates_of_checked_columns_are_checked_and_the_checked_flag_does_not_leak() {
+    let db = TestDb::new().await;
+    let mut conn = db.raw().await;
+    let id = sql_id(&mut conn, "SELECT bosun.enqueue('ok')").await;
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "UPDATE bosun.jobs SET args = '[]'",
+            &["args_must_be_a_json_object"],
+        ),
+        (
+            "UPDATE bosun.jobs SET kind = 'bad kind'",
+            &["kind_has_bad_format_see_bosun_valid_kind"],
+        ),
+        (
+            "UPDATE bosun.jobs SET errors = '{}'",
+            &["errors_must_be_a_json_array"],
+        ),
+        (
+            "UPDATE bosun.jobs SET meta = '1'",
+            &["meta_must_be_a_json_object"],
+        ),
+    ];
+    for (sql, needles) in cases {
+        assert_rejected(&mut conn, sql, "23514", needles).await;
+    }
+    assert_eq!(job_row(&mut conn, id).await.args, json!({}));
+
+    // bosun.enqueue skips the table's check for the rows it checked itself, and only for its
+    // own INSERT: a plain INSERT later in the same transaction is checked again.
+    sql_exec(&mut conn, "BEGIN").await;
+    sql_id(&mut conn, "SELECT bosun.enqueue('ok')").await;
+    let error = sqlx::query("INSERT INTO bosun.jobs (kind) VALUES ('bad kind')")
+        .execute(&mut conn)
+        .await
+        .expect_err("a bad plain INSERT after bosun.enqueue is still checked");
+    let error = error.as_database_error().unwrap();
+    assert_eq!(error.code().as_deref(), Some("23514"));
+    assert!(error
+        .message()
+        .contains("kind_has_bad_format_see_bosun_valid_kind"));
+    sql_exec(&mut conn, "ROLLBACK").await;
+    assert_eq!(job_count(&mut conn).await, 1);
+}
+
+/// The hot statements find rows by primary key whatever the statistics say: right after a
+/// bulk insert (no statistics yet) and after ANALYZE of a table where nothing ran.
+#[tokio::test]
+async fn claims_and_fenced_writes_use_the_primary_key_whatever_the_statistics() {
+    let db = TestDb::new().await;
+    let mut conn = db.raw().await;
+    sql_exec(
+        &mut conn,
+        "SELECT bosun.enqueue_many(jsonb_agg(jsonb_build_object('kind', 'echo')))
+         FROM generate_series(1, 20000)",
+    )
+    .await;
+    let claim = include_str!("../queue/src/sql/job_claim.sql");
+    let complete = include_str!("../queue/src/sql/job_complete_many.sql");
+    let single = include_str!("../queue/src/sql/job_complete.sql");
+    for analyzed in [false, true] {
+        if analyzed {
+            sql_exec(&mut conn, "ANALYZE bosun.jobs").await;
+        }
+        for (name, sql, args) in [
+            ("claim", claim, "('default', 100, ARRAY['echo'], 'w')"),
+            (
+                "complete_many",
+                complete,
+                "(ARRAY[1,2,3]::bigint[], ARRAY[1,1,1])",
+            ),
+            ("complete", single, "(1, 1)"),
+        ] {
+            let name = format!("{name}_{analyzed}");
+            sql_exec(&mut conn, &format!("PREPARE p_{name} AS {sql}")).await;
+            // Five custom plans, then the generic one that a prepared statement keeps.
+            for _ in 0..6 {
+                let plan: Vec<String> =
+                    sqlx::query_scalar(&format!("EXPLAIN EXECUTE p_{name}{args}"))
+                        .fetch_all(&mut conn)
+                        .await
+                        .unwrap();
+                let plan = plan.join("\n");
+                assert!(
+                    !plan.contains("Seq Scan"),
+                    "{name} (analyzed: {analyzed}) scans the table:\n{plan}"
+                );
+                assert!(
+                    plan.contains("jobs_pkey") || plan.contains("jobs_running_idx"),
+                    "{name} (analyzed: {analyzed}) does not probe by id:\n{plan}"
+                );
+            }
+        }
+    }
+}
+
 // ---- 3. wake-ups ----
 
 #[tokio::test]

@@ -76,13 +76,13 @@ pub struct BenchArgs {
     /// Runs of each workload (median and spread are reported).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub runs: u32,
-    /// Only these workloads, e.g. `W2,W3` (W0 W0j W1 W1b W2 W2x4 W3 S1 S4).
+    /// Only these workloads, e.g. `W2,W3` (W0 W0j W1 W1b W1p W2 W2x4 W3 S1 S4).
     #[arg(long, value_delimiter = ',', value_parser = parse_workload)]
     pub only: Option<Vec<String>>,
     /// Jobs of W0, W1 and W2.
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub jobs: u64,
-    /// Jobs of W1b (one per transaction).
+    /// Jobs of W1b and W1p (one per transaction).
     #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub single: u64,
     /// Jobs of W3 (about 20 ms apart).

@@ -1,45 +1,52 @@
-//! Batches completions: a handler that succeeded hands its job to the completer and waits for
-//! the answer; the completer completes everything waiting in one fenced statement
-//! (`job_complete_many`), with a few such statements in flight. There is no timer: a batch is
-//! whatever queued while earlier statements ran, so an idle worker completes at once and a
-//! busy one completes several jobs per round trip.
+//! Batches completions. A handler that succeeded hands its job to the completer and gives up
+//! its slot at once: the next job starts while the completion waits for its write. The
+//! completer writes everything waiting in one fenced statement (`job_complete_many`), with a
+//! couple of such statements in flight. There is no timer: a batch is whatever queued while
+//! earlier statements ran, so an idle worker completes at once and a busy one completes
+//! hundreds of jobs per round trip.
+//!
+//! Why the slot is not held until the write: a slot that waits for a round trip is a slot
+//! that runs nothing. With 32 slots and writes of a millisecond, a worker of no-op jobs could
+//! never pass 32,000 jobs/s however fast the database is, and in practice far less.
 //!
 //! Nothing is lost on a crash: a job whose completion was not written yet is still `running`
-//! under this worker, and is rescued and run again like any job of a dead worker.
+//! under this worker, and is rescued and run again like any job of a dead worker (at least
+//! once, never lost). Until its completion is written the job stays in this worker's set of
+//! held jobs, so the lease check and the give-back of unheld claims leave it alone, and
+//! shutdown writes every waiting completion ([`Completer::drained`]) before it hands back
+//! what is still held. Waiting completions are bounded ([`MAX_WAITING`]): when the database
+//! falls behind, handlers wait to give up their slots, and claims slow down with them.
 
-use std::{collections::HashSet, sync::Arc};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use backon::Retryable;
-use bosun_queue::{
-    runtime::{job_complete_many, Recorded},
-    JobState,
-};
-use tokio::sync::{mpsc, oneshot, Mutex};
+use bosun_queue::{runtime::job_complete_many, Job, JobState};
+use tokio::sync::{mpsc, Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{debug, info, warn};
 
-use crate::pool::Shared;
+use crate::{pool::Shared, running::StopReason};
 
 /// Most completions per statement, and statements in flight at once. Measured with `bosun
-/// bench` (W2, 100,000 jobs, median of 3, release build, 2 cores): one completion per
-/// statement 5,109 jobs/s with one worker and 5,249 with four; batches of up to 8 with 8 in
-/// flight 7,168 and 8,943; batches of 16 with 4 in flight 4,930 and 10,432; batches of up to
-/// 1,000 one at a time 3,528 and 13,356. Large batches hold many row locks at once and
-/// serialize a single worker on one round trip; small ones overlapping win for one worker,
-/// which is what most deployments run.
-const MAX_BATCH: usize = 8;
-const IN_FLIGHT: usize = 8;
+/// bench` (W2, docs/performance.md): while slots were held until the write, small batches
+/// overlapping won (8 per statement, 8 in flight); once slots are given up at once, the
+/// completions of a busy worker queue up during a write and one statement takes them all.
+const MAX_BATCH: usize = 500;
+const IN_FLIGHT: usize = 2;
+/// Most completions waiting for their write before handlers have to wait.
+pub(crate) const MAX_WAITING: usize = 4 * MAX_BATCH;
 
 struct Pending {
-    id: i64,
-    attempt: i32,
-    reply: oneshot::Sender<Option<Recorded>>,
+    job: Arc<Job>,
+    ran: Duration,
+    _waiting: OwnedSemaphorePermit,
 }
 
 /// Where executors send their completions.
 pub(crate) struct Completer {
     sender: mpsc::UnboundedSender<Pending>,
     receiver: Mutex<Option<mpsc::UnboundedReceiver<Pending>>>,
+    waiting: Arc<Semaphore>,
 }
 
 impl Completer {
@@ -48,15 +55,31 @@ impl Completer {
         Completer {
             sender,
             receiver: Mutex::new(Some(receiver)),
+            waiting: Arc::new(Semaphore::new(MAX_WAITING)),
         }
     }
 
-    /// Complete attempt `attempt` of job `id`: `Now(Completed)`, `FencedOut` when the job was
-    /// cancelled or taken over meanwhile, `None` when it could not be written.
-    pub(crate) async fn complete(&self, id: i64, attempt: i32) -> Option<Recorded> {
-        let (reply, answer) = oneshot::channel();
-        self.sender.send(Pending { id, attempt, reply }).ok()?;
-        answer.await.ok().flatten()
+    /// Queue the completion of `job`, whose handler succeeded after running for `ran`. Waits
+    /// only while [`MAX_WAITING`] completions are already waiting. The job stays held (in the
+    /// running set) until the write; the completer then records the outcome in the metrics
+    /// and forgets the job.
+    pub(crate) async fn complete(&self, job: Arc<Job>, ran: Duration) {
+        let Ok(waiting) = Arc::clone(&self.waiting).acquire_owned().await else {
+            return;
+        };
+        let _ = self.sender.send(Pending {
+            job,
+            ran,
+            _waiting: waiting,
+        });
+    }
+
+    /// Wait until every queued completion has been written (or given up on).
+    pub(crate) async fn drained(&self) {
+        let all = u32::try_from(MAX_WAITING).unwrap_or(u32::MAX);
+        if let Ok(permits) = self.waiting.acquire_many(all).await {
+            drop(permits);
+        }
     }
 }
 
@@ -65,7 +88,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let Some(mut receiver) = shared.completer.receiver.lock().await.take() else {
         return;
     };
-    let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     let flushes = tokio_util::task::TaskTracker::new();
     loop {
         let first = tokio::select! {
@@ -75,8 +98,8 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
                 while let Ok(pending) = receiver.try_recv() {
                     rest.push(pending);
                 }
-                if !rest.is_empty() {
-                    flush(&shared, rest).await;
+                for batch in rest.chunks(MAX_BATCH) {
+                    flush(&shared, batch).await;
                 }
                 flushes.close();
                 flushes.wait().await;
@@ -88,6 +111,8 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             flushes.wait().await;
             return;
         };
+        // Take the batch only once a statement may start: completions that arrive meanwhile
+        // join it.
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
             return;
         };
@@ -100,14 +125,16 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
         }
         let shared = Arc::clone(&shared);
         flushes.spawn(async move {
-            flush(&shared, batch).await;
+            flush(&shared, &batch).await;
             drop(slot);
         });
     }
 }
 
-async fn flush(shared: &Shared, batch: Vec<Pending>) {
-    let held: Vec<(i64, i32)> = batch.iter().map(|p| (p.id, p.attempt)).collect();
+/// Write one batch, retrying while the database is unreachable, then settle each job: count
+/// it, forget it, and say so when it was fenced out.
+async fn flush(shared: &Shared, batch: &[Pending]) {
+    let held: Vec<(i64, i32)> = batch.iter().map(|p| (p.job.id, p.job.attempt)).collect();
     let pool = shared.client.pool();
     let result = (|| job_complete_many(pool, &held))
         .retry(crate::executor::record_backoff())
@@ -116,23 +143,32 @@ async fn flush(shared: &Shared, batch: Vec<Pending>) {
             warn!(%error, ?delay, jobs = held.len(), "completing jobs failed; retrying");
         })
         .await;
-    match result {
-        Ok(done) => {
-            let done: HashSet<i64> = done.into_iter().collect();
-            for pending in batch {
-                let recorded = if done.contains(&pending.id) {
-                    Recorded::Now(JobState::Completed)
-                } else {
-                    Recorded::FencedOut
-                };
-                let _ = pending.reply.send(Some(recorded));
-            }
-        }
+    let done: HashSet<i64> = match result {
+        Ok(done) => done.into_iter().collect(),
         Err(error) => {
             warn!(%error, jobs = held.len(), "could not complete jobs; they stay running until recovered");
             for pending in batch {
-                let _ = pending.reply.send(None);
+                shared.running.remove(pending.job.id);
             }
+            return;
+        }
+    };
+    for pending in batch {
+        let job = &pending.job;
+        let stopped = shared.running.remove(job.id);
+        if done.contains(&job.id) {
+            crate::metrics::finished(job, JobState::Completed, pending.ran);
+        } else if stopped == Some(StopReason::Shutdown) {
+            debug!(
+                job = job.id,
+                "completion not recorded: the job was handed back at shutdown"
+            );
+        } else {
+            info!(
+                job = job.id,
+                attempt = job.attempt,
+                "completion not recorded: the job was cancelled or taken over while it ran"
+            );
         }
     }
 }

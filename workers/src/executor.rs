@@ -9,44 +9,58 @@ use bosun_queue::{
     runtime::{job_record, job_release_many, Outcome, Recorded},
     Job,
 };
-use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, info, info_span, warn, Instrument};
 
-use crate::{pool::Shared, registry::Handled, running::StopReason, JobContext, JobError};
+use crate::{
+    pool::Shared, producer::Held, registry::Handled, running::StopReason, JobContext, JobError,
+};
 
-/// Run `job` to an outcome and record it. `permit` is the queue slot it occupies.
-pub(crate) async fn execute(shared: Arc<Shared>, job: Job, permit: OwnedSemaphorePermit) {
+/// Run `job` to an outcome and record it. `cancel` tells its handler to stop (the job is in
+/// the running set since its claim); `held` is its slot and its place in the queue's room.
+pub(crate) async fn execute(
+    shared: Arc<Shared>,
+    job: Job,
+    cancel: tokio_util::sync::CancellationToken,
+    held: Held,
+) {
     let job = Arc::new(job);
-    let saga: Option<uuid::Uuid> = job
-        .kind
-        .starts_with("saga:")
-        .then(|| job.args.get("saga_id")?.as_str()?.parse().ok())
-        .flatten();
     let span = info_span!(
         "job",
         id = job.id,
         kind = %job.kind,
         queue = %job.queue,
         attempt = job.attempt,
-        saga = saga.map(tracing::field::display),
+        saga = saga_of(&job).map(tracing::field::display),
     );
     async move {
-        let cancel = shared.running.insert(job.id, job.attempt, saga);
+        // Stopped while it waited for a slot: lost to a cancel or a takeover, nothing to run.
+        if shared.running.stop_reason(job.id).is_some() {
+            shared.running.remove(job.id);
+            info!("job no longer held before it started; not running it");
+            return;
+        }
         crate::metrics::running(&job.queue, 1.0);
         let started = std::time::Instant::now();
-        let recorded = match run_handler(&shared, &job, cancel).await {
+        let handled = run_handler(&shared, &job, cancel).await;
+        let ran = started.elapsed();
+        held.run_times.record(ran);
+        let recorded = match handled {
             Err(recorded) => Some(recorded),
+            // A success is written by the completer, in a batch: the slot is free now, and
+            // the job stays held until its completion is written.
+            Ok(Outcome::Completed) => {
+                crate::metrics::running(&job.queue, -1.0);
+                drop(held);
+                shared.completer.complete(job, ran).await;
+                return;
+            }
             // A handler stopped by shutdown that did not finish its work is handed back
             // rather than recorded: its error or cancel is an artifact of the shutdown.
-            Ok(outcome)
-                if outcome != Outcome::Completed
-                    && shared.running.stop_reason(job.id) == Some(StopReason::Shutdown) =>
-            {
+            Ok(_) if shared.running.stop_reason(job.id) == Some(StopReason::Shutdown) => {
                 hand_back(&shared, &job).await
             }
             Ok(outcome) => record(&shared, &job, &outcome).await,
         };
-        let ran = started.elapsed();
         crate::metrics::running(&job.queue, -1.0);
         let stopped = shared.running.remove(job.id);
         match (recorded, stopped) {
@@ -62,10 +76,18 @@ pub(crate) async fn execute(shared: Arc<Shared>, job: Job, permit: OwnedSemaphor
             }
             (None, _) => {}
         }
-        drop(permit);
+        drop(held);
     }
     .instrument(span)
     .await;
+}
+
+/// The saga a job is a step of, from its args.
+pub(crate) fn saga_of(job: &Job) -> Option<uuid::Uuid> {
+    job.kind
+        .starts_with("saga:")
+        .then(|| job.args.get("saga_id")?.as_str()?.parse().ok())
+        .flatten()
 }
 
 async fn run_handler(
@@ -157,9 +179,6 @@ async fn run_handler(
 /// Record the outcome, retrying while the database is unreachable. `None` when it could not
 /// be recorded at all; the job then stays `running` until it is rescued or handed back.
 async fn record(shared: &Shared, job: &Job, outcome: &Outcome) -> Option<Recorded> {
-    if *outcome == Outcome::Completed {
-        return shared.completer.complete(job.id, job.attempt).await;
-    }
     let pool = shared.client.pool();
     let result = (|| job_record(pool, job.id, job.attempt, outcome))
         .retry(record_backoff())
@@ -189,18 +208,7 @@ pub(crate) fn record_backoff() -> ExponentialBuilder {
 
 /// Give the job back to its queue (available, attempt not counted), fenced.
 async fn hand_back(shared: &Shared, job: &Job) -> Option<Recorded> {
-    let pool = shared.client.pool();
-    let held = [(job.id, job.attempt)];
-    let result = (|| job_release_many(pool, &held))
-        .retry(
-            ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(50))
-                .with_max_delay(Duration::from_millis(500))
-                .with_max_times(5),
-        )
-        .when(bosun_queue::Error::is_transient)
-        .await;
-    match result {
+    match release(shared, &[(job.id, job.attempt)]).await {
         Ok(released) if released.contains(&job.id) => {
             shared.record_handed_back(job.id);
             Some(Recorded::Now(bosun_queue::JobState::Available))
@@ -211,6 +219,43 @@ async fn hand_back(shared: &Shared, job: &Job) -> Option<Recorded> {
             None
         }
     }
+}
+
+/// Hand back jobs that were claimed but never started (shutdown came first), and forget them.
+pub(crate) async fn hand_back_unstarted(shared: &Shared, jobs: &[Job]) {
+    if jobs.is_empty() {
+        return;
+    }
+    let held: Vec<(i64, i32)> = jobs.iter().map(|j| (j.id, j.attempt)).collect();
+    match release(shared, &held).await {
+        Ok(released) => {
+            for id in released {
+                shared.record_handed_back(id);
+            }
+        }
+        Err(error) => warn!(
+            %error,
+            jobs = held.len(),
+            "could not hand back jobs that had not started; they stay running until recovered"
+        ),
+    }
+    for job in jobs {
+        shared.running.remove(job.id);
+    }
+}
+
+/// The fenced hand-back, retried briefly while the database is unreachable.
+async fn release(shared: &Shared, held: &[(i64, i32)]) -> bosun_queue::Result<Vec<i64>> {
+    let pool = shared.client.pool();
+    (|| job_release_many(pool, held))
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(50))
+                .with_max_delay(Duration::from_millis(500))
+                .with_max_times(5),
+        )
+        .when(bosun_queue::Error::is_transient)
+        .await
 }
 
 pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {

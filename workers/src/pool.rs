@@ -495,9 +495,13 @@ impl WorkerPool {
             );
             shared.running.stop_all(StopReason::Shutdown);
             let _ = tokio::time::timeout(SHUTDOWN_STOP_GRACE, jobs.wait()).await;
+            // Jobs whose completion waits for its write are held too: write them first,
+            // so that none of them is handed back to run again.
+            shared.completer.drained().await;
             let held = shared.running.held();
             report.released = job_release_many(shared.client.pool(), &held).await?;
         }
+        shared.completer.drained().await;
         report.released.extend(shared.take_handed_back());
         report.released.sort_unstable();
         report.released.dedup();

@@ -1,18 +1,79 @@
-//! One producer per queue: claims as many due jobs as there are free slots, in one
-//! statement, and hands each to an executor task that holds its slot until the outcome is
-//! recorded. A full batch means more may be waiting, so it claims again at once; otherwise
-//! it sleeps until a notification, the poll tick, or shutdown.
+//! One producer per queue: claims due jobs in batches sized by the room this worker has for
+//! them, and feeds them to executor tasks, each of which holds one of the queue's
+//! `concurrency` slots while its handler runs.
+//!
+//! Room is counted in jobs held: claimed and not yet finished, whether running or waiting for
+//! a slot. For long jobs a worker holds at most one job per slot and claims as soon as a slot
+//! frees, like a plain worker pool. For short jobs (under [`SHORT_JOB`] on average) a slot
+//! that waits for the next claim's round trip runs nothing for as long as several jobs take,
+//! so the worker holds up to [`SHORT_JOB_ROOM`] times its concurrency: the next batch is
+//! claimed while the current one runs, and claims wait until half that room is free, so that
+//! each one brings a batch rather than a job or two. Jobs held but not started are a short
+//! local queue, only for jobs that leave their slot within milliseconds; long jobs are never
+//! hoarded away from other replicas.
+//!
+//! A batch that filled its room means more jobs may be waiting, so the producer claims again
+//! as soon as there is room; otherwise it sleeps until a notification, the poll tick, or
+//! shutdown. At shutdown, jobs claimed but not started are handed back at once.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
-use bosun_queue::runtime::job_claim;
-use tokio::sync::{Notify, Semaphore};
+use bosun_queue::{runtime::job_claim, Job};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::warn;
 
 use crate::{executor::execute, pool::Shared};
 
 const CLAIM_ERROR_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Jobs whose handlers take less than this on average are claimed ahead.
+const SHORT_JOB: Duration = Duration::from_millis(5);
+/// Room for short jobs, in multiples of the concurrency. Measured with `bosun bench` (W2,
+/// one worker of concurrency 32, no-op jobs): twice the concurrency 15,300 jobs/s, four times
+/// 15,900 to 19,700 (docs/performance.md).
+const SHORT_JOB_ROOM: usize = 4;
+
+/// How long this queue's handlers take, as a moving average, in microseconds. Starts long:
+/// a queue claims ahead only once it has seen that its jobs are short.
+pub(crate) struct RunTimes(AtomicU64);
+
+impl RunTimes {
+    fn new() -> RunTimes {
+        RunTimes(AtomicU64::new(u64::MAX))
+    }
+
+    /// Count one handler that ran for `ran`.
+    pub(crate) fn record(&self, ran: Duration) {
+        let sample = u64::try_from(ran.as_micros()).unwrap_or(u64::MAX);
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |mean| {
+                Some(if mean == u64::MAX {
+                    sample
+                } else {
+                    mean - mean / 8 + sample / 8
+                })
+            });
+    }
+
+    fn short(&self) -> bool {
+        u128::from(self.0.load(Ordering::Relaxed)) < SHORT_JOB.as_micros()
+    }
+}
+
+/// What an executor holds for a job: its slot while the handler runs, and its place among
+/// the jobs the queue holds until it finishes.
+pub(crate) struct Held {
+    pub(crate) _slot: OwnedSemaphorePermit,
+    pub(crate) _place: OwnedSemaphorePermit,
+    pub(crate) run_times: Arc<RunTimes>,
+}
 
 pub(crate) async fn run(
     shared: Arc<Shared>,
@@ -22,50 +83,76 @@ pub(crate) async fn run(
     stop: CancellationToken,
     jobs: TaskTracker,
 ) {
-    let slots = Arc::new(Semaphore::new(concurrency));
+    let capacity = concurrency * SHORT_JOB_ROOM;
+    let places = Arc::new(Semaphore::new(capacity));
+    let run_times = Arc::new(RunTimes::new());
+    let (claimed_tx, claimed_rx) = mpsc::unbounded_channel();
+    let dispatcher = tokio::spawn(dispatch(
+        Arc::clone(&shared),
+        claimed_rx,
+        Arc::new(Semaphore::new(concurrency)),
+        Arc::clone(&run_times),
+        stop.clone(),
+        jobs,
+    ));
     let mut error_backoff = Duration::from_millis(100);
+    let mut backlog = false;
     loop {
-        // Wait for one free slot, then take every other free one: the batch size.
-        let first = tokio::select! {
-            permit = Arc::clone(&slots).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
-            () = stop.cancelled() => return,
+        // Room for how many jobs, and how much of it to wait for (see the module docs).
+        let short = run_times.short();
+        let allowed = if short { capacity } else { concurrency };
+        let wanted = if short && backlog { capacity / 2 } else { 1 };
+        let reserved = capacity - allowed;
+        let Ok(need) = u32::try_from(reserved + wanted) else {
+            return;
         };
-        let mut permits = vec![first];
-        while let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
-            permits.push(permit);
+        let mut room = tokio::select! {
+            permits = Arc::clone(&places).acquire_many_owned(need) => match permits {
+                Ok(permits) => permits,
+                Err(_) => break,
+            },
+            () = stop.cancelled() => break,
+        };
+        while room.num_permits() < capacity {
+            match Arc::clone(&places).try_acquire_owned() {
+                Ok(more) => room.merge(more),
+                Err(_) => break,
+            }
         }
-        let limit = i64::try_from(permits.len()).unwrap_or(i64::MAX);
+        // The places beyond what is allowed go back now.
+        drop(room.split(reserved));
+        let limit = room.num_permits();
         let claimed = job_claim(
             shared.client.pool(),
             &queue,
             &shared.kinds,
-            limit,
+            i64::try_from(limit).unwrap_or(i64::MAX),
             &shared.worker_id,
         )
         .await;
         match claimed {
             Ok(claimed) => {
                 error_backoff = Duration::from_millis(100);
-                let full = claimed.len() == permits.len();
+                backlog = claimed.len() == limit;
                 for job in claimed {
                     crate::metrics::claimed(&job);
-                    let Some(permit) = permits.pop() else { break };
-                    jobs.spawn(execute(Arc::clone(&shared), job, permit));
+                    let Some(place) = room.split(1) else { break };
+                    let saga = crate::executor::saga_of(&job);
+                    let cancel = shared.running.insert(job.id, job.attempt, saga);
+                    let _ = claimed_tx.send((job, place, cancel));
                 }
-                drop(permits);
-                if full {
+                drop(room);
+                if backlog {
                     continue;
                 }
             }
             Err(error) => {
-                drop(permits);
+                drop(room);
+                backlog = false;
                 warn!(%queue, %error, retry_in = ?error_backoff, "claiming failed; retrying");
                 tokio::select! {
                     () = tokio::time::sleep(error_backoff) => {}
-                    () = stop.cancelled() => return,
+                    () = stop.cancelled() => break,
                 }
                 error_backoff = (error_backoff * 2).min(CLAIM_ERROR_BACKOFF_MAX);
                 continue;
@@ -74,7 +161,52 @@ pub(crate) async fn run(
         tokio::select! {
             () = wake.notified() => {}
             () = tokio::time::sleep(shared.config.poll_interval) => {}
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => break,
         }
     }
+    drop(claimed_tx);
+    let _ = dispatcher.await;
+}
+
+type Claimed = (Job, OwnedSemaphorePermit, CancellationToken);
+
+/// Start claimed jobs as slots free up, in claim order. At shutdown, hand back the jobs that
+/// have not started.
+async fn dispatch(
+    shared: Arc<Shared>,
+    mut claimed: mpsc::UnboundedReceiver<Claimed>,
+    slots: Arc<Semaphore>,
+    run_times: Arc<RunTimes>,
+    stop: CancellationToken,
+    jobs: TaskTracker,
+) {
+    let mut waiting = Vec::new();
+    loop {
+        let next = tokio::select! {
+            next = claimed.recv() => next,
+            () = stop.cancelled() => None,
+        };
+        let Some((job, place, cancel)) = next else {
+            break;
+        };
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => slot.ok(),
+            () = stop.cancelled() => None,
+        };
+        let Some(slot) = slot else {
+            waiting.push(job);
+            break;
+        };
+        let held = Held {
+            _slot: slot,
+            _place: place,
+            run_times: Arc::clone(&run_times),
+        };
+        jobs.spawn(execute(Arc::clone(&shared), job, cancel, held));
+    }
+    claimed.close();
+    while let Ok((job, _, _)) = claimed.try_recv() {
+        waiting.push(job);
+    }
+    crate::executor::hand_back_unstarted(&shared, &waiting).await;
 }

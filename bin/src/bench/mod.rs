@@ -6,9 +6,10 @@
 //! | workload | what |
 //! |---|---|
 //! | W0 | the ceiling: plain SQL claim (batched `FOR UPDATE SKIP LOCKED`) then complete on a minimal table, 4 connections, batches of 100 |
-//! | W0j | the same cycle on `bosun.jobs`: what Bosun's table costs before any Rust runs |
+//! | W0j | the same cycle through Bosun's claim and batched completion on `bosun.jobs`: what the table and its statements cost before the worker runtime |
 //! | W1 | bulk enqueue through `enqueue_many` |
 //! | W1b | single enqueue, one job per transaction |
+//! | W1p | W1b's yardstick: a plain single-row `INSERT` into `bosun.jobs` per transaction |
 //! | W2 | drain of queued no-op jobs by one `bosun worker` (concurrency 32); W2x4: four of them |
 //! | W3 | enqueue-to-claim latency on an idle worker, jobs about 20 ms apart |
 //! | S1 | sagas of three no-op steps by one worker; S4: four |
@@ -37,7 +38,9 @@ fn scratch_name() -> String {
 }
 
 /// Every workload, in the order they run.
-pub const WORKLOADS: &[&str] = &["W0", "W0j", "W1", "W1b", "W2", "W2x4", "W3", "S1", "S4"];
+pub const WORKLOADS: &[&str] = &[
+    "W0", "W0j", "W1", "W1b", "W1p", "W2", "W2x4", "W3", "S1", "S4",
+];
 
 /// What one run of a workload measured.
 #[derive(Debug, Clone, Default)]
@@ -120,11 +123,16 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    /// Give the scratch database a fresh Bosun schema.
-    async fn reset(&self) -> anyhow::Result<()> {
+    /// Give the scratch database a fresh Bosun schema, and reconnect: statements prepared on
+    /// the old connections describe tables that are gone.
+    async fn reset(&mut self) -> anyhow::Result<()> {
         let pool = self.client.pool();
         migrate::migrate_down(pool, 0).await?;
         migrate::migrate_up(pool).await?;
+        pool.close().await;
+        self.client = Client::connect(&self.url)
+            .await
+            .context("connecting to the scratch database")?;
         Ok(())
     }
 }
@@ -140,7 +148,7 @@ pub async fn run(db: &Database, args: &BenchArgs) -> anyhow::Result<()> {
         latency: args.latency_jobs,
         sagas: args.sagas,
     };
-    let scratch = open_scratch(db).await?;
+    let mut scratch = open_scratch(db).await?;
     let mut ceiling: Option<f64> = None;
     let mut reports = Vec::new();
     for &workload in WORKLOADS.iter().filter(|w| only.contains(w)) {

@@ -7,7 +7,10 @@ use std::{
 };
 
 use anyhow::{bail, Context};
-use bosun_queue::{sqlx, NewJob};
+use bosun_queue::{
+    runtime::{job_claim, job_complete_many},
+    sqlx, NewJob,
+};
 
 use super::{RunResult, Scratch, Sizes};
 
@@ -24,7 +27,7 @@ const DEADLINE: Duration = Duration::from_secs(600);
 /// How many jobs (or sagas) `workload` handles at `sizes`.
 pub fn size_of(workload: &str, sizes: Sizes) -> u64 {
     match workload {
-        "W1b" => sizes.single,
+        "W1b" | "W1p" => sizes.single,
         "W3" => sizes.latency,
         "S1" | "S4" => sizes.sagas,
         _ => sizes.jobs,
@@ -33,10 +36,11 @@ pub fn size_of(workload: &str, sizes: Sizes) -> u64 {
 
 pub async fn run(workload: &str, scratch: &Scratch, sizes: Sizes) -> anyhow::Result<RunResult> {
     match workload {
-        "W0" => ceiling(scratch, sizes.jobs, CeilingTable::Minimal).await,
-        "W0j" => ceiling(scratch, sizes.jobs, CeilingTable::Jobs).await,
+        "W0" => ceiling(scratch, sizes.jobs).await,
+        "W0j" => ceiling_on_jobs(scratch, sizes.jobs).await,
         "W1" => bulk_enqueue(scratch, sizes.jobs).await,
         "W1b" => single_enqueue(scratch, sizes.single).await,
+        "W1p" => plain_inserts(scratch, sizes.single).await,
         "W2" => drain(scratch, sizes.jobs, 1).await,
         "W2x4" => drain(scratch, sizes.jobs, 4).await,
         "W3" => latency(scratch, sizes.latency).await,
@@ -63,84 +67,92 @@ async fn enqueue_noops(scratch: &Scratch, count: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Where W0 runs its cycle: a minimal table (the ceiling) or `bosun.jobs` itself (W0j).
-#[derive(Clone, Copy)]
-enum CeilingTable {
-    Minimal,
-    Jobs,
-}
-
-/// W0 / W0j: the plain-SQL claim-and-complete cycle, several connections.
-async fn ceiling(scratch: &Scratch, count: u64, table: CeilingTable) -> anyhow::Result<RunResult> {
-    let (claim, complete) = match table {
-        CeilingTable::Minimal => {
-            sqlx::raw_sql(
-                "DROP TABLE IF EXISTS bench_ceiling;
-                 CREATE TABLE bench_ceiling (
-                     id bigserial PRIMARY KEY,
-                     state smallint NOT NULL DEFAULT 0,
-                     args jsonb NOT NULL DEFAULT '{}');
-                 CREATE INDEX bench_ceiling_ready ON bench_ceiling (id) WHERE state = 0;",
-            )
-            .execute(scratch.client.pool())
-            .await?;
-            sqlx::query("INSERT INTO bench_ceiling (state) SELECT 0 FROM generate_series(1, $1)")
-                .bind(i64::try_from(count)?)
-                .execute(scratch.client.pool())
-                .await?;
-            (
+/// W0: the plain-SQL claim-and-complete cycle on a minimal table, several connections.
+async fn ceiling(scratch: &Scratch, count: u64) -> anyhow::Result<RunResult> {
+    sqlx::raw_sql(
+        "DROP TABLE IF EXISTS bench_ceiling;
+         CREATE TABLE bench_ceiling (
+             id bigserial PRIMARY KEY,
+             state smallint NOT NULL DEFAULT 0,
+             args jsonb NOT NULL DEFAULT '{}');
+         CREATE INDEX bench_ceiling_ready ON bench_ceiling (id) WHERE state = 0;",
+    )
+    .execute(scratch.client.pool())
+    .await?;
+    sqlx::query("INSERT INTO bench_ceiling (state) SELECT 0 FROM generate_series(1, $1)")
+        .bind(i64::try_from(count)?)
+        .execute(scratch.client.pool())
+        .await?;
+    let started = Instant::now();
+    on_connections(scratch, |pool| async move {
+        let mut conn = pool.acquire().await?;
+        loop {
+            let ids: Vec<i64> = sqlx::query_scalar(
                 "WITH picked AS (
                      SELECT id FROM bench_ceiling WHERE state = 0
                      ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
                  UPDATE bench_ceiling AS t SET state = 1
                  FROM picked WHERE t.id = picked.id
                  RETURNING t.id",
-                "UPDATE bench_ceiling SET state = 2 WHERE id = ANY($1)",
             )
-        }
-        CeilingTable::Jobs => {
-            enqueue_noops(scratch, count).await?;
-            (
-                "WITH picked AS (
-                     SELECT id FROM bosun.jobs
-                     WHERE queue = 'default' AND state = 'available'
-                     ORDER BY priority, scheduled_at, id
-                     LIMIT $1 FOR UPDATE SKIP LOCKED)
-                 UPDATE bosun.jobs AS j
-                 SET state = 'running', attempt = j.attempt + 1, attempted_at = now(),
-                     attempted_by = 'w0'
-                 FROM picked WHERE j.id = picked.id
-                 RETURNING j.id",
-                "UPDATE bosun.jobs SET state = 'completed', finalized_at = now()
-                 WHERE id = ANY($1) AND state = 'running'",
-            )
-        }
-    };
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..CEILING_CONNECTIONS {
-        let pool = scratch.client.pool().clone();
-        tasks.push(tokio::spawn(async move {
-            let mut conn = pool.acquire().await?;
-            loop {
-                let ids: Vec<i64> = sqlx::query_scalar(claim)
-                    .bind(CEILING_BATCH)
-                    .fetch_all(&mut *conn)
-                    .await?;
-                if ids.is_empty() {
-                    return anyhow::Ok(());
-                }
-                sqlx::query(complete).bind(&ids).execute(&mut *conn).await?;
+            .bind(CEILING_BATCH)
+            .fetch_all(&mut *conn)
+            .await?;
+            if ids.is_empty() {
+                return anyhow::Ok(());
             }
-        }));
-    }
-    for task in tasks {
-        task.await??;
-    }
+            sqlx::query("UPDATE bench_ceiling SET state = 2 WHERE id = ANY($1)")
+                .bind(&ids)
+                .execute(&mut *conn)
+                .await?;
+        }
+    })
+    .await?;
     Ok(RunResult {
         per_s: per_s(count, started.elapsed()),
         ..RunResult::default()
     })
+}
+
+/// W0j: the same cycle through Bosun's own claim and batched completion statements on
+/// `bosun.jobs`: what the table and the statements cost before any worker runtime runs.
+async fn ceiling_on_jobs(scratch: &Scratch, count: u64) -> anyhow::Result<RunResult> {
+    enqueue_noops(scratch, count).await?;
+    let kinds = vec!["echo".to_string()];
+    let started = Instant::now();
+    on_connections(scratch, |pool| {
+        let kinds = kinds.clone();
+        async move {
+            loop {
+                let jobs = job_claim(&pool, "default", &kinds, CEILING_BATCH, "w0j").await?;
+                if jobs.is_empty() {
+                    return anyhow::Ok(());
+                }
+                let held: Vec<(i64, i32)> = jobs.iter().map(|j| (j.id, j.attempt)).collect();
+                job_complete_many(&pool, &held).await?;
+            }
+        }
+    })
+    .await?;
+    Ok(RunResult {
+        per_s: per_s(count, started.elapsed()),
+        ..RunResult::default()
+    })
+}
+
+/// Run `cycle` on [`CEILING_CONNECTIONS`] tasks at once and wait for all of them.
+async fn on_connections<F, Fut>(scratch: &Scratch, cycle: F) -> anyhow::Result<()>
+where
+    F: Fn(sqlx::PgPool) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..CEILING_CONNECTIONS)
+        .map(|_| tokio::spawn(cycle(scratch.client.pool().clone())))
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
 }
 
 /// W1: bulk enqueue.
@@ -160,6 +172,23 @@ async fn single_enqueue(scratch: &Scratch, count: u64) -> anyhow::Result<RunResu
         scratch
             .client
             .enqueue(NewJob::new("echo", serde_json::json!({})))
+            .await?;
+    }
+    Ok(RunResult {
+        per_s: per_s(count, started.elapsed()),
+        ..RunResult::default()
+    })
+}
+
+/// W1p: W1b's yardstick, a plain single-row INSERT into `bosun.jobs` per transaction, the
+/// same commit settings.
+async fn plain_inserts(scratch: &Scratch, count: u64) -> anyhow::Result<RunResult> {
+    let started = Instant::now();
+    for _ in 0..count {
+        sqlx::query("INSERT INTO bosun.jobs (kind, args) VALUES ($1, $2)")
+            .bind("echo")
+            .bind(serde_json::json!({}))
+            .execute(scratch.client.pool())
             .await?;
     }
     Ok(RunResult {
@@ -238,8 +267,10 @@ async fn wait_until(scratch: &Scratch, sql: &str) -> anyhow::Result<()> {
     }
 }
 
+/// No job left to run: two probes, each through the partial index of its states.
 const DRAINED: &str = "SELECT NOT EXISTS (SELECT 1 FROM bosun.jobs
-                        WHERE state IN ('available', 'scheduled', 'retryable', 'running'))";
+                                          WHERE state IN ('available', 'scheduled', 'retryable'))
+                          AND NOT EXISTS (SELECT 1 FROM bosun.jobs WHERE state = 'running')";
 
 /// W2: queued no-op jobs drained by `processes` workers, start-up included.
 async fn drain(scratch: &Scratch, count: u64, processes: usize) -> anyhow::Result<RunResult> {
