@@ -33,8 +33,10 @@ pub(crate) async fn execute(
         saga = saga_of(&job).map(tracing::field::display),
     );
     async move {
-        // Stopped while it waited for a slot: lost to a cancel or a takeover, nothing to run.
-        if shared.running.stop_reason(job.id).is_some() {
+        // Lost while it waited for a slot (cancelled, or taken over): the row is no longer
+        // this worker's, so there is nothing to run. A job whose saga was cancelled still
+        // starts, with its token cancelled, as it would have had it been running already.
+        if shared.running.stop_reason(job.id) == Some(StopReason::LeaseLost) {
             shared.running.remove(job.id);
             info!("job no longer held before it started; not running it");
             return;
@@ -46,12 +48,13 @@ pub(crate) async fn execute(
         held.run_times.record(ran);
         let recorded = match handled {
             Err(recorded) => Some(recorded),
-            // A success is written by the completer, in a batch: the slot is free now, and
-            // the job stays held until its completion is written.
+            // A success is written by the completer, in a batch. The slot is freed once the
+            // completion is queued (which waits only while the completer is full), and the
+            // job stays held until its completion is written.
             Ok(Outcome::Completed) => {
                 crate::metrics::running(&job.queue, -1.0);
-                drop(held);
                 shared.completer.complete(job, ran).await;
+                drop(held);
                 return;
             }
             // A handler stopped by shutdown that did not finish its work is handed back

@@ -171,7 +171,8 @@ pub(crate) async fn run(
 type Claimed = (Job, OwnedSemaphorePermit, CancellationToken);
 
 /// Start claimed jobs as slots free up, in claim order. At shutdown, hand back the jobs that
-/// have not started.
+/// have not started, including those of a claim that was in flight when shutdown began: the
+/// channel is read until the producer has closed it.
 async fn dispatch(
     shared: Arc<Shared>,
     mut claimed: mpsc::UnboundedReceiver<Claimed>,
@@ -204,8 +205,7 @@ async fn dispatch(
         };
         jobs.spawn(execute(Arc::clone(&shared), job, cancel, held));
     }
-    claimed.close();
-    while let Ok((job, _, _)) = claimed.try_recv() {
+    while let Some((job, _, _)) = claimed.recv().await {
         waiting.push(job);
     }
     crate::executor::hand_back_unstarted(&shared, &waiting).await;
