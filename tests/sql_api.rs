@@ -2093,3 +2093,251 @@ async fn client_job_list_filters_newest_first() {
         );
     }
 }
+
+/// A batch large enough for the client's COPY path, every optional field set: each job reads
+/// back exactly as given, args and tags with characters a text format would have to escape.
+#[tokio::test]
+async fn client_bulk_enqueue_writes_every_field_as_given() {
+    let db = TestDb::new().await;
+    let mut conn = db.raw().await;
+    let now = db_clock(&mut conn).await;
+    let later = now + chrono::Duration::hours(1);
+    let tricky = "tab\there, newline\nthere, back\\slash, \"quoted\", \u{e9}t\u{e9} \u{1f600}";
+    let jobs: Vec<NewJob> = (0..300_i32)
+        .map(|n| {
+            let mut job = NewJob::new(format!("bulk.k{}", n % 3), json!({"n": n, "s": tricky}))
+                .queue(format!("q{}", n % 2))
+                .priority(i16::try_from(n % 7).unwrap() - 3)
+                .max_attempts(n % 5 + 1)
+                .scheduled_at(if n % 4 == 0 { later } else { now })
+                .meta(json!({"m": n, "s": tricky}));
+            if n % 2 == 0 {
+                job = job.target(format!("host-{}", n % 10));
+            }
+            if n % 3 == 0 {
+                job = job.tags([format!("t{n}"), tricky.to_string(), "{a,b}".into()]);
+            }
+            job
+        })
+        .collect();
+    let results = db.client.enqueue_many(jobs.clone()).await.unwrap();
+    assert_eq!(results.len(), 300);
+    assert!(results.windows(2).all(|w| w[0].id < w[1].id));
+    for (n, result) in (0_i32..).zip(&results) {
+        assert!(result.inserted);
+        let job = job_row(&mut conn, result.id).await;
+        assert_eq!(job.kind, format!("bulk.k{}", n % 3));
+        assert_eq!(job.args, json!({"n": n, "s": tricky}), "args of job {n}");
+        assert_eq!(job.queue, format!("q{}", n % 2));
+        assert_eq!(i32::from(job.priority), n % 7 - 3);
+        assert_eq!(job.max_attempts, n % 5 + 1);
+        let (at, state) = if n % 4 == 0 {
+            (later, JobState::Scheduled)
+        } else {
+            (now, JobState::Available)
+        };
+        assert_eq!(job.scheduled_at, at, "scheduled_at of job {n}");
+        assert_eq!(job.state, state, "state of job {n}");
+        assert_eq!(job.meta, json!({"m": n, "s": tricky}));
+        let target = (n % 2 == 0).then(|| format!("host-{}", n % 10));
+        assert_eq!(job.target, target);
+        let tags: Vec<String> = if n % 3 == 0 {
+            vec![format!("t{n}"), tricky.to_string(), "{a,b}".into()]
+        } else {
+            Vec::new()
+        };
+        assert_eq!(job.tags, tags, "tags of job {n}");
+        assert!(job.unique_key.is_none());
+    }
+    let targets: i64 = sqlx::query_scalar("SELECT count(*) FROM bosun.targets")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(targets, 5, "each target was registered once");
+
+    // A batch in which only some jobs set a field gets the defaults for the others.
+    let mixed: Vec<NewJob> = (0..300)
+        .map(|n| {
+            let job = NewJob::new("bulk.mixed", json!({ "n": n }));
+            if n % 2 == 0 {
+                job.queue("set").max_attempts(3)
+            } else {
+                job
+            }
+        })
+        .collect();
+    let results = db.client.enqueue_many(mixed).await.unwrap();
+    for (n, result) in (0..).zip(&results) {
+        let job = job_row(&mut conn, result.id).await;
+        assert_eq!(job.args, json!({ "n": n }));
+        let expected = if n % 2 == 0 {
+            ("set", 3)
+        } else {
+            ("default", 20)
+        };
+        assert_eq!((job.queue.as_str(), job.max_attempts), expected);
+    }
+}
+
+/// A bad job deep in a large batch: nothing is written, the message names it by index, in
+/// the client's own transaction and in the caller's.
+#[tokio::test]
+async fn client_bulk_enqueue_names_a_bad_job_and_writes_nothing() {
+    let db = TestDb::new().await;
+    let batch = |bad: Option<(usize, NewJob)>| -> Vec<NewJob> {
+        let mut jobs: Vec<NewJob> = (0..400)
+            .map(|n| NewJob::new("bulk", json!({ "n": n })))
+            .collect();
+        if let Some((index, job)) = bad {
+            jobs[index] = job;
+        }
+        jobs
+    };
+    let cases = [
+        (350, NewJob::new("no good", json!({})), "jobs[351].kind"),
+        (9, NewJob::new("ok", json!({})).tags([""]), "jobs[10].tags"),
+        (0, NewJob::new("ok", json!([1])), "jobs[1].args"),
+        (
+            399,
+            NewJob::new("ok", json!({})).meta(json!(2)),
+            "jobs[400].meta",
+        ),
+    ];
+    for (index, job, needle) in cases {
+        let err = db
+            .client
+            .enqueue_many(batch(Some((index, job))))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidArgument(msg) if msg.contains(needle)),
+            "{needle}: {err:?}"
+        );
+    }
+    assert!(state_counts(&db.pool).await.is_empty(), "nothing written");
+
+    // Inside the caller's transaction: a good batch, then a bad one; the transaction is
+    // aborted and rolls back both. A good batch in a committed transaction stays.
+    let mut tx = db.pool.begin().await.unwrap();
+    db.client
+        .enqueue_many_tx(&mut tx, batch(None))
+        .await
+        .unwrap();
+    let bad = Some((5, NewJob::new("no good", json!({}))));
+    let err = db
+        .client
+        .enqueue_many_tx(&mut tx, batch(bad))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidArgument(msg) if msg.contains("kind")),
+        "{err:?}"
+    );
+    tx.rollback().await.unwrap();
+    assert!(state_counts(&db.pool).await.is_empty(), "nothing written");
+
+    let mut tx = db.pool.begin().await.unwrap();
+    db.client
+        .enqueue_many_tx(&mut tx, batch(None))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(state_counts(&db.pool).await.get("available"), Some(&400));
+}
+
+/// The table checks what the enqueue functions check: name lengths at their limits, tags,
+/// and a message that says what is wrong besides naming the check.
+#[tokio::test]
+async fn plain_inserts_are_checked_at_the_limits_and_say_what_is_wrong() {
+    let db = TestDb::new().await;
+    let mut conn = db.raw().await;
+    let long_kind = format!("k{}", "x".repeat(127));
+    let long_queue = format!("q{}", "x".repeat(63));
+    sql_exec(
+        &mut conn,
+        &format!("INSERT INTO bosun.jobs (kind, queue) VALUES ('{long_kind}', '{long_queue}')"),
+    )
+    .await;
+    let cases: &[(String, &[&str])] = &[
+        (
+            format!("INSERT INTO bosun.jobs (kind) VALUES ('{long_kind}x')"),
+            &["kind_has_bad_format_see_bosun_valid_kind", "kind 'kx"],
+        ),
+        (
+            format!("INSERT INTO bosun.jobs (kind, queue) VALUES ('x', '{long_queue}x')"),
+            &["queue_has_bad_format_see_bosun_valid_queue"],
+        ),
+        (
+            "INSERT INTO bosun.jobs (kind) VALUES ('.dot')".to_string(),
+            &["kind_has_bad_format_see_bosun_valid_kind", "is invalid"],
+        ),
+        (
+            "INSERT INTO bosun.jobs (kind, tags) VALUES ('x', '{ok,\"\"}')".to_string(),
+            &[
+                "tags_must_be_strings_of_1_to_255_characters",
+                "tags must be strings",
+            ],
+        ),
+        (
+            "INSERT INTO bosun.jobs (kind, tags) VALUES ('x', ARRAY['ok', NULL])".to_string(),
+            &["tags_must_be_strings_of_1_to_255_characters"],
+        ),
+        (
+            format!(
+                "INSERT INTO bosun.jobs (kind, tags) VALUES ('x', ARRAY['{}'])",
+                "t".repeat(256)
+            ),
+            &["tags_must_be_strings_of_1_to_255_characters"],
+        ),
+        (
+            "INSERT INTO bosun.jobs (kind, meta) VALUES ('x', '[]')".to_string(),
+            &["meta_must_be_a_json_object", "meta must be a JSON object"],
+        ),
+    ];
+    for (sql, needles) in cases {
+        assert_rejected(&mut conn, sql, "23514", needles).await;
+    }
+    assert_rejected(
+        &mut conn,
+        "UPDATE bosun.jobs SET tags = '{\"\"}'",
+        "23514",
+        &["tags_must_be_strings_of_1_to_255_characters"],
+    )
+    .await;
+    assert_eq!(job_count(&mut conn).await, 1);
+}
+
+/// One job inside the caller's transaction goes through the table's check: a bad one is a
+/// typed error naming the check, and nothing is written.
+#[tokio::test]
+async fn client_enqueue_in_a_transaction_rejects_a_bad_job() {
+    let db = TestDb::new().await;
+    let cases = [
+        (
+            NewJob::new("ok", json!({})).max_attempts(0),
+            "max_attempts_must_be_at_least_1",
+        ),
+        (NewJob::new("bad kind", json!({})), "kind 'bad kind'"),
+        (NewJob::new("ok", json!({})).tags(["ok", ""]), "tags"),
+    ];
+    for (job, needle) in cases {
+        let mut tx = db.pool.begin().await.unwrap();
+        let err = db.client.enqueue_tx(&mut tx, job).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidArgument(msg) if msg.contains(needle)),
+            "{needle}: {err:?}"
+        );
+        tx.rollback().await.unwrap();
+    }
+    // Outside a transaction the same jobs get bosun.enqueue's words.
+    let err = db
+        .client
+        .enqueue(NewJob::new("ok", json!({})).tags(["ok", ""]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidArgument(msg) if msg.starts_with("enqueue: tags must be")),
+        "{err:?}"
+    );
+    assert!(state_counts(&db.pool).await.is_empty(), "nothing written");
+}

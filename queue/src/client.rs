@@ -1,14 +1,15 @@
 //! [`Client`]: enqueue jobs and operate on them from Rust.
 //!
-//! Every operation goes through the same SQL functions a psql user calls (`bosun.enqueue_arrays`
-//! under `bosun.enqueue`, `bosun.retry_job`, ...), so validation and messages are identical
-//! from any language, and a database error arrives as a typed [`Error`] variant.
+//! Operations go through the SQL functions a psql user calls (`bosun.retry_job`, ...), and
+//! enqueues through paths held to the rules and messages of `bosun.enqueue_arrays` (see
+//! [`crate::enqueue`]), so validation is identical from any language, and a database error
+//! arrives as a typed [`Error`] variant.
 
 use chrono::{DateTime, Utc};
-use sqlx::{postgres::PgConnectOptions, Connection, PgConnection, PgExecutor, PgPool};
+use sqlx::{postgres::PgConnectOptions, Connection, PgConnection, PgPool};
 
 use crate::{
-    migrate, Enqueued, Error, IntoNewJob, Job, JobFilter, JobState, MigrateReport, NewJob,
+    enqueue, migrate, Enqueued, Error, IntoNewJob, Job, JobFilter, JobState, MigrateReport, NewJob,
     QueueRow, QueueStats, Result, Target, TargetStats,
 };
 
@@ -71,22 +72,23 @@ impl Client {
     /// # Errors
     /// [`Error::InvalidArgument`] naming the bad field; nothing is written then.
     pub async fn enqueue(&self, job: impl IntoNewJob) -> Result<Enqueued> {
-        let jobs = [job.into_new_job()?];
-        Ok(enqueue_rows(&self.pool, &jobs, false).await?[0])
+        let job = job.into_new_job()?;
+        enqueue::one(&mut *self.pool.acquire().await?, &job, true).await
     }
 
     /// Enqueue one job inside the caller's transaction: if it rolls back, there is no job.
     /// Pass `&mut *tx` for a `sqlx::Transaction`.
     ///
     /// # Errors
-    /// As [`Client::enqueue`].
+    /// As [`Client::enqueue`], except that a bad job's message names the table check it
+    /// breaks (`... violates check constraint "max_attempts_must_be_at_least_1"`); the
+    /// error aborts the transaction, as any failed statement does.
     pub async fn enqueue_tx(
         &self,
         conn: &mut PgConnection,
         job: impl IntoNewJob,
     ) -> Result<Enqueued> {
-        let jobs = [job.into_new_job()?];
-        Ok(enqueue_rows(conn, &jobs, false).await?[0])
+        enqueue::one(conn, &job.into_new_job()?, false).await
     }
 
     /// Enqueue many jobs in one round trip. All are validated first: one bad job and none
@@ -100,7 +102,7 @@ impl Client {
         I::Item: IntoNewJob,
     {
         let jobs = collect_jobs(jobs)?;
-        enqueue_rows(&self.pool, &jobs, true).await
+        enqueue::many(&mut *self.pool.acquire().await?, &jobs).await
     }
 
     /// [`Client::enqueue_many`] inside the caller's transaction.
@@ -117,7 +119,7 @@ impl Client {
         I::Item: IntoNewJob,
     {
         let jobs = collect_jobs(jobs)?;
-        enqueue_rows(conn, &jobs, true).await
+        enqueue::many(conn, &jobs).await
     }
 
     /// One job by id.
@@ -315,45 +317,4 @@ where
     I::Item: IntoNewJob,
 {
     jobs.into_iter().map(IntoNewJob::into_new_job).collect()
-}
-
-/// The one enqueue path of the Rust client: parallel arrays into `bosun.enqueue_arrays`.
-async fn enqueue_rows<'c>(
-    executor: impl PgExecutor<'c>,
-    jobs: &[NewJob],
-    labelled: bool,
-) -> Result<Vec<Enqueued>> {
-    if jobs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let rows: Vec<(i64, bool)> = sqlx::query_as(include_str!("sql/enqueue.sql"))
-        .bind(jobs.iter().map(|j| j.kind.as_str()).collect::<Vec<_>>())
-        .bind(jobs.iter().map(|j| &j.args).collect::<Vec<_>>())
-        .bind(jobs.iter().map(|j| j.queue.as_deref()).collect::<Vec<_>>())
-        .bind(
-            jobs.iter()
-                .map(|j| j.priority.map(i32::from))
-                .collect::<Vec<_>>(),
-        )
-        .bind(jobs.iter().map(|j| j.scheduled_at).collect::<Vec<_>>())
-        .bind(jobs.iter().map(|j| j.max_attempts).collect::<Vec<_>>())
-        .bind(
-            jobs.iter()
-                .map(|j| j.unique_key.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(jobs.iter().map(|j| j.target.as_deref()).collect::<Vec<_>>())
-        .bind(
-            jobs.iter()
-                .map(|j| serde_json::json!(j.tags))
-                .collect::<Vec<_>>(),
-        )
-        .bind(jobs.iter().map(|j| j.meta.as_ref()).collect::<Vec<_>>())
-        .bind(labelled)
-        .fetch_all(executor)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, inserted)| Enqueued { id, inserted })
-        .collect())
 }

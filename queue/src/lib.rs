@@ -18,6 +18,8 @@
 #![warn(missing_docs)]
 
 mod client;
+mod copy_binary;
+mod enqueue;
 mod error;
 pub mod listener;
 pub mod liveness;
