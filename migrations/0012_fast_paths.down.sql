@@ -1,4 +1,5 @@
--- Bosun 0012 down: the name rules and the row check as 0011 left them.
+-- Bosun 0012 down: the name rules and the row check as 0011 left them; no claim function.
+DROP FUNCTION bosun.claim_jobs(text, bigint, text[], text);
 CREATE OR REPLACE FUNCTION bosun.valid_kind(kind text) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ SELECT kind ~ '^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$' $$;

@@ -1,4 +1,4 @@
--- Bosun 0012: a cheaper enqueue path.
+-- Bosun 0012: a cheaper enqueue path, and a claim whose plan does not depend on statistics.
 --
 -- PostgreSQL's regular expression engine unrolls a bounded repeat such as {0,127} into that
 -- many states, so matching even a four-letter kind against it cost more than inserting the
@@ -68,3 +68,52 @@ CREATE TRIGGER jobs_check BEFORE INSERT OR UPDATE OF kind, queue, args, meta, er
                OR jsonb_typeof(NEW.errors) <> 'array'
                OR (cardinality(NEW.tags) > 0 AND bosun.bad_tags(NEW.tags))))
     EXECUTE FUNCTION bosun.jobs_reject_bad_row();
+
+-- bosun.claim_jobs: claim up to `max_jobs` due jobs of `queue_name` whose kind is one of
+-- `kinds`, for `worker`; the workers' claim.
+--
+-- The subquery picks and locks at most max_jobs rows, skipping rows that another worker is
+-- locking right now (SKIP LOCKED), so concurrent claimers never wait on each other. It walks
+-- jobs_claimable_idx in claim order (priority, scheduled_at, id) and stops after max_jobs
+-- rows. That is the only plan that stays fast, and the planner does not always see it: right
+-- after a bulk load (no statistics yet) it expects a handful of rows and picks a bitmap scan
+-- plus a sort, which with the row locks in between must sort every claimable job, on every
+-- claim (150 ms for 300,000 jobs, against a fraction of a millisecond). A worker's prepared
+-- statement then keeps that plan after the statistics arrive. Hence a function whose plan
+-- is made with sequential and bitmap scans priced out, and without JIT compilation, which
+-- the price of a path priced out (should one be the only path) would otherwise set off.
+--
+-- The UPDATE finds the picked rows by primary key: `id = ANY(ARRAY(...))` runs the subquery
+-- once. A paused queue yields nothing. Every claim bumps `attempt`, the fencing token of the
+-- worker's later writes. The claimed rows come back in claim order, the order in which the
+-- worker starts them.
+CREATE FUNCTION bosun.claim_jobs(queue_name text, max_jobs bigint, kinds text[], worker text)
+    RETURNS SETOF bosun.jobs LANGUAGE plpgsql
+    SET enable_seqscan = off SET enable_bitmapscan = off SET jit = off
+AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH claimed AS (
+        UPDATE bosun.jobs AS j
+        SET state = 'running',
+            attempt = j.attempt + 1,
+            attempted_at = now(),
+            attempted_by = worker
+        WHERE j.id = ANY(ARRAY(
+            SELECT c.id
+            FROM bosun.jobs AS c
+            WHERE c.queue = queue_name
+              AND c.state IN ('available', 'scheduled', 'retryable')
+              AND c.scheduled_at <= now()
+              AND c.kind = ANY(kinds)
+              AND NOT EXISTS (SELECT 1 FROM bosun.queues AS q WHERE q.name = queue_name AND q.paused)
+            ORDER BY c.priority, c.scheduled_at, c.id
+            LIMIT max_jobs
+            FOR UPDATE SKIP LOCKED
+        ))
+        RETURNING j.*
+    )
+    SELECT * FROM claimed AS r ORDER BY r.priority, r.scheduled_at, r.id;
+END;
+$$;
