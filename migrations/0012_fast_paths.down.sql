@@ -1,4 +1,6 @@
--- Bosun 0012 down: the name rules and the row check as 0011 left them; no claim function.
+-- Bosun 0012 down: the name rules and the row check as 0011 left them; no claim function and
+-- no index of running jobs by claim time.
+DROP INDEX bosun.jobs_running_since_idx;
 DROP FUNCTION bosun.claim_jobs(text, bigint, text[], text);
 CREATE OR REPLACE FUNCTION bosun.valid_kind(kind text) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE

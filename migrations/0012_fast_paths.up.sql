@@ -1,4 +1,5 @@
--- Bosun 0012: a cheaper enqueue path, and a claim whose plan does not depend on statistics.
+-- Bosun 0012: a cheaper enqueue path, a claim whose plan does not depend on statistics, and
+-- a rescuer that does not read every job claimed since the last vacuum.
 --
 -- PostgreSQL's regular expression engine unrolls a bounded repeat such as {0,127} into that
 -- many states, so matching even a four-letter kind against it cost more than inserting the
@@ -117,3 +118,10 @@ BEGIN
     SELECT * FROM claimed AS r ORDER BY r.priority, r.scheduled_at, r.id;
 END;
 $$;
+
+-- The rescuers look for running jobs claimed more than a lease ago, oldest first. Through
+-- the running index, keyed by id for the completions, they read every entry it had, and
+-- during a drain it has one for each job claimed since the last vacuum, nearly all of them
+-- completed by then: 100,000 jobs drained by one worker cost the rescuers 800 ms of the
+-- database's time. Keyed by the claim time, they read only the claims older than a lease.
+CREATE INDEX jobs_running_since_idx ON bosun.jobs (attempted_at) WHERE state = 'running';

@@ -1136,7 +1136,7 @@ async fn bench_runs_every_workload_and_reports_json_lines() {
         .collect();
     assert_eq!(
         names,
-        ["W0", "W0j", "W1", "W1b", "W1p", "W2", "W2x4", "W3", "S1", "S4"]
+        ["W0", "W0j", "W1", "W1b", "W1p", "W2", "W2x4", "W2r", "W3", "W4", "S1", "S4"]
     );
     for report in &reports {
         assert_eq!(report["runs"], 2);
@@ -1148,6 +1148,8 @@ async fn bench_runs_every_workload_and_reports_json_lines() {
     assert!(report("W3")["p99_ms"]["median"].as_f64().unwrap() > 0.0);
     assert!(report("W2")["of_w0_ceiling"].as_f64().unwrap() > 0.0);
     assert!(report("W2")["rss_mib"]["max"].as_f64().unwrap() > 1.0);
+    assert!(report("W4")["size_growth"]["median"].as_f64().unwrap() > 0.0);
+    assert_eq!(report("W4")["jobs"], 300 * 8);
 
     let only = ok(
         &db,

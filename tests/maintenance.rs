@@ -418,3 +418,61 @@ async fn a_live_worker_gives_back_claims_it_never_received() {
         .contains("no longer holds the job"));
     running.stop().await;
 }
+
+#[tokio::test]
+async fn the_vacuumer_vacuums_once_dead_rows_pile_up() {
+    use bosun_workers::maintenance::vacuumer::{Vacuumer, VacuumerConfig};
+    let db = TestDb::new().await;
+    let jobs = (0..2_000).map(|_| NewJob::new("k", json!({})));
+    db.client.enqueue_many(jobs).await.unwrap();
+    // Each job completed, then pruned: two dead versions apiece, and nothing live.
+    sqlx::raw_sql(
+        "UPDATE bosun.jobs SET state = 'completed', attempt = 1, finalized_at = now();
+         DELETE FROM bosun.jobs;",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let heap_size = || async {
+        sqlx::query_scalar::<_, i64>("SELECT pg_relation_size('bosun.jobs')")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+    };
+    let before = heap_size().await;
+    assert!(before > 0);
+
+    let vacuumer = |config| Vacuumer::new(db.client.clone(), config);
+    let off = VacuumerConfig {
+        enabled: false,
+        dead_min: 1,
+        ..VacuumerConfig::default()
+    };
+    assert_eq!(vacuumer(off).run_once().await.unwrap(), None, "turned off");
+    let high = VacuumerConfig {
+        dead_min: 1_000_000,
+        ..VacuumerConfig::default()
+    };
+    assert_eq!(
+        vacuumer(high).run_once().await.unwrap(),
+        None,
+        "below the minimum"
+    );
+    assert_eq!(heap_size().await, before, "nothing was vacuumed yet");
+
+    // The statistics arrive within a second or so; the vacuumer acts once they show the rows.
+    let low = VacuumerConfig {
+        dead_min: 1_000,
+        ..VacuumerConfig::default()
+    };
+    let dead = eventually(Duration::from_secs(10), "a vacuum", || {
+        let vacuumer = vacuumer(low.clone());
+        async move { vacuumer.run_once().await.unwrap() }
+    })
+    .await;
+    assert!(dead >= 1_000, "it vacuumed with {dead} dead rows counted");
+    assert!(
+        heap_size().await < before,
+        "the vacuum gave the empty pages back"
+    );
+}

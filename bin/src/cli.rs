@@ -156,6 +156,10 @@ pub struct WorkerArgs {
     /// When leading, sample queue depth and other database-wide metrics this often.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub sample_interval: Duration,
+    /// When leading, delete finished jobs past their retention this often (pruning is
+    /// also bounded by the maintenance interval).
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    pub prune_interval: Duration,
     /// Delete completed jobs this long after they finished.
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
     pub retain_completed: Duration,

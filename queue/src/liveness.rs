@@ -224,3 +224,34 @@ pub async fn job_prune_batch(
         .await?
         .rows_affected())
 }
+
+/// Dead and live row versions of `bosun.jobs` per the statistics, for the vacuumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct DeadRows {
+    /// Row versions no transaction can see any more, not yet vacuumed.
+    pub dead: i64,
+    /// Live rows.
+    pub live: i64,
+    /// Whether a vacuum of the table (autovacuum or another) is running now.
+    pub vacuuming: bool,
+}
+
+/// How many dead row versions `bosun.jobs` holds.
+///
+/// # Errors
+/// [`crate::Error::Database`] if the query fails.
+pub async fn jobs_dead_rows(pool: &PgPool) -> Result<DeadRows> {
+    Ok(sqlx::query_as(include_str!("sql/jobs_dead_rows.sql"))
+        .fetch_one(pool)
+        .await?)
+}
+
+/// `VACUUM bosun.jobs`: makes the space of dead row versions reusable and drops index
+/// entries that lead to them. Takes no lock that claims, enqueues or completions wait on.
+///
+/// # Errors
+/// [`crate::Error::Database`] if it fails (e.g. the role may not vacuum the table).
+pub async fn jobs_vacuum(pool: &PgPool) -> Result<()> {
+    sqlx::raw_sql("VACUUM bosun.jobs").execute(pool).await?;
+    Ok(())
+}

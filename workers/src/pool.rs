@@ -77,6 +77,8 @@ pub struct PoolConfig {
     pub rescuer: crate::maintenance::rescuer::RescuerConfig,
     /// Pruner settings.
     pub pruner: crate::maintenance::pruner::PrunerConfig,
+    /// Vacuumer settings.
+    pub vacuumer: crate::maintenance::vacuumer::VacuumerConfig,
     /// Reaper settings.
     pub reaper: crate::maintenance::reaper::ReaperConfig,
     /// Periodic jobs this pool defines (registered when it starts).
@@ -143,6 +145,7 @@ pub struct PoolBuilder {
     lease: Duration,
     maintenance_interval: Duration,
     pruner: crate::maintenance::pruner::PrunerConfig,
+    vacuumer: crate::maintenance::vacuumer::VacuumerConfig,
     prune_interval: Duration,
     sample_interval: Duration,
     sagas: Vec<crate::saga::SagaDefinition>,
@@ -229,6 +232,13 @@ impl PoolBuilder {
     /// cancelled 7 days).
     pub fn pruner(mut self, config: crate::maintenance::pruner::PrunerConfig) -> Self {
         self.pruner = config;
+        self
+    }
+
+    /// When the leader vacuums `bosun.jobs` (default: above 50,000 dead row versions that are
+    /// also a fifth of the live rows); `enabled: false` leaves it to autovacuum.
+    pub fn vacuumer(mut self, config: crate::maintenance::vacuumer::VacuumerConfig) -> Self {
+        self.vacuumer = config;
         self
     }
 
@@ -340,6 +350,7 @@ impl PoolBuilder {
                         ..Default::default()
                     },
                     pruner: self.pruner,
+                    vacuumer: self.vacuumer,
                     reaper: crate::maintenance::reaper::ReaperConfig::default(),
                     periodic: self.periodic,
                     prune_interval: self.prune_interval,
@@ -380,6 +391,7 @@ impl WorkerPool {
             lease: LEASE_DEFAULT,
             maintenance_interval: MAINTENANCE_INTERVAL_DEFAULT,
             pruner: crate::maintenance::pruner::PrunerConfig::default(),
+            vacuumer: crate::maintenance::vacuumer::VacuumerConfig::default(),
             prune_interval: PRUNE_INTERVAL_DEFAULT,
             sample_interval: SAMPLE_INTERVAL_DEFAULT,
             sagas: Vec::new(),

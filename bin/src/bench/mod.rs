@@ -11,6 +11,8 @@
 //! | W1b | single enqueue, one job per transaction |
 //! | W1p | W1b's yardstick: a plain single-row `INSERT` into `bosun.jobs` per transaction |
 //! | W2 | drain of queued no-op jobs by one `bosun worker` (concurrency 32); W2x4: four of them |
+//! | W2r | W2 on a table that keeps ten times as many completed jobs (history under retention) |
+//! | W4 | sustained load: eight rounds of enqueue-then-drain by one worker that prunes completed jobs after a second; reports how much the table and its indexes grew |
 //! | W3 | enqueue-to-claim latency on an idle worker, jobs about 20 ms apart |
 //! | S1 | sagas of three no-op steps by one worker; S4: four |
 //!
@@ -39,7 +41,7 @@ fn scratch_name() -> String {
 
 /// Every workload, in the order they run.
 pub const WORKLOADS: &[&str] = &[
-    "W0", "W0j", "W1", "W1b", "W1p", "W2", "W2x4", "W3", "S1", "S4",
+    "W0", "W0j", "W1", "W1b", "W1p", "W2", "W2x4", "W2r", "W3", "W4", "S1", "S4",
 ];
 
 /// What one run of a workload measured.
@@ -51,6 +53,9 @@ pub struct RunResult {
     pub latency_ms: Option<[f64; 3]>,
     /// Peak RSS of the worker processes, MiB (largest of them).
     pub rss_mib: Option<f64>,
+    /// Size of `bosun.jobs` with its indexes at the end over its size after the first round
+    /// (W4).
+    pub growth: Option<f64>,
 }
 
 /// Median, min and max of a series.
@@ -97,6 +102,8 @@ struct Report {
     p99_ms: Option<Spread>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rss_mib: Option<Spread>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size_growth: Option<Spread>,
     #[serde(skip_serializing_if = "Option::is_none")]
     of_w0_ceiling: Option<f64>,
 }
@@ -167,14 +174,17 @@ pub async fn run(db: &Database, args: &BenchArgs) -> anyhow::Result<()> {
         if workload == "W0" {
             ceiling = Some(per_s.median);
         }
-        let pick = |i: usize| -> Option<Spread> {
-            let values: Vec<f64> = results
-                .iter()
-                .filter_map(|r| Some(r.latency_ms?[i]))
-                .collect();
-            (!values.is_empty()).then(|| Spread::of(&values))
+        let spread_of = |values: Vec<f64>| (!values.is_empty()).then(|| Spread::of(&values));
+        let pick = |i: usize| {
+            spread_of(
+                results
+                    .iter()
+                    .filter_map(|r| Some(r.latency_ms?[i]))
+                    .collect(),
+            )
         };
-        let rss: Vec<f64> = results.iter().filter_map(|r| r.rss_mib).collect();
+        let rss = spread_of(results.iter().filter_map(|r| r.rss_mib).collect());
+        let growth = spread_of(results.iter().filter_map(|r| r.growth).collect());
         let report = Report {
             workload,
             runs: results.len(),
@@ -183,7 +193,8 @@ pub async fn run(db: &Database, args: &BenchArgs) -> anyhow::Result<()> {
             p50_ms: pick(0),
             p95_ms: pick(1),
             p99_ms: pick(2),
-            rss_mib: (!rss.is_empty()).then(|| Spread::of(&rss)),
+            rss_mib: rss,
+            size_growth: growth,
             of_w0_ceiling: match (workload.starts_with("W2"), ceiling) {
                 (true, Some(ceiling)) if ceiling > 0.0 => Some(per_s.median / ceiling),
                 _ => None,
@@ -214,6 +225,7 @@ fn print_table(reports: &[Report]) {
         "p95 ms",
         "p99 ms",
         "rss MiB",
+        "growth",
         "of W0",
     ]);
     let ms = |s: Option<Spread>| s.map(|s| format!("{:.2}", s.median)).unwrap_or_default();
@@ -230,6 +242,9 @@ fn print_table(reports: &[Report]) {
             ms(r.p99_ms),
             r.rss_mib
                 .map(|s| format!("{:.1}", s.max))
+                .unwrap_or_default(),
+            r.size_growth
+                .map(|s| format!("{:.2}x", s.median))
                 .unwrap_or_default(),
             r.of_w0_ceiling
                 .map(|f| format!("{:.0}%", f * 100.0))

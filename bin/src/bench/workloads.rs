@@ -23,6 +23,12 @@ const CEILING_BATCH: i64 = 100;
 const LATENCY_GAP: Duration = Duration::from_millis(20);
 /// How long a drain may take before the run fails.
 const DEADLINE: Duration = Duration::from_secs(600);
+/// W2r: completed jobs kept in the table, in multiples of the jobs drained.
+const RETAINED: u64 = 10;
+/// W4: rounds of enqueue-then-drain, and how long completed jobs are kept meanwhile (also
+/// how often they are pruned).
+const SUSTAINED_ROUNDS: u64 = 8;
+const SUSTAINED_RETENTION: &str = "1s";
 
 /// How many jobs (or sagas) `workload` handles at `sizes`.
 pub fn size_of(workload: &str, sizes: Sizes) -> u64 {
@@ -30,6 +36,7 @@ pub fn size_of(workload: &str, sizes: Sizes) -> u64 {
         "W1b" | "W1p" => sizes.single,
         "W3" => sizes.latency,
         "S1" | "S4" => sizes.sagas,
+        "W4" => sizes.jobs * SUSTAINED_ROUNDS,
         _ => sizes.jobs,
     }
 }
@@ -43,6 +50,8 @@ pub async fn run(workload: &str, scratch: &Scratch, sizes: Sizes) -> anyhow::Res
         "W1p" => plain_inserts(scratch, sizes.single).await,
         "W2" => drain(scratch, sizes.jobs, 1).await,
         "W2x4" => drain(scratch, sizes.jobs, 4).await,
+        "W2r" => drain_with_history(scratch, sizes.jobs).await,
+        "W4" => sustained(scratch, sizes.jobs).await,
         "W3" => latency(scratch, sizes.latency).await,
         "S1" => sagas(scratch, sizes.sagas, 1).await,
         "S4" => sagas(scratch, sizes.sagas, 4).await,
@@ -202,6 +211,11 @@ struct Workers(Vec<Child>);
 
 impl Workers {
     fn start(scratch: &Scratch, count: usize) -> anyhow::Result<Workers> {
+        Workers::start_with(scratch, count, &[])
+    }
+
+    /// `count` workers with `extra` arguments.
+    fn start_with(scratch: &Scratch, count: usize, extra: &[&str]) -> anyhow::Result<Workers> {
         let exe = std::env::current_exe().context("finding the bosun binary")?;
         let mut children = Vec::new();
         for i in 0..count {
@@ -209,6 +223,7 @@ impl Workers {
                 Command::new(&exe)
                     .args(["worker", "--queues", "default=32", "--worker-id"])
                     .arg(format!("bench-{i}"))
+                    .args(extra)
                     .env("DATABASE_URL", &scratch.url)
                     .env("RUST_LOG", "warn")
                     .stdout(Stdio::null())
@@ -279,18 +294,78 @@ async fn drain(scratch: &Scratch, count: u64, processes: usize) -> anyhow::Resul
     let workers = Workers::start(scratch, processes)?;
     wait_until(scratch, DRAINED).await?;
     let elapsed = started.elapsed();
-    let completed: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM bosun.jobs WHERE state = 'completed'")
-            .fetch_one(scratch.client.pool())
-            .await?;
-    if u64::try_from(completed)? != count {
-        bail!("{completed} of {count} jobs completed");
+    let unfinished =
+        jobs_in_state(scratch, "available").await? + jobs_in_state(scratch, "failed").await?;
+    if unfinished > 0 {
+        bail!("{unfinished} of {count} jobs not completed");
     }
     Ok(RunResult {
         per_s: per_s(count, elapsed),
         rss_mib: workers.peak_rss_mib(),
         ..RunResult::default()
     })
+}
+
+/// W2r: W2 on a table that keeps [`RETAINED`] times as many completed jobs, finished an hour
+/// ago and vacuumed, as a table under a day's retention would: the claim must not slow down
+/// with the history it keeps.
+async fn drain_with_history(scratch: &Scratch, count: u64) -> anyhow::Result<RunResult> {
+    sqlx::query(
+        "INSERT INTO bosun.jobs (kind, state, attempt, attempted_at, finalized_at, created_at)
+         SELECT 'echo', 'completed', 1, now() - interval '1 hour', now() - interval '1 hour',
+                now() - interval '1 hour'
+         FROM generate_series(1, $1)",
+    )
+    .bind(i64::try_from(count * RETAINED)?)
+    .execute(scratch.client.pool())
+    .await?;
+    sqlx::raw_sql("VACUUM ANALYZE bosun.jobs")
+        .execute(scratch.client.pool())
+        .await?;
+    let before = jobs_in_state(scratch, "completed").await?;
+    let result = drain(scratch, count, 1).await;
+    let after = jobs_in_state(scratch, "completed").await?;
+    if after != before + i64::try_from(count)? {
+        bail!("{after} completed jobs after the drain, {before} before");
+    }
+    result
+}
+
+/// W4: sustained load. [`SUSTAINED_ROUNDS`] rounds, each enqueueing `count` jobs and waiting
+/// until one worker, keeping completed jobs [`SUSTAINED_RETENTION`], has drained them. Reports
+/// jobs/s over the whole run and how much `bosun.jobs` with its indexes grew from the end of
+/// the first round to the end of the last: pruning and vacuum should hold it near flat.
+async fn sustained(scratch: &Scratch, count: u64) -> anyhow::Result<RunResult> {
+    let retention = ["--retain-completed", SUSTAINED_RETENTION];
+    let pruning = ["--prune-interval", SUSTAINED_RETENTION];
+    let workers = Workers::start_with(scratch, 1, &[retention, pruning].concat())?;
+    let started = Instant::now();
+    let mut sizes = Vec::new();
+    for _ in 0..SUSTAINED_ROUNDS {
+        enqueue_noops(scratch, count).await?;
+        wait_until(scratch, DRAINED).await?;
+        let bytes: i64 = sqlx::query_scalar("SELECT pg_total_relation_size('bosun.jobs')")
+            .fetch_one(scratch.client.pool())
+            .await?;
+        #[allow(clippy::cast_precision_loss)] // sizes far below 2^52
+        sizes.push(bytes as f64);
+    }
+    let elapsed = started.elapsed();
+    drop(workers);
+    Ok(RunResult {
+        per_s: per_s(count * SUSTAINED_ROUNDS, elapsed),
+        growth: Some(sizes[sizes.len() - 1] / sizes[0]),
+        ..RunResult::default()
+    })
+}
+
+async fn jobs_in_state(scratch: &Scratch, state: &str) -> anyhow::Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM bosun.jobs WHERE state = $1::bosun.job_state")
+            .bind(state)
+            .fetch_one(scratch.client.pool())
+            .await?,
+    )
 }
 
 /// W3: enqueue-to-claim latency on an idle worker, by the database's clock.

@@ -91,6 +91,7 @@ async fn worker(db: &Database, args: WorkerArgs) -> anyhow::Result<()> {
         .lease(args.lease)
         .maintenance_interval(args.maintenance_interval)
         .sample_interval(args.sample_interval)
+        .prune_interval(args.prune_interval)
         .pruner(PrunerConfig {
             retain_completed: args.retain_completed,
             retain_failed: args.retain_failed,

@@ -10,8 +10,8 @@
 //! N replicas scanning for the same rows is N times the load for the same result.
 //!
 //! Services: the scheduler (periodic jobs), the rescuer (jobs of dead workers), the reaper (work on expunged targets; also
-//! run at once when an expunge is announced) and the pruner (finished jobs past their
-//! retention). There is no stager: claims take `scheduled` and `retryable` rows directly once
+//! run at once when an expunge is announced), the pruner (finished jobs past their
+//! retention) and the vacuumer (dead row versions, when autovacuum falls behind). There is no stager: claims take `scheduled` and `retryable` rows directly once
 //! `scheduled_at` has passed, so no job waits on a periodic move to `available`.
 //!
 //! Writing a service: one file, a `Config` with defaults, and an `async fn run_once` that
@@ -23,6 +23,7 @@ pub mod reaper;
 pub mod rescuer;
 pub mod sampler;
 pub mod scheduler;
+pub mod vacuumer;
 
 use std::{sync::Arc, time::Instant};
 
@@ -38,6 +39,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let reaper = reaper::Reaper::new(shared.client.clone(), shared.config.reaper.clone());
     let scheduler = scheduler::Scheduler::new(shared.client.clone());
     let sampler = sampler::Sampler::new(shared.client.clone(), sampler::EXACT_BELOW_DEFAULT);
+    let vacuumer = vacuumer::Vacuumer::new(shared.client.clone(), shared.config.vacuumer.clone());
     let mut last_sampled: Option<Instant> = None;
     let mut last_pruned: Option<Instant> = None;
     let mut tick = tokio::time::interval(shared.config.maintenance_interval);
@@ -116,6 +118,11 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             if let Err(error) = sampler.run_once().await {
                 warn!(%error, "sampling metrics failed; next interval retries");
             }
+        }
+        match vacuumer.run_once().await {
+            Ok(Some(dead)) => info!(dead, "vacuumed bosun.jobs"),
+            Ok(None) => {}
+            Err(error) => warn!(%error, "vacuuming bosun.jobs failed; next tick retries"),
         }
         if last_pruned.is_some_and(|at| at.elapsed() < shared.config.prune_interval) {
             continue;

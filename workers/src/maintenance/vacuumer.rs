@@ -1,0 +1,75 @@
+//! The vacuumer: vacuums `bosun.jobs` when dead row versions pile up faster than autovacuum
+//! clears them.
+//!
+//! Every claim and every completion leaves a dead version of the job's row, and every pruned
+//! job one more. Until a vacuum, their space is not reused, so the table and its indexes grow
+//! with the throughput rather than with the jobs kept, and claims walk index entries that lead
+//! to dead rows. Autovacuum is the first line (the table's thresholds are low, see migration
+//! 0011), but it looks at a database once a minute at most, is throttled, and may be turned
+//! off. So the maintenance leader checks the statistics each tick and runs a plain `VACUUM`
+//! (which claims and writes do not wait on) once the dead versions exceed both
+//! [`VacuumerConfig::dead_min`] and [`VacuumerConfig::dead_fraction`] of the live rows, unless
+//! a vacuum of the table is running already.
+
+use bosun_queue::{
+    liveness::{jobs_dead_rows, jobs_vacuum},
+    Client,
+};
+
+/// Default [`VacuumerConfig::dead_min`].
+pub const DEAD_MIN_DEFAULT: i64 = 50_000;
+/// Default [`VacuumerConfig::dead_fraction`].
+pub const DEAD_FRACTION_DEFAULT: f64 = 0.2;
+
+/// Vacuumer settings.
+#[derive(Debug, Clone)]
+pub struct VacuumerConfig {
+    /// Whether the leader vacuums at all (off: autovacuum alone).
+    pub enabled: bool,
+    /// Vacuum only above this many dead row versions.
+    pub dead_min: i64,
+    /// ... and above this fraction of the live rows.
+    pub dead_fraction: f64,
+}
+
+impl Default for VacuumerConfig {
+    fn default() -> Self {
+        VacuumerConfig {
+            enabled: true,
+            dead_min: DEAD_MIN_DEFAULT,
+            dead_fraction: DEAD_FRACTION_DEFAULT,
+        }
+    }
+}
+
+/// The vacuumer service.
+#[derive(Debug, Clone)]
+pub struct Vacuumer {
+    client: Client,
+    config: VacuumerConfig,
+}
+
+impl Vacuumer {
+    /// A vacuumer on `client`'s database.
+    pub fn new(client: Client, config: VacuumerConfig) -> Self {
+        Vacuumer { client, config }
+    }
+
+    /// Vacuum if the dead versions call for it; returns how many there were when it did.
+    ///
+    /// # Errors
+    /// [`bosun_queue::Error::Database`] if the check or the vacuum fails.
+    pub async fn run_once(&self) -> bosun_queue::Result<Option<i64>> {
+        if !self.config.enabled {
+            return Ok(None);
+        }
+        let rows = jobs_dead_rows(self.client.pool()).await?;
+        #[allow(clippy::cast_precision_loss)] // row counts far below 2^52
+        let over_fraction = rows.dead as f64 > rows.live as f64 * self.config.dead_fraction;
+        if rows.vacuuming || rows.dead < self.config.dead_min || !over_fraction {
+            return Ok(None);
+        }
+        jobs_vacuum(self.client.pool()).await?;
+        Ok(Some(rows.dead))
+    }
+}
