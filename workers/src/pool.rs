@@ -235,8 +235,8 @@ impl PoolBuilder {
         self
     }
 
-    /// When the leader vacuums `bosun.jobs` (default: above 50,000 dead row versions that are
-    /// also a fifth of the live rows); `enabled: false` leaves it to autovacuum.
+    /// When the leader vacuums `bosun.jobs` (default: above 100,000 dead row versions that
+    /// also outnumber the live rows); `enabled: false` leaves it to autovacuum alone.
     pub fn vacuumer(mut self, config: crate::maintenance::vacuumer::VacuumerConfig) -> Self {
         self.vacuumer = config;
         self
