@@ -1,12 +1,14 @@
 -- Delete up to $3 jobs in final state $1 that finished more than $2 seconds ago. Rows another
 -- transaction holds are skipped (SKIP LOCKED), and each batch is its own short statement, so
--- pruning never holds long locks on a busy table.
+-- pruning never holds long locks on a busy table. No ORDER BY: every row past its retention
+-- goes within the pass, and an order would let the planner pick a bitmap scan plus a sort of
+-- every eligible row under the row locks, for each batch (80 ms per 1,000 rows out of
+-- 300,000 without statistics, against 6 ms).
 DELETE FROM bosun.jobs
 WHERE id IN (
     SELECT id FROM bosun.jobs
     WHERE state = $1::bosun.job_state
       AND finalized_at < now() - make_interval(secs => $2)
-    ORDER BY finalized_at
     LIMIT $3
     FOR UPDATE SKIP LOCKED
 )
