@@ -1174,6 +1174,12 @@ async fn invalid_configuration_is_a_typed_error() {
     assert!(twice.contains("twice"), "{twice}");
     let poll = message(base().queue("a", 1).poll_interval(Duration::ZERO).build());
     assert!(poll.contains("poll_interval"), "{poll}");
+    let bad_vacuum = bosun_workers::maintenance::vacuumer::VacuumerConfig {
+        dead_fraction: f64::NAN,
+        ..Default::default()
+    };
+    let vacuum = message(base().queue("a", 1).vacuumer(bad_vacuum).build());
+    assert!(vacuum.contains("dead_fraction"), "{vacuum}");
     let no_workers = message(
         WorkerPool::builder(db.client.clone())
             .queue("default", 1)

@@ -317,6 +317,15 @@ impl PoolBuilder {
                 return Err(Error::InvalidConfig(format!("{name} must be above zero")));
             }
         }
+        let vacuumer = &self.vacuumer;
+        if vacuumer.dead_min < 0
+            || !(vacuumer.dead_fraction >= 0.0 && vacuumer.dead_fraction.is_finite())
+        {
+            return Err(Error::InvalidConfig(format!(
+                "vacuumer: dead_min ({}) and dead_fraction ({}) must be finite and not negative",
+                vacuumer.dead_min, vacuumer.dead_fraction
+            )));
+        }
         if self.lease < self.heartbeat_interval * 2 {
             return Err(Error::InvalidConfig(format!(
                 "lease ({:?}) must be at least twice the heartbeat_interval ({:?}), or one late heartbeat would count as death",
