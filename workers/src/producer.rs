@@ -5,12 +5,17 @@
 //! Room is counted in jobs held: claimed and not yet finished, whether running or waiting for
 //! a slot. For long jobs a worker holds at most one job per slot and claims as soon as a slot
 //! frees, like a plain worker pool. For short jobs (under [`SHORT_JOB`] on average) a slot
-//! that waits for the next claim's round trip runs nothing for as long as several jobs take,
-//! so the worker holds up to [`SHORT_JOB_ROOM`] times its concurrency: the next batch is
-//! claimed while the current one runs, and claims wait until half that room is free, so that
-//! each one brings a batch rather than a job or two. Jobs held but not started are a short
-//! local queue, only for jobs that leave their slot within milliseconds; long jobs are never
-//! hoarded away from other replicas.
+//! that waits for the next claim's round trip runs nothing for as long as many jobs take, so
+//! the worker also holds the jobs its slots get through in [`AHEAD`], up to [`MAX_ROOM`]
+//! jobs in all: the next batch is claimed while the current one runs, and claims wait until
+//! half that room is free, so that each one brings a batch rather than a job or two. Jobs
+//! held but not started are a short local queue, a few tens of milliseconds of work at most;
+//! long jobs are never hoarded away from other replicas.
+//!
+//! Why so much room for the shortest jobs: a claim costs the database a fixed part (its
+//! statement, its commit, walking the claim index to the first due job) and a part per job,
+//! and one producer claims one batch at a time. Batches of 64 spent half of each claim on
+//! the fixed part; see [`MAX_ROOM`] for what larger ones gave.
 //!
 //! A batch that filled its room means more jobs may be waiting, so the producer claims again
 //! as soon as there is room; otherwise it sleeps until a notification, the poll tick, or
@@ -34,10 +39,13 @@ use crate::{executor::execute, pool::Shared};
 const CLAIM_ERROR_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Jobs whose handlers take less than this on average are claimed ahead.
 const SHORT_JOB: Duration = Duration::from_millis(5);
-/// Room for short jobs, in multiples of the concurrency. Measured with `bosun bench` (W2,
-/// one worker of concurrency 32, no-op jobs): twice the concurrency 15,300 jobs/s, four times
-/// 15,900 to 19,700 (docs/performance.md).
-const SHORT_JOB_ROOM: usize = 4;
+/// How much work, in time across all slots, a worker of short jobs holds beyond its slots.
+const AHEAD: Duration = Duration::from_millis(50);
+/// Most jobs a queue of short jobs holds (unless its concurrency is higher), so claims bring
+/// up to half of it. Measured with `bosun bench` (W2, one worker of concurrency 32, no-op
+/// jobs, docs/performance.md): room for 128 jobs (claims of 64) drained 19,000 - 21,000
+/// jobs/s, 512 about 30,000, 1,024 (claims of 512) 37,000 - 47,000.
+const MAX_ROOM: usize = 1024;
 
 /// How long this queue's handlers take, as a moving average, in microseconds. Starts long:
 /// a queue claims ahead only once it has seen that its jobs are short.
@@ -62,8 +70,18 @@ impl RunTimes {
             });
     }
 
-    fn short(&self) -> bool {
-        u128::from(self.0.load(Ordering::Relaxed)) < SHORT_JOB.as_micros()
+    /// How many jobs a queue of `concurrency` slots may hold: one per slot, and for short
+    /// jobs as many more as the slots get through in [`AHEAD`], within [`MAX_ROOM`].
+    fn room(&self, concurrency: usize) -> usize {
+        let mean = u128::from(self.0.load(Ordering::Relaxed));
+        if mean >= SHORT_JOB.as_micros() {
+            return concurrency;
+        }
+        let ahead = concurrency as u128 * AHEAD.as_micros() / mean.max(1);
+        let ahead = usize::try_from(ahead).unwrap_or(usize::MAX);
+        concurrency
+            .saturating_add(ahead)
+            .min(MAX_ROOM.max(concurrency))
     }
 }
 
@@ -83,7 +101,7 @@ pub(crate) async fn run(
     stop: CancellationToken,
     jobs: TaskTracker,
 ) {
-    let capacity = concurrency * SHORT_JOB_ROOM;
+    let capacity = MAX_ROOM.max(concurrency);
     let places = Arc::new(Semaphore::new(capacity));
     let run_times = Arc::new(RunTimes::new());
     let (claimed_tx, claimed_rx) = mpsc::unbounded_channel();
@@ -99,9 +117,12 @@ pub(crate) async fn run(
     let mut backlog = false;
     loop {
         // Room for how many jobs, and how much of it to wait for (see the module docs).
-        let short = run_times.short();
-        let allowed = if short { capacity } else { concurrency };
-        let wanted = if short && backlog { capacity / 2 } else { 1 };
+        let allowed = run_times.room(concurrency);
+        let wanted = if allowed > concurrency && backlog {
+            allowed / 2
+        } else {
+            1
+        };
         let reserved = capacity - allowed;
         let Ok(need) = u32::try_from(reserved + wanted) else {
             return;
@@ -209,4 +230,34 @@ async fn dispatch(
         waiting.push(job);
     }
     crate::executor::hand_back_unstarted(&shared, &waiting).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn after(runs: &[Duration]) -> RunTimes {
+        let times = RunTimes::new();
+        for ran in runs {
+            times.record(*ran);
+        }
+        times
+    }
+
+    #[test]
+    fn a_queue_holds_one_job_per_slot_until_it_has_seen_its_jobs_are_short() {
+        assert_eq!(after(&[]).room(32), 32);
+        assert_eq!(after(&[Duration::from_millis(5)]).room(32), 32);
+        assert_eq!(after(&[Duration::from_secs(3)]).room(1), 1);
+    }
+
+    #[test]
+    fn short_jobs_are_held_for_the_time_the_slots_take_within_the_most_room() {
+        // 32 slots at 4 ms a job get through 400 jobs in 50 ms.
+        assert_eq!(after(&[Duration::from_millis(4)]).room(32), 32 + 400);
+        assert_eq!(after(&[Duration::from_micros(10)]).room(32), MAX_ROOM);
+        assert_eq!(after(&[Duration::ZERO]).room(32), MAX_ROOM);
+        // More slots than the most room: one job per slot still.
+        assert_eq!(after(&[Duration::ZERO]).room(5000), 5000);
+    }
 }
