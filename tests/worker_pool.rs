@@ -122,6 +122,20 @@ impl Worker for OrderWorker {
     }
 }
 
+/// A pool running `test.order` jobs on `concurrency` slots of the default queue, and the
+/// labels of the jobs it ran, in order.
+fn start_order_pool(db: &TestDb, concurrency: usize) -> (Arc<Mutex<Vec<String>>>, Running) {
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let running = Running::start(
+        pool(&db.client)
+            .register(OrderWorker(Arc::clone(&ran)))
+            .queue("default", concurrency)
+            .build()
+            .unwrap(),
+    );
+    (ran, running)
+}
+
 /// What the `test.behave` worker should do.
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "do", rename_all = "snake_case")]
@@ -470,14 +484,7 @@ async fn claims_follow_priority_then_age() {
         )
         .await;
     }
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let running = Running::start(
-        pool(&db.client)
-            .register(OrderWorker(Arc::clone(&seen)))
-            .queue("default", 1)
-            .build()
-            .unwrap(),
-    );
+    let (seen, running) = start_order_pool(&db, 1);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(seen.lock().unwrap().is_empty(), "paused queue not claimed");
     db.client.resume_queue("default").await.unwrap();
@@ -989,6 +996,63 @@ async fn shutdown_hands_unfinished_jobs_back_without_using_an_attempt() {
         assert_eq!(raw_error_count(&row), 0, "a hand-back is not an error");
         assert!(row.finalized_at.is_none());
     }
+}
+
+/// Short jobs are claimed far ahead, two claims at a time: stopped in the middle of a drain,
+/// a pool writes the completion of every job that ran and hands back every other job it
+/// claimed, including those of claims that were in flight when shutdown began.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_mid_drain_of_short_jobs_leaves_nothing_running() {
+    let db = TestDb::new().await;
+    let total = 40_000;
+    for chunk in (0..total).collect::<Vec<_>>().chunks(10_000) {
+        db.client
+            .enqueue_many(chunk.iter().map(|i| Order {
+                label: i.to_string(),
+            }))
+            .await
+            .unwrap();
+    }
+    let (ran, running) = start_order_pool(&db, 8);
+    eventually(Duration::from_secs(60), "5,000 completed jobs", || async {
+        let counts = state_counts(&db.pool).await;
+        (counts.get("completed").copied().unwrap_or(0) >= 5000).then_some(())
+    })
+    .await;
+    let report = running.stop().await;
+
+    let counts = state_counts(&db.pool).await;
+    let completed = counts.get("completed").copied().unwrap_or(0);
+    assert!(completed < total, "stopped mid-drain: {counts:?}");
+    assert_eq!(
+        counts.get("running"),
+        None,
+        "nothing left running: {counts:?}"
+    );
+    assert_eq!(
+        usize::try_from(completed).unwrap(),
+        ran.lock().unwrap().len(),
+        "every job that ran is completed, and no other"
+    );
+    let (handed_back, untouched): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE attempt = 1 AND max_attempts = 21),
+                count(*) FILTER (WHERE attempt = 0 AND max_attempts = 20)
+         FROM bosun.jobs WHERE state = 'available'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert!(handed_back > 0, "the pool held jobs claimed ahead");
+    assert_eq!(
+        usize::try_from(handed_back).unwrap(),
+        report.released.len(),
+        "the report names every job handed back"
+    );
+    assert_eq!(
+        completed + handed_back + untouched,
+        total,
+        "every other job is available, handed back without using an attempt or never claimed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
