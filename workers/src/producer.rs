@@ -50,6 +50,9 @@ const MAX_ROOM: usize = 1024;
 /// Claims in flight at once while a backlog lasts, each for up to an equal share of the room.
 /// One claim at a time left the database's second core idle a fifth of the time: a claim's
 /// commit and reply, and the worker's handling of its rows, are time the next claim can use.
+/// The later claim takes the jobs after the earlier one's in claim order, but may come back
+/// first: its batch then starts first, an inversion within the room's few milliseconds of
+/// short jobs.
 const CLAIMS_IN_FLIGHT: usize = 2;
 
 /// How long this queue's handlers take, as a moving average, in microseconds. Starts long:
