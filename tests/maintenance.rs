@@ -61,6 +61,48 @@ fn rescuer(db: &TestDb) -> Rescuer {
     )
 }
 
+/// A worker keeps two claims in flight only while no other live worker serves its queue.
+#[tokio::test]
+async fn a_worker_sees_the_live_peers_on_its_queue() {
+    let db = TestDb::new().await;
+    let peers = |worker: &'static str, queue: &'static str| {
+        let pool = db.pool.clone();
+        async move {
+            liveness::worker_has_peers(&pool, worker, queue)
+                .await
+                .unwrap()
+        }
+    };
+    worker_heartbeat(&db.pool, &identity("me"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(!peers("me", "default").await, "alone on its queue");
+    let mut other = identity("other");
+    other.queues = vec!["elsewhere".into()];
+    worker_heartbeat(&db.pool, &other, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(!peers("me", "default").await, "a worker of another queue");
+    assert!(
+        peers("other", "default").await,
+        "seen from outside the queue"
+    );
+    other.queues = vec!["elsewhere".into(), "default".into()];
+    worker_heartbeat(&db.pool, &other, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(peers("me", "default").await, "a live peer");
+    sqlx::query(
+        "UPDATE bosun.workers SET heartbeat_at = now() - interval '2 hours',
+                                  expires_at = now() - interval '1 hour'
+         WHERE id = 'other'",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    assert!(!peers("me", "default").await, "an expired peer is none");
+}
+
 #[tokio::test]
 async fn the_rescuer_gives_back_jobs_of_dead_workers_only() {
     let db = TestDb::new().await;

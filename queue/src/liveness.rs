@@ -89,6 +89,18 @@ pub async fn worker_heartbeat(
         .await?)
 }
 
+/// Whether a live worker other than `worker_id` serves `queue`.
+///
+/// # Errors
+/// [`crate::Error::Database`] if the query fails.
+pub async fn worker_has_peers(pool: &PgPool, worker_id: &str, queue: &str) -> Result<bool> {
+    Ok(sqlx::query_scalar(include_str!("sql/worker_peers.sql"))
+        .bind(worker_id)
+        .bind(queue)
+        .fetch_one(pool)
+        .await?)
+}
+
 /// Remove a worker's registration (graceful shutdown) and give up any leadership it holds.
 ///
 /// # Errors
