@@ -47,12 +47,12 @@ const AHEAD: Duration = Duration::from_millis(50);
 /// jobs, docs/performance.md): room for 128 jobs (claims of 64) drained 19,000 - 21,000
 /// jobs/s, 512 about 30,000, 1,024 (claims of 512) 37,000 - 47,000.
 const MAX_ROOM: usize = 1024;
-/// Claims in flight at once while a backlog lasts, each for up to an equal share of the room,
-/// when no other worker serves the queue. One claim at a time left the database's second
-/// core idle a fifth of the time: a claim's commit and reply, and the worker's handling of
-/// its rows, are time the next claim can use. The later claim takes the jobs after the
-/// earlier one's in claim order, but may come back first: its batch then starts first, an
-/// inversion within the room's few milliseconds of short jobs.
+/// Claims in flight at once while a backlog of short jobs lasts, each for up to an equal
+/// share of the room, when no other worker serves the queue. One claim at a time left the
+/// database's second core idle a fifth of the time: a claim's commit and reply, and the
+/// worker's handling of its rows, are time the next claim can use. The later claim takes the
+/// jobs after the earlier one's in claim order, but may come back first: its batch then
+/// starts first, an inversion within the room's few milliseconds of short jobs.
 ///
 /// Where other workers serve the queue, their claims overlap this worker's already, and a
 /// second claim each only has every claim skip more rows that others have locked: four
@@ -137,9 +137,12 @@ pub(crate) async fn run(
     let mut sleep = false;
     let mut peers = Peers::default();
     loop {
+        // Room for how many jobs (see the module docs); beyond the slots only for short jobs.
+        let allowed = run_times.room(concurrency);
+        let ahead = allowed > concurrency;
         // Settle the claims that came back, and wait while as many are in flight as the
         // backlog allows.
-        let in_flight = if backlog && !peers.any(&shared, &queue).await {
+        let in_flight = if ahead && backlog && !peers.any(&shared, &queue).await {
             CLAIMS_IN_FLIGHT
         } else {
             1
@@ -181,9 +184,7 @@ pub(crate) async fn run(
             }
             sleep = false;
         }
-        // Room for how many jobs, and how much of it to wait for (see the module docs).
-        let allowed = run_times.room(concurrency);
-        let ahead = allowed > concurrency;
+        // How much of the room to wait for, and to take.
         let wanted = if ahead && backlog { allowed / 2 } else { 1 };
         let most = allowed / in_flight;
         let reserved = capacity - allowed;
