@@ -9,10 +9,14 @@
 //! Why leader-only: the services are idempotent and would be correct on every replica, but
 //! N replicas scanning for the same rows is N times the load for the same result.
 //!
-//! Services: the scheduler (periodic jobs), the rescuer (jobs of dead workers), the reaper (work on expunged targets; also
-//! run at once when an expunge is announced), the pruner (finished jobs past their
-//! retention) and the vacuumer (dead row versions, when autovacuum falls behind). There is no stager: claims take `scheduled` and `retryable` rows directly once
-//! `scheduled_at` has passed, so no job waits on a periodic move to `available`.
+//! Services: the scheduler (periodic jobs), the rescuer (jobs of dead workers), the reaper
+//! (work on expunged targets; also run at once when an expunge is announced), the pruner
+//! (finished jobs past their retention) and the vacuumer (dead row versions, when autovacuum
+//! falls behind). There is no stager: claims take `scheduled` and `retryable` rows directly
+//! once `scheduled_at` has passed, so no job waits on a periodic move to `available`.
+//!
+//! The vacuumer's `VACUUM` runs on a task of its own: on a large table it takes minutes, and
+//! in this loop it would hold up the leadership's renewal and the rescuer behind it.
 //!
 //! Writing a service: one file, a `Config` with defaults, and an `async fn run_once` that
 //! takes no input, works in batches until a batch comes back short, and returns counts. It
@@ -28,6 +32,7 @@ pub mod vacuumer;
 use std::{sync::Arc, time::Instant};
 
 use bosun_queue::liveness::{leader_acquire, MAINTENANCE_LEADER};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -45,11 +50,18 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(shared.config.maintenance_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut leading = false;
+    let mut vacuuming: Option<JoinHandle<()>> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             () = shared.expunged.notified() => {}
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => {
+                // An interrupted VACUUM leaves the table as it was, less what it cleaned.
+                if let Some(vacuum) = vacuuming {
+                    vacuum.abort();
+                }
+                return;
+            }
         }
         let acquired = leader_acquire(
             shared.client.pool(),
@@ -119,10 +131,15 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
                 warn!(%error, "sampling metrics failed; next interval retries");
             }
         }
-        match vacuumer.run_once().await {
-            Ok(Some(dead)) => info!(dead, "vacuumed bosun.jobs"),
-            Ok(None) => {}
-            Err(error) => warn!(%error, "vacuuming bosun.jobs failed; next tick retries"),
+        if vacuuming.as_ref().is_none_or(JoinHandle::is_finished) {
+            let vacuumer = vacuumer.clone();
+            vacuuming = Some(tokio::spawn(async move {
+                match vacuumer.run_once().await {
+                    Ok(Some(dead)) => info!(dead, "vacuumed bosun.jobs"),
+                    Ok(None) => {}
+                    Err(error) => warn!(%error, "vacuuming bosun.jobs failed; next tick retries"),
+                }
+            }));
         }
         if last_pruned.is_some_and(|at| at.elapsed() < shared.config.prune_interval) {
             continue;
