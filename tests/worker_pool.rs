@@ -1055,6 +1055,119 @@ async fn shutdown_mid_drain_of_short_jobs_leaves_nothing_running() {
     );
 }
 
+#[derive(Serialize, Deserialize)]
+struct Hog {}
+impl JobArgs for Hog {
+    const KIND: &'static str = "test.hog";
+}
+
+/// Holds a connection of the client's pool until `release` is set.
+struct HogWorker {
+    holding: Arc<std::sync::atomic::AtomicUsize>,
+    release: Arc<AtomicBool>,
+}
+impl Worker for HogWorker {
+    type Args = Hog;
+    async fn work(&self, ctx: JobContext, _args: Hog) -> JobResult {
+        let connection = ctx.client().pool().acquire().await?;
+        self.holding.fetch_add(1, Ordering::SeqCst);
+        while !self.release.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(connection);
+        Ok(())
+    }
+}
+
+/// Handlers may take every connection of the client's pool (long transactions, a slow
+/// service behind a held connection); the worker's claims, completions and heartbeats run on
+/// connections of its own and go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn handlers_holding_every_client_connection_do_not_stall_the_worker() {
+    let db = TestDb::new().await;
+    // Three connections: the LISTEN connection holds one, the two hogs the others.
+    let connections = PgPoolOptions::new()
+        .max_connections(3)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let client = Client::new(connections);
+    let holding = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let release = Arc::new(AtomicBool::new(false));
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let running = Running::start(
+        pool(&client)
+            .register(HogWorker {
+                holding: Arc::clone(&holding),
+                release: Arc::clone(&release),
+            })
+            .register(OrderWorker(Arc::clone(&ran)))
+            .queue("default", 4)
+            .worker_id("hogged")
+            .heartbeat_interval(Duration::from_millis(200))
+            .lease(Duration::from_secs(2))
+            .build()
+            .unwrap(),
+    );
+    wait_listening(&db).await;
+    let hogs = [
+        enqueue(&db.client, NewJob::from_args(&Hog {}).unwrap()).await,
+        enqueue(&db.client, NewJob::from_args(&Hog {}).unwrap()).await,
+    ];
+    eventually(WAIT, "both hogs to hold a connection", || async {
+        (holding.load(Ordering::SeqCst) == 2).then_some(())
+    })
+    .await;
+    assert_eq!(
+        (client.pool().size(), client.pool().num_idle()),
+        (3, 0),
+        "every connection of the client's pool is taken"
+    );
+    let beat_before: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT heartbeat_at FROM bosun.workers WHERE id = 'hogged'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+
+    let orders: Vec<i64> = db
+        .client
+        .enqueue_many((0..20).map(|i| Order {
+            label: i.to_string(),
+        }))
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    for id in &orders {
+        wait_state(&db.client, *id, JobState::Completed).await;
+    }
+    eventually(
+        WAIT,
+        "a heartbeat while the client's pool is taken",
+        || async {
+            let beat: chrono::DateTime<chrono::Utc> =
+                sqlx::query_scalar("SELECT heartbeat_at FROM bosun.workers WHERE id = 'hogged'")
+                    .fetch_one(&db.pool)
+                    .await
+                    .unwrap();
+            (beat > beat_before).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(holding.load(Ordering::SeqCst), 2, "the hogs still hold");
+    for id in hogs {
+        assert_eq!(job(&db.client, id).await.state, JobState::Running);
+    }
+
+    release.store(true, Ordering::SeqCst);
+    for id in hogs {
+        wait_state(&db.client, id, JobState::Completed).await;
+    }
+    running.stop().await;
+    assert_eq!(ran.lock().unwrap().len(), 20);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shutdown_lets_a_job_finish_within_the_timeout() {
     let db = TestDb::new().await;

@@ -13,6 +13,10 @@ use crate::{
     QueueRow, QueueStats, Result, Target, TargetStats,
 };
 
+/// How long [`Client::connect`] lets its pool retry a refused first connection before it
+/// asks the server directly why (a server that is starting up refuses for a moment).
+const FIRST_CONNECT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A handle on a Bosun database. Cheap to clone (it wraps a connection pool).
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -34,13 +38,15 @@ impl Client {
         let options: PgConnectOptions = url
             .parse()
             .map_err(|e| Error::InvalidArgument(format!("database URL: {e}")))?;
-        // One direct connection first: it fails at once with the actual reason, where the
-        // pool would keep retrying until its acquire timeout and report only that.
-        PgConnection::connect_with(&options).await?.close().await?;
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(10)
-            .connect_with(options)
-            .await?;
+            .connect_lazy_with(options.clone());
+        match tokio::time::timeout(FIRST_CONNECT_PATIENCE, pool.acquire()).await {
+            Ok(first) => drop(first?),
+            // Still refused: a pool retries that until its acquire timeout and then reports
+            // only the timeout, so one direct attempt asks for the actual reason.
+            Err(_) => PgConnection::connect_with(&options).await?.close().await?,
+        }
         Ok(Client::new(pool))
     }
 

@@ -53,6 +53,7 @@ pub(crate) async fn execute(
             // job stays held until its completion is written.
             Ok(Outcome::Completed) => {
                 crate::metrics::running(&job.queue, -1.0);
+                shared.running.finished(job.id);
                 shared.completer.complete(job, ran).await;
                 drop(held);
                 return;
@@ -182,7 +183,7 @@ async fn run_handler(
 /// Record the outcome, retrying while the database is unreachable. `None` when it could not
 /// be recorded at all; the job then stays `running` until it is rescued or handed back.
 async fn record(shared: &Shared, job: &Job, outcome: &Outcome) -> Option<Recorded> {
-    let pool = shared.client.pool();
+    let pool = &shared.own;
     let result = (|| job_record(pool, job.id, job.attempt, outcome))
         .retry(record_backoff())
         .when(bosun_queue::Error::is_transient)
@@ -249,7 +250,7 @@ pub(crate) async fn hand_back_unstarted(shared: &Shared, jobs: &[Job]) {
 
 /// The fenced hand-back, retried briefly while the database is unreachable.
 async fn release(shared: &Shared, held: &[(i64, i32)]) -> bosun_queue::Result<Vec<i64>> {
-    let pool = shared.client.pool();
+    let pool = &shared.own;
     (|| job_release_many(pool, held))
         .retry(
             ExponentialBuilder::default()

@@ -32,7 +32,7 @@ pub(crate) fn identity(shared: &Shared) -> WorkerIdentity {
 /// earlier incarnation with the same id (a restart with a fixed `worker_id`): give them back
 /// now rather than never, since this registration renews the lease they were waiting on.
 pub(crate) async fn register(shared: &Shared) -> bosun_queue::Result<()> {
-    let pool = shared.client.pool();
+    let pool = &shared.own;
     worker_heartbeat(pool, &identity(shared), shared.config.lease).await?;
     let batch = shared.config.rescuer.batch_size;
     loop {
@@ -54,7 +54,9 @@ pub(crate) async fn register(shared: &Shared) -> bosun_queue::Result<()> {
 
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let me = identity(&shared);
-    let mut tick = tokio::time::interval(shared.config.heartbeat_interval);
+    // The first beat is one interval after the registration, which renewed the lease.
+    let every = shared.config.heartbeat_interval;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     loop {
@@ -62,7 +64,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             _ = tick.tick() => {}
             () = stop.cancelled() => return,
         }
-        match worker_heartbeat(shared.client.pool(), &me, shared.config.lease).await {
+        match worker_heartbeat(&shared.own, &me, shared.config.lease).await {
             Ok(registered_again) => {
                 if failing || registered_again {
                     info!(registered_again, "heartbeat restored");

@@ -16,19 +16,22 @@ use tracing::{debug, info, warn};
 use crate::{pool::Shared, running::StopReason};
 
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(shared.config.lease_check_interval);
+    // Nothing is held yet at the start: the first check is one interval in, rather than a
+    // statement racing the first claim for a connection.
+    let every = shared.config.lease_check_interval;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             () = stop.cancelled() => return,
         }
-        let held = shared.running.held();
-        give_back_unheld(&shared, &held).await;
-        if held.is_empty() {
+        give_back_unheld(&shared, &shared.running.held()).await;
+        let unfinished = shared.running.unfinished();
+        if unfinished.is_empty() {
             continue;
         }
-        match job_lost_leases(shared.client.pool(), &held).await {
+        match job_lost_leases(&shared.own, &unfinished).await {
             Ok(lost) => {
                 for id in lost {
                     if shared.running.stop(id, None, StopReason::LeaseLost) {
@@ -51,7 +54,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
 async fn give_back_unheld(shared: &Shared, held: &[(i64, i32)]) {
     let ids: Vec<i64> = held.iter().map(|(id, _)| *id).collect();
     let result = job_rescue_unheld(
-        shared.client.pool(),
+        &shared.own,
         &shared.worker_id,
         &ids,
         shared.config.lease,

@@ -14,6 +14,10 @@
 //!   NOTIFY bosun_control {cancel} ──► notifier ──► stop the handler
 //! ```
 //!
+//! Connections: claims, outcomes, heartbeats, lease checks and maintenance run on a small pool
+//! of the worker's own (see [`own_pool`]); handlers, the LISTEN connection and the leader's
+//! `VACUUM` use the client's pool.
+//!
 //! Shutdown: stop claiming, wait up to `shutdown_timeout` for running handlers, then tell the
 //! rest to stop and hand their jobs back (`available`, attempt not counted).
 
@@ -47,6 +51,12 @@ pub const MAINTENANCE_INTERVAL_DEFAULT: Duration = Duration::from_secs(2);
 pub const PRUNE_INTERVAL_DEFAULT: Duration = Duration::from_secs(60);
 /// Default [`PoolBuilder::sample_interval`].
 pub const SAMPLE_INTERVAL_DEFAULT: Duration = Duration::from_secs(10);
+/// Connections of the worker's own pool besides one per queue (for its claims): one for
+/// the batched completions, one for the rest (heartbeats, lease checks, failed attempts,
+/// maintenance).
+const OWN_CONNECTIONS_BESIDES_QUEUES: usize = 2;
+/// Most connections of the worker's own pool, however many queues it works.
+const OWN_CONNECTIONS_MAX: usize = 10;
 /// After the shutdown timeout, how long stopped handlers get to return before their jobs are
 /// handed back from outside.
 const SHUTDOWN_STOP_GRACE: Duration = Duration::from_secs(1);
@@ -98,7 +108,11 @@ pub struct ShutdownReport {
 
 /// State shared by every task of one pool.
 pub(crate) struct Shared {
+    /// The client handlers get; also the LISTEN connection's and the `VACUUM`'s.
     pub(crate) client: Client,
+    /// The worker's own connections, for the statements its liveness and its rate hang on:
+    /// claims, outcomes, heartbeats, lease checks, maintenance (see [`own_pool`]).
+    pub(crate) own: sqlx::PgPool,
     pub(crate) registry: Registry,
     pub(crate) running: RunningJobs,
     pub(crate) worker_id: Arc<str>,
@@ -334,9 +348,11 @@ impl PoolBuilder {
         }
         let worker_id = self.worker_id.unwrap_or_else(default_worker_id);
         let kinds = registry.kinds();
+        let own = own_pool(&self.client, self.queues.len());
         Ok(WorkerPool {
             shared: Arc::new(Shared {
                 client: self.client,
+                own,
                 registry,
                 running: RunningJobs::default(),
                 worker_id: Arc::from(worker_id.as_str()),
@@ -446,6 +462,22 @@ impl WorkerPool {
             )
             .await?;
         }
+        // Producers first: the first claim gets the connection the registration opened.
+        let producers: Vec<_> = shared
+            .config
+            .queues
+            .iter()
+            .map(|(queue, concurrency)| {
+                tokio::spawn(producer::run(
+                    Arc::clone(shared),
+                    queue.clone(),
+                    *concurrency,
+                    Arc::clone(&wakers[queue]),
+                    stop_claiming.clone(),
+                    jobs.clone(),
+                ))
+            })
+            .collect();
         let mut background = Vec::new();
         background.push(tokio::spawn(heartbeat::run(
             Arc::clone(shared),
@@ -470,21 +502,6 @@ impl WorkerPool {
             Arc::clone(shared),
             stop_background.clone(),
         )));
-        let producers: Vec<_> = shared
-            .config
-            .queues
-            .iter()
-            .map(|(queue, concurrency)| {
-                tokio::spawn(producer::run(
-                    Arc::clone(shared),
-                    queue.clone(),
-                    *concurrency,
-                    Arc::clone(&wakers[queue]),
-                    stop_claiming.clone(),
-                    jobs.clone(),
-                ))
-            })
-            .collect();
         info!(
             worker_id = %shared.worker_id,
             queues = ?shared.config.queues,
@@ -520,7 +537,7 @@ impl WorkerPool {
             // so that none of them is handed back to run again.
             shared.completer.drained().await;
             let held = shared.running.held();
-            report.released = job_release_many(shared.client.pool(), &held).await?;
+            report.released = job_release_many(&shared.own, &held).await?;
         }
         shared.completer.drained().await;
         report.released.extend(shared.take_handed_back());
@@ -530,12 +547,29 @@ impl WorkerPool {
         for task in background {
             let _ = task.await;
         }
-        if let Err(error) = worker_deregister(shared.client.pool(), &shared.worker_id).await {
+        if let Err(error) = worker_deregister(&shared.own, &shared.worker_id).await {
             warn!(%error, "could not deregister; the registration expires with its lease");
         }
         info!(released = report.released.len(), "worker pool stopped");
         Ok(report)
     }
+}
+
+/// A pool of its own for the worker's hot path and liveness, on the client's database.
+///
+/// Why not the client's pool: handlers share that one, and a burst of handlers holding its
+/// connections would hold up claims, completions and, worst, heartbeats, until a live
+/// worker looks dead. And why so small: a pool grows to its maximum under a busy loop (a
+/// connection given back is returned on a task of its own, so the next acquire often finds
+/// none idle and opens another), and every extra server process costs the database a fork
+/// and a cold cache of plans and catalogs; with several worker processes starting at once
+/// that warm-up is a visible part of a drain.
+fn own_pool(client: &Client, queues: usize) -> sqlx::PgPool {
+    let options = client.pool().connect_options();
+    let connections = (queues + OWN_CONNECTIONS_BESIDES_QUEUES).min(OWN_CONNECTIONS_MAX);
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(u32::try_from(connections).unwrap_or(u32::MAX))
+        .connect_lazy_with(options.as_ref().clone())
 }
 
 /// This machine's host name, as well as it can be found without extra dependencies.

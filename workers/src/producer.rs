@@ -232,7 +232,7 @@ impl Peers {
     async fn any(&mut self, shared: &Shared, queue: &str) -> bool {
         if self.checked.is_none_or(|at| at.elapsed() >= PEERS_RECHECK) {
             self.checked = Some(Instant::now());
-            match worker_has_peers(shared.client.pool(), &shared.worker_id, queue).await {
+            match worker_has_peers(&shared.own, &shared.worker_id, queue).await {
                 Ok(any) => self.any = any,
                 Err(error) => debug!(%queue, %error, "looking for other workers failed"),
             }
@@ -251,7 +251,7 @@ async fn claim(
 ) -> bosun_queue::Result<bool> {
     let limit = room.num_permits();
     let claimed = job_claim(
-        shared.client.pool(),
+        &shared.own,
         &queue,
         &shared.kinds,
         i64::try_from(limit).unwrap_or(i64::MAX),

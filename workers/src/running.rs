@@ -25,6 +25,8 @@ struct Entry {
     saga: Option<uuid::Uuid>,
     cancel: CancellationToken,
     stopped: Option<StopReason>,
+    /// The handler returned a success whose completion waits for its batched write.
+    finished: bool,
 }
 
 #[derive(Clone, Default)]
@@ -54,6 +56,7 @@ impl RunningJobs {
                 saga,
                 cancel: cancel.clone(),
                 stopped: None,
+                finished: false,
             },
         );
         cancel
@@ -100,12 +103,57 @@ impl RunningJobs {
         self.lock().get(&id).and_then(|e| e.stopped)
     }
 
-    /// `(id, attempt)` of every running job.
+    /// Job `id`'s handler succeeded: the job stays held until its completion is written, but
+    /// there is no handler left to stop.
+    pub(crate) fn finished(&self, id: i64) {
+        if let Some(entry) = self.lock().get_mut(&id) {
+            entry.finished = true;
+        }
+    }
+
+    /// `(id, attempt)` of every job held: claimed, running, or waiting for its completion to
+    /// be written.
     pub(crate) fn held(&self) -> Vec<(i64, i32)> {
         self.lock().iter().map(|(id, e)| (*id, e.attempt)).collect()
     }
 
+    /// `(id, attempt)` of every held job whose handler has not succeeded yet (waiting for a
+    /// slot, or running): those a lost lease has a handler to stop. A job waiting for its
+    /// completion is left out: the write, fenced, settles it either way, and a lease check
+    /// that raced the write would find it completed and call it lost.
+    pub(crate) fn unfinished(&self) -> Vec<(i64, i32)> {
+        self.lock()
+            .iter()
+            .filter(|(_, e)| !e.finished)
+            .map(|(id, e)| (*id, e.attempt))
+            .collect()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_waiting_for_its_completion_is_held_but_not_unfinished() {
+        let running = RunningJobs::default();
+        running.insert(1, 3, None);
+        running.insert(2, 1, None);
+        running.finished(1);
+        let mut held = running.held();
+        held.sort_unstable();
+        assert_eq!(held, vec![(1, 3), (2, 1)]);
+        assert_eq!(running.unfinished(), vec![(2, 1)]);
+        running.remove(1);
+        running.finished(1);
+        assert_eq!(
+            running.held(),
+            vec![(2, 1)],
+            "finishing a forgotten job adds nothing"
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! `bosun bench`: Bosun's own benchmark. Each workload runs `--runs` times, each time on a
 //! fresh `bosun` schema in a scratch database (`bosun_bench_<pid>`) on the server given by
 //! `DATABASE_URL` (or a throwaway one), and reports the median and the spread, because a
-//! shared machine is noisy and only ratios measured in the same run mean much.
+//! shared machine is noisy and only ratios measured in the same run mean much. The runs go
+//! round the workloads (the first run of each, then the second, ...), so that two workloads
+//! compared see the same drift in the machine's load.
 //!
 //! | workload | what |
 //! |---|---|
@@ -159,12 +161,18 @@ pub async fn run(db: &Database, args: &BenchArgs) -> anyhow::Result<()> {
         latency: args.latency_jobs,
         sagas: args.sagas,
     };
+    let selected: Vec<&str> = WORKLOADS
+        .iter()
+        .copied()
+        .filter(|w| only.contains(w))
+        .collect();
     let mut scratch = open_scratch(db).await?;
-    let mut ceiling: Option<f64> = None;
-    let mut reports = Vec::new();
-    for &workload in WORKLOADS.iter().filter(|w| only.contains(w)) {
-        let mut results = Vec::new();
-        for run in 1..=args.runs {
+    // Runs go round the workloads (run 1 of each, then run 2 of each, ...): the load of a
+    // shared machine drifts over minutes, and interleaved runs share the drift instead of
+    // one workload getting the quiet minute and the next the busy one.
+    let mut all: Vec<Vec<RunResult>> = vec![Vec::new(); selected.len()];
+    for run in 1..=args.runs {
+        for (&workload, results) in selected.iter().zip(&mut all) {
             scratch.reset().await?;
             let result = workloads::run(workload, &scratch, sizes)
                 .await
@@ -174,10 +182,17 @@ pub async fn run(db: &Database, args: &BenchArgs) -> anyhow::Result<()> {
             }
             results.push(result);
         }
+    }
+    let ceiling = selected
+        .iter()
+        .zip(&all)
+        .find(|(&workload, _)| workload == "W0")
+        .map(|(_, results)| {
+            Spread::of(&results.iter().map(|r| r.per_s).collect::<Vec<_>>()).median
+        });
+    let mut reports = Vec::new();
+    for (&workload, results) in selected.iter().zip(&all) {
         let per_s = Spread::of(&results.iter().map(|r| r.per_s).collect::<Vec<_>>());
-        if workload == "W0" {
-            ceiling = Some(per_s.median);
-        }
         let spread_of = |values: Vec<f64>| (!values.is_empty()).then(|| Spread::of(&values));
         let pick = |i: usize| {
             spread_of(

@@ -39,11 +39,14 @@ use tracing::{debug, info, warn};
 use crate::pool::Shared;
 
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
-    let rescuer = rescuer::Rescuer::new(shared.client.clone(), shared.config.rescuer.clone());
-    let pruner = pruner::Pruner::new(shared.client.clone(), shared.config.pruner.clone());
-    let reaper = reaper::Reaper::new(shared.client.clone(), shared.config.reaper.clone());
-    let scheduler = scheduler::Scheduler::new(shared.client.clone());
-    let sampler = sampler::Sampler::new(shared.client.clone(), sampler::EXACT_BELOW_DEFAULT);
+    // Maintenance runs on the worker's own connections, but for the VACUUM: it holds its
+    // connection for as long as the table takes, which the hot path must not wait behind.
+    let own = bosun_queue::Client::new(shared.own.clone());
+    let rescuer = rescuer::Rescuer::new(own.clone(), shared.config.rescuer.clone());
+    let pruner = pruner::Pruner::new(own.clone(), shared.config.pruner.clone());
+    let reaper = reaper::Reaper::new(own.clone(), shared.config.reaper.clone());
+    let scheduler = scheduler::Scheduler::new(own.clone());
+    let sampler = sampler::Sampler::new(own, sampler::EXACT_BELOW_DEFAULT);
     let vacuumer = vacuumer::Vacuumer::new(shared.client.clone(), shared.config.vacuumer.clone());
     let mut last_sampled: Option<Instant> = None;
     let mut last_pruned: Option<Instant> = None;
@@ -64,7 +67,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             }
         }
         let acquired = leader_acquire(
-            shared.client.pool(),
+            &shared.own,
             MAINTENANCE_LEADER,
             &shared.worker_id,
             shared.config.lease,
