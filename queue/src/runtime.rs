@@ -57,7 +57,7 @@ pub enum Recorded {
 /// # Errors
 /// [`crate::Error::Database`] if the query fails (nothing is claimed then).
 pub async fn job_claim(
-    pool: &PgPool,
+    executor: impl sqlx::PgExecutor<'_>,
     queue: &str,
     kinds: &[String],
     limit: i64,
@@ -71,7 +71,7 @@ pub async fn job_claim(
         .bind(limit)
         .bind(kinds)
         .bind(worker_id)
-        .fetch_all(pool)
+        .fetch_all(executor)
         .await?)
 }
 

@@ -30,7 +30,8 @@ use std::{
 };
 
 use bosun_queue::{liveness::worker_has_peers, runtime::job_claim, Job};
-use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+use sqlx::{pool::PoolConnection, Postgres};
+use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{debug, warn};
@@ -50,19 +51,22 @@ const MAX_ROOM: usize = 1024;
 /// Claims in flight at once while a backlog of short jobs lasts, each for up to an equal
 /// share of the room, when no other worker serves the queue. One claim at a time left the
 /// database's second core idle a fifth of the time: a claim's commit and reply, and the
-/// worker's handling of its rows, are time the next claim can use. The later claim takes the
-/// jobs after the earlier one's in claim order, but may come back first: its batch then
-/// starts first, an inversion within the room's few milliseconds of short jobs.
+/// worker's handling of its rows, are time the next claim can use. The database runs the two
+/// one after the other, and their jobs start in the order the claims were made (see
+/// [`Turn`]).
 ///
 /// Where other workers serve the queue, their claims overlap this worker's already, and a
 /// second claim each only has every claim skip more rows that others have locked: four
 /// workers drained 45,000 – 47,000 jobs/s with two claims each in flight, 50,000 – 51,000
 /// with one (`bosun bench` W2x4).
 const CLAIMS_IN_FLIGHT: usize = 2;
-/// How often a worker in a backlog looks again for other live workers on its queue: a few
-/// trivial queries a second, next to the hundreds of claims and completions of a backlog, so
-/// that workers started together soon see each other.
+/// How often a worker in a backlog looks again for other live workers on its queue, once it
+/// has been at it for a while: a few trivial queries a second, next to the hundreds of claims
+/// and completions of a backlog.
 const PEERS_RECHECK: Duration = Duration::from_millis(250);
+/// The first interval between those lookups; it doubles up to [`PEERS_RECHECK`] (see
+/// [`Peers`]).
+const PEERS_RECHECK_FIRST: Duration = Duration::from_millis(20);
 
 /// How long this queue's handlers take, as a moving average, in microseconds. Starts long:
 /// a queue claims ahead only once it has seen that its jobs are short.
@@ -136,6 +140,8 @@ pub(crate) async fn run(
     let mut backlog = false;
     let mut sleep = false;
     let mut peers = Peers::default();
+    let turns = Arc::new(watch::Sender::new(0));
+    let mut issued: u64 = 0;
     loop {
         // Room for how many jobs (see the module docs); beyond the slots only for short jobs.
         let allowed = run_times.room(concurrency);
@@ -206,12 +212,24 @@ pub(crate) async fn run(
         }
         // The places beyond what is allowed go back now.
         drop(room.split(reserved));
+        // The connection is taken here, in the order the claims are made, so that they reach
+        // the database in that order too (see [`claim`]).
+        let connection = tokio::select! {
+            connection = shared.own.acquire() => connection,
+            () = stop.cancelled() => break,
+        };
         claims.spawn(claim(
             Arc::clone(&shared),
             Arc::clone(&queue),
+            Turn {
+                turns: Arc::clone(&turns),
+                this: issued,
+            },
+            connection,
             room,
             claimed_tx.clone(),
         ));
+        issued += 1;
     }
     // Jobs of claims still in flight go to the dispatcher, which hands them back.
     while claims.join_next().await.is_some() {}
@@ -219,19 +237,34 @@ pub(crate) async fn run(
     let _ = dispatcher.await;
 }
 
-/// Whether other live workers serve the queue, as last looked up (at most every
-/// [`PEERS_RECHECK`]). Until the first answer, and when the lookup fails, the last answer
-/// stands (at first: none).
-#[derive(Default)]
+/// Whether other live workers serve the queue, as last looked up. Until the first answer,
+/// and when the lookup fails, the last answer stands (at first: none).
+///
+/// The lookups come quickly at first and then slow down to every [`PEERS_RECHECK`]: workers
+/// started together (a deploy, a scale-up) register within a few tens of milliseconds of each
+/// other, and one that looked too early would keep a second claim in flight against the
+/// others for a quarter of a second.
 struct Peers {
     checked: Option<Instant>,
+    every: Duration,
     any: bool,
+}
+
+impl Default for Peers {
+    fn default() -> Self {
+        Peers {
+            checked: None,
+            every: PEERS_RECHECK_FIRST,
+            any: false,
+        }
+    }
 }
 
 impl Peers {
     async fn any(&mut self, shared: &Shared, queue: &str) -> bool {
-        if self.checked.is_none_or(|at| at.elapsed() >= PEERS_RECHECK) {
+        if self.checked.is_none_or(|at| at.elapsed() >= self.every) {
             self.checked = Some(Instant::now());
+            self.every = (self.every * 2).min(PEERS_RECHECK);
             match worker_has_peers(&shared.own, &shared.worker_id, queue).await {
                 Ok(any) => self.any = any,
                 Err(error) => debug!(%queue, %error, "looking for other workers failed"),
@@ -241,32 +274,59 @@ impl Peers {
     }
 }
 
-/// Claim as many jobs as `room` has places, and send them to the dispatcher, each with its
-/// place. Returns whether the claim filled its room (more jobs may be waiting).
+/// A claim's place in the order the producer made its claims: its jobs go to the dispatcher
+/// only after those of every claim made before it.
+///
+/// Why: with two claims in flight, the database runs them one after the other
+/// (`bosun.claim_jobs` takes a lock of the worker's and the queue's), so the later one takes
+/// the due jobs after the earlier one's; but the replies are handled by two tasks, in either
+/// order, and the later claim's jobs could start first (a job of priority 5 before one of
+/// priority 0 that waited beside it).
+struct Turn {
+    turns: Arc<watch::Sender<u64>>,
+    this: u64,
+}
+
+/// Claim as many jobs as `room` has places on `connection`, and send them to the dispatcher
+/// in their turn, each with its place. Returns whether the claim filled its room (more jobs
+/// may be waiting).
 async fn claim(
     shared: Arc<Shared>,
     queue: Arc<str>,
+    turn: Turn,
+    connection: Result<PoolConnection<Postgres>, sqlx::Error>,
     mut room: OwnedSemaphorePermit,
     claimed_tx: mpsc::UnboundedSender<Claimed>,
 ) -> bosun_queue::Result<bool> {
     let limit = room.num_permits();
-    let claimed = job_claim(
-        &shared.own,
-        &queue,
-        &shared.kinds,
-        i64::try_from(limit).unwrap_or(i64::MAX),
-        &shared.worker_id,
-    )
-    .await?;
-    let full = claimed.len() == limit;
-    for job in claimed {
-        crate::metrics::claimed(&job);
-        let Some(place) = room.split(1) else { break };
-        let saga = crate::executor::saga_of(&job);
-        let cancel = shared.running.insert(job.id, job.attempt, saga);
-        let _ = claimed_tx.send((job, place, cancel));
-    }
-    Ok(full)
+    let claimed = match connection {
+        Ok(mut connection) => {
+            job_claim(
+                &mut *connection,
+                &queue,
+                &shared.kinds,
+                i64::try_from(limit).unwrap_or(i64::MAX),
+                &shared.worker_id,
+            )
+            .await
+        }
+        Err(error) => Err(error.into()),
+    };
+    // A failed claim takes its turn too, or the claims after it would wait for ever.
+    let _ = turn.turns.subscribe().wait_for(|t| *t == turn.this).await;
+    let result = claimed.map(|claimed| {
+        let full = claimed.len() == limit;
+        for job in claimed {
+            crate::metrics::claimed(&job);
+            let Some(place) = room.split(1) else { break };
+            let saga = crate::executor::saga_of(&job);
+            let cancel = shared.running.insert(job.id, job.attempt, saga);
+            let _ = claimed_tx.send((job, place, cancel));
+        }
+        full
+    });
+    turn.turns.send_replace(turn.this + 1);
+    result
 }
 
 type Claimed = (Job, OwnedSemaphorePermit, CancellationToken);
