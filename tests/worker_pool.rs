@@ -1210,6 +1210,38 @@ async fn handlers_holding_every_client_connection_do_not_stall_the_worker() {
     assert_eq!(ran.lock().unwrap().len(), 20);
 }
 
+/// A pool may be built outside the Tokio runtime it later runs on (its own connections are
+/// made when it starts).
+#[test]
+fn a_pool_built_outside_a_runtime_runs_on_one() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = runtime.block_on(TestDb::new());
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let built = pool(&db.client)
+        .register(OrderWorker(Arc::clone(&ran)))
+        .queue("default", 2)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let id = enqueue(
+            &db.client,
+            NewJob::from_args(&Order {
+                label: "outside".into(),
+            })
+            .unwrap(),
+        )
+        .await;
+        let running = Running::start(built);
+        wait_state(&db.client, id, JobState::Completed).await;
+        running.stop().await;
+    });
+    assert_eq!(*ran.lock().unwrap(), ["outside"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shutdown_lets_a_job_finish_within_the_timeout() {
     let db = TestDb::new().await;

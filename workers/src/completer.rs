@@ -135,7 +135,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
 /// it, forget it, and say so when it was fenced out.
 async fn flush(shared: &Shared, batch: &[Pending]) {
     let held: Vec<(i64, i32)> = batch.iter().map(|p| (p.job.id, p.job.attempt)).collect();
-    let pool = &shared.own;
+    let pool = shared.own();
     let result = (|| job_complete_many(pool, &held))
         .retry(crate::executor::record_backoff())
         .when(bosun_queue::Error::is_transient)

@@ -183,7 +183,7 @@ async fn run_handler(
 /// Record the outcome, retrying while the database is unreachable. `None` when it could not
 /// be recorded at all; the job then stays `running` until it is rescued or handed back.
 async fn record(shared: &Shared, job: &Job, outcome: &Outcome) -> Option<Recorded> {
-    let pool = &shared.own;
+    let pool = shared.own();
     let result = (|| job_record(pool, job.id, job.attempt, outcome))
         .retry(record_backoff())
         .when(bosun_queue::Error::is_transient)
@@ -250,7 +250,7 @@ pub(crate) async fn hand_back_unstarted(shared: &Shared, jobs: &[Job]) {
 
 /// The fenced hand-back, retried briefly while the database is unreachable.
 async fn release(shared: &Shared, held: &[(i64, i32)]) -> bosun_queue::Result<Vec<i64>> {
-    let pool = &shared.own;
+    let pool = shared.own();
     (|| job_release_many(pool, held))
         .retry(
             ExponentialBuilder::default()

@@ -32,7 +32,7 @@ pub(crate) fn identity(shared: &Shared) -> WorkerIdentity {
 /// earlier incarnation with the same id (a restart with a fixed `worker_id`): give them back
 /// now rather than never, since this registration renews the lease they were waiting on.
 pub(crate) async fn register(shared: &Shared) -> bosun_queue::Result<()> {
-    let pool = &shared.own;
+    let pool = shared.own();
     worker_heartbeat(pool, &identity(shared), shared.config.lease).await?;
     let batch = shared.config.rescuer.batch_size;
     loop {
@@ -64,7 +64,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             _ = tick.tick() => {}
             () = stop.cancelled() => return,
         }
-        match worker_heartbeat(&shared.own, &me, shared.config.lease).await {
+        match worker_heartbeat(shared.own(), &me, shared.config.lease).await {
             Ok(registered_again) => {
                 if failing || registered_again {
                     info!(registered_again, "heartbeat restored");

@@ -31,7 +31,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
         if unfinished.is_empty() {
             continue;
         }
-        match job_lost_leases(&shared.own, &unfinished).await {
+        match job_lost_leases(shared.own(), &unfinished).await {
             Ok(lost) => {
                 for id in lost {
                     if shared.running.stop(id, None, StopReason::LeaseLost) {
@@ -54,7 +54,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
 async fn give_back_unheld(shared: &Shared, held: &[(i64, i32)]) {
     let ids: Vec<i64> = held.iter().map(|(id, _)| *id).collect();
     let result = job_rescue_unheld(
-        &shared.own,
+        shared.own(),
         &shared.worker_id,
         &ids,
         shared.config.lease,

@@ -115,8 +115,9 @@ pub(crate) struct Shared {
     /// The client handlers get; also the LISTEN connection's and the `VACUUM`'s.
     pub(crate) client: Client,
     /// The worker's own connections, for the statements its liveness and its rate hang on:
-    /// claims, outcomes, heartbeats, lease checks, maintenance (see [`own_pool`]).
-    pub(crate) own: sqlx::PgPool,
+    /// claims, outcomes, heartbeats, lease checks, maintenance (see [`own_pool`]). Made when
+    /// the pool starts to run: a pool needs a Tokio runtime, which `build` may lack.
+    own: std::sync::OnceLock<sqlx::PgPool>,
     pub(crate) registry: Registry,
     pub(crate) running: RunningJobs,
     pub(crate) worker_id: Arc<str>,
@@ -131,6 +132,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The worker's own pool ([`Shared::own`]), made on first use.
+    pub(crate) fn own(&self) -> &sqlx::PgPool {
+        self.own
+            .get_or_init(|| own_pool(&self.client, self.config.queues.len()))
+    }
+
     pub(crate) fn record_handed_back(&self, id: i64) {
         self.handed_back
             .lock()
@@ -352,11 +359,10 @@ impl PoolBuilder {
         }
         let worker_id = self.worker_id.unwrap_or_else(default_worker_id);
         let kinds = registry.kinds();
-        let own = own_pool(&self.client, self.queues.len());
         Ok(WorkerPool {
             shared: Arc::new(Shared {
                 client: self.client,
-                own,
+                own: std::sync::OnceLock::new(),
                 registry,
                 running: RunningJobs::default(),
                 worker_id: Arc::from(worker_id.as_str()),
@@ -541,7 +547,7 @@ impl WorkerPool {
             // so that none of them is handed back to run again.
             shared.completer.drained().await;
             let held = shared.running.held();
-            report.released = job_release_many(&shared.own, &held).await?;
+            report.released = job_release_many(shared.own(), &held).await?;
         }
         shared.completer.drained().await;
         report.released.extend(shared.take_handed_back());
@@ -551,7 +557,7 @@ impl WorkerPool {
         for task in background {
             let _ = task.await;
         }
-        if let Err(error) = worker_deregister(&shared.own, &shared.worker_id).await {
+        if let Err(error) = worker_deregister(shared.own(), &shared.worker_id).await {
             warn!(%error, "could not deregister; the registration expires with its lease");
         }
         info!(released = report.released.len(), "worker pool stopped");

@@ -215,7 +215,7 @@ pub(crate) async fn run(
         // The connection is taken here, in the order the claims are made, so that they reach
         // the database in that order too (see [`claim`]).
         let connection = tokio::select! {
-            connection = shared.own.acquire() => connection,
+            connection = shared.own().acquire() => connection,
             () = stop.cancelled() => break,
         };
         claims.spawn(claim(
@@ -265,7 +265,7 @@ impl Peers {
         if self.checked.is_none_or(|at| at.elapsed() >= self.every) {
             self.checked = Some(Instant::now());
             self.every = (self.every * 2).min(PEERS_RECHECK);
-            match worker_has_peers(&shared.own, &shared.worker_id, queue).await {
+            match worker_has_peers(shared.own(), &shared.worker_id, queue).await {
                 Ok(any) => self.any = any,
                 Err(error) => debug!(%queue, %error, "looking for other workers failed"),
             }

@@ -41,7 +41,7 @@ use crate::pool::Shared;
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     // Maintenance runs on the worker's own connections, but for the VACUUM: it holds its
     // connection for as long as the table takes, which the hot path must not wait behind.
-    let own = bosun_queue::Client::new(shared.own.clone());
+    let own = bosun_queue::Client::new(shared.own().clone());
     let rescuer = rescuer::Rescuer::new(own.clone(), shared.config.rescuer.clone());
     let pruner = pruner::Pruner::new(own.clone(), shared.config.pruner.clone());
     let reaper = reaper::Reaper::new(own.clone(), shared.config.reaper.clone());
@@ -67,7 +67,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             }
         }
         let acquired = leader_acquire(
-            &shared.own,
+            shared.own(),
             MAINTENANCE_LEADER,
             &shared.worker_id,
             shared.config.lease,
