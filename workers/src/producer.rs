@@ -221,10 +221,7 @@ pub(crate) async fn run(
         claims.spawn(claim(
             Arc::clone(&shared),
             Arc::clone(&queue),
-            Turn {
-                turns: Arc::clone(&turns),
-                this: issued,
-            },
+            Turn::new(&turns, issued),
             connection,
             room,
             claimed_tx.clone(),
@@ -285,6 +282,52 @@ impl Peers {
 struct Turn {
     turns: Arc<watch::Sender<u64>>,
     this: u64,
+    passed: bool,
+}
+
+impl Turn {
+    fn new(turns: &Arc<watch::Sender<u64>>, this: u64) -> Turn {
+        Turn {
+            turns: Arc::clone(turns),
+            this,
+            passed: false,
+        }
+    }
+
+    /// Wait until every claim made before this one has handed over its jobs.
+    async fn come(&self) {
+        turn_comes(&self.turns, self.this).await;
+    }
+
+    /// Let the next claim hand over its jobs.
+    fn pass(mut self) {
+        self.turns.send_replace(self.this + 1);
+        self.passed = true;
+    }
+}
+
+async fn turn_comes(turns: &watch::Sender<u64>, this: u64) {
+    let _ = turns.subscribe().wait_for(|t| *t == this).await;
+}
+
+impl Drop for Turn {
+    /// A claim task that ended without passing its turn (it panicked) still passes it when
+    /// it comes, or every later claim would wait for ever.
+    fn drop(&mut self) {
+        if self.passed {
+            return;
+        }
+        // Outside a runtime (its shutdown) no claim waits any more.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let turns = Arc::clone(&self.turns);
+        let this = self.this;
+        runtime.spawn(async move {
+            turn_comes(&turns, this).await;
+            turns.send_replace(this + 1);
+        });
+    }
 }
 
 /// Claim as many jobs as `room` has places on `connection`, and send them to the dispatcher
@@ -313,7 +356,7 @@ async fn claim(
         Err(error) => Err(error.into()),
     };
     // A failed claim takes its turn too, or the claims after it would wait for ever.
-    let _ = turn.turns.subscribe().wait_for(|t| *t == turn.this).await;
+    turn.come().await;
     let result = claimed.map(|claimed| {
         let full = claimed.len() == limit;
         for job in claimed {
@@ -325,7 +368,7 @@ async fn claim(
         }
         full
     });
-    turn.turns.send_replace(turn.this + 1);
+    turn.pass();
     result
 }
 
@@ -382,6 +425,22 @@ mod tests {
             times.record(*ran);
         }
         times
+    }
+
+    #[tokio::test]
+    async fn a_claim_that_never_passes_its_turn_does_not_hold_up_the_next() {
+        let turns = Arc::new(watch::Sender::new(0));
+        let first = Turn::new(&turns, 0);
+        let second = Turn::new(&turns, 1);
+        let third = Turn::new(&turns, 2);
+        drop(second); // its task ended before its turn came
+        first.come().await;
+        first.pass();
+        tokio::time::timeout(Duration::from_secs(5), third.come())
+            .await
+            .expect("the third claim's turn comes");
+        third.pass();
+        assert_eq!(*turns.borrow(), 3);
     }
 
     #[test]

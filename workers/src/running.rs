@@ -114,7 +114,7 @@ impl RunningJobs {
     /// `(id, attempt)` of every job held: claimed, running, or waiting for its completion to
     /// be written.
     pub(crate) fn held(&self) -> Vec<(i64, i32)> {
-        self.lock().iter().map(|(id, e)| (*id, e.attempt)).collect()
+        self.pairs(|_| true)
     }
 
     /// `(id, attempt)` of every held job whose handler has not succeeded yet (waiting for a
@@ -122,9 +122,13 @@ impl RunningJobs {
     /// completion is left out: the write, fenced, settles it either way, and a lease check
     /// that raced the write would find it completed and call it lost.
     pub(crate) fn unfinished(&self) -> Vec<(i64, i32)> {
+        self.pairs(|e| !e.finished)
+    }
+
+    fn pairs(&self, keep: impl Fn(&Entry) -> bool) -> Vec<(i64, i32)> {
         self.lock()
             .iter()
-            .filter(|(_, e)| !e.finished)
+            .filter(|(_, e)| keep(e))
             .map(|(id, e)| (*id, e.attempt))
             .collect()
     }

@@ -183,13 +183,6 @@ pub async fn run(db: &Database, args: &BenchArgs) -> anyhow::Result<()> {
             results.push(result);
         }
     }
-    let ceiling = selected
-        .iter()
-        .zip(&all)
-        .find(|(&workload, _)| workload == "W0")
-        .map(|(_, results)| {
-            Spread::of(&results.iter().map(|r| r.per_s).collect::<Vec<_>>()).median
-        });
     let mut reports = Vec::new();
     for (&workload, results) in selected.iter().zip(&all) {
         let per_s = Spread::of(&results.iter().map(|r| r.per_s).collect::<Vec<_>>());
@@ -214,19 +207,25 @@ pub async fn run(db: &Database, args: &BenchArgs) -> anyhow::Result<()> {
             p99_ms: pick(2),
             rss_mib: rss,
             size_growth: growth,
-            of_w0_ceiling: match (workload.starts_with("W2"), ceiling) {
-                (true, Some(ceiling)) if ceiling > 0.0 => Some(per_s.median / ceiling),
-                _ => None,
-            },
+            of_w0_ceiling: None,
         };
-        if args.json {
-            print_json_line(&report)?;
-        }
         reports.push(report);
+    }
+    let ceiling = reports
+        .iter()
+        .find(|r| r.workload == "W0")
+        .map(|r| r.jobs_per_s.median)
+        .filter(|&ceiling| ceiling > 0.0);
+    for report in reports.iter_mut().filter(|r| r.workload.starts_with("W2")) {
+        report.of_w0_ceiling = ceiling.map(|ceiling| report.jobs_per_s.median / ceiling);
     }
     drop(scratch);
     drop_scratch(db).await;
-    if !args.json {
+    if args.json {
+        for report in &reports {
+            print_json_line(report)?;
+        }
+    } else {
         print_table(&reports);
     }
     Ok(())
