@@ -7,6 +7,7 @@
 //! | `sleep` | `{"ms": N}`                                 | sleeps N ms (cancellable), completes   |
 //! | `fail`  | `{"permanent": bool, "message": text}`      | fails every attempt                    |
 //! | `flaky` | `{"p": 0.0..1.0}`                           | fails with probability p, else completes |
+//! | `bench.started` | `{}`                                | writes when its handler started (`bosun bench` W3) |
 //!
 //! `fail` and `flaky` accept `"backoff_ms"` to shorten the retry delay (the demo uses it);
 //! without it they use Bosun's default backoff.
@@ -16,7 +17,7 @@ use std::{
     time::Duration,
 };
 
-use bosun_queue::{Job, JobArgs};
+use bosun_queue::{sqlx, Job, JobArgs};
 use bosun_workers::{
     backoff, JobContext, JobError, JobResult, Registry, SagaDefinition, Step, StepContext, Worker,
 };
@@ -83,12 +84,46 @@ impl JobArgs for Flaky {
     const KIND: &'static str = "flaky";
 }
 
+/// `bench.started`: `{}`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BenchStarted {}
+
+impl JobArgs for BenchStarted {
+    const KIND: &'static str = "bench.started";
+}
+
+/// The table `bench.started` writes to, in the database the jobs are in; `bosun bench` makes
+/// it for W3.
+pub const BENCH_STARTS_TABLE: &str = "bosun_bench_handler_starts";
+
 struct EchoWorker;
 
 impl Worker for EchoWorker {
     type Args = Echo;
 
     async fn work(&self, _ctx: JobContext, _args: Echo) -> JobResult {
+        Ok(())
+    }
+}
+
+/// Writes the moment its handler started, by this host's clock, so that the bench measures
+/// enqueue to handler start rather than to the claim.
+struct BenchStartedWorker;
+
+impl Worker for BenchStartedWorker {
+    type Args = BenchStarted;
+
+    async fn work(&self, ctx: JobContext, _args: BenchStarted) -> JobResult {
+        let started = chrono::Utc::now();
+        sqlx::query(&format!(
+            "INSERT INTO {BENCH_STARTS_TABLE} (job_id, started_at) VALUES ($1, $2)"
+        ))
+        .bind(ctx.id())
+        .bind(started)
+        .execute(ctx.client().pool())
+        .await
+        .map_err(JobError::retry)?;
         Ok(())
     }
 }
@@ -174,7 +209,8 @@ pub fn registry() -> Registry {
         .register(EchoWorker)
         .register(SleepWorker)
         .register(FailWorker)
-        .register(FlakyWorker);
+        .register(FlakyWorker)
+        .register(BenchStartedWorker);
     registry
 }
 

@@ -15,7 +15,7 @@
 //! | W2 | drain of queued no-op jobs by one `bosun worker` (concurrency 32); W2x4: four of them |
 //! | W2r | W2 on a table that keeps ten times as many completed jobs (history under retention) |
 //! | W4 | sustained load: eight rounds of enqueue-then-drain by one worker that prunes completed jobs after a second; reports how much the table and its indexes grew |
-//! | W3 | enqueue-to-claim latency on an idle worker, jobs about 20 ms apart |
+//! | W3 | enqueue-to-handler-start latency on an idle worker, jobs about 20 ms apart |
 //! | S1 | sagas of three no-op steps by one worker; S4: four |
 //!
 //! Workers are real `bosun worker` processes (this binary), so W2 includes their start-up,
