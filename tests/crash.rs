@@ -7,6 +7,7 @@
 
 use std::{process::Command, time::Duration};
 
+use bosun_cli::embedded::EmbeddedPostgres;
 use bosun_queue::{liveness::worker_list, JobState, NewJob};
 use bosun_tests::{bosun_bin, eventually, Replica, TestDb};
 use serde_json::json;
@@ -265,16 +266,69 @@ async fn a_killed_leader_is_replaced_within_the_lease() {
     survivor.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_postgres_restart_mid_drain_needs_no_operator() {
-    // A server of its own: stopping it must not disturb the other tests.
-    let mut server = tokio::task::spawn_blocking(bosun_cli::embedded::EmbeddedPostgres::start)
+/// A PostgreSQL server of the test's own (stopping it must not disturb the other tests), with
+/// Bosun's schema, and a client on it.
+async fn own_server() -> (EmbeddedPostgres, bosun_queue::Client) {
+    let server = tokio::task::spawn_blocking(EmbeddedPostgres::start)
         .await
         .unwrap()
         .expect("a throwaway PostgreSQL");
-    let url = server.url();
-    let client = bosun_queue::Client::connect(&url).await.unwrap();
+    let client = bosun_queue::Client::connect(&server.url()).await.unwrap();
     client.migrate().await.unwrap();
+    (server, client)
+}
+
+/// Stop `server` (fast shutdown: clients are disconnected), leave it down for `down`, start it
+/// again.
+async fn restart(mut server: EmbeddedPostgres, down: Duration) -> EmbeddedPostgres {
+    tokio::task::spawn_blocking(move || {
+        server.stop("fast").expect("stopping PostgreSQL");
+        std::thread::sleep(down);
+        server.restart().expect("restarting PostgreSQL");
+        server
+    })
+    .await
+    .unwrap()
+}
+
+/// A client's pooled connections die with the server; the pool checks those that sat idle
+/// before handing them out, so the first calls after a restart get fresh connections instead
+/// of errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_enqueues_right_after_a_postgres_restart() {
+    let (server, client) = own_server().await;
+    // Several connections in the pool, all idle.
+    let mut enqueues = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let client = client.clone();
+        enqueues.spawn(async move { client.enqueue(NewJob::new("echo", json!({ "i": i }))).await });
+    }
+    while let Some(enqueued) = enqueues.join_next().await {
+        enqueued.unwrap().unwrap();
+    }
+    assert!(
+        client.pool().num_idle() > 1,
+        "the pool holds several connections"
+    );
+    let server = restart(server, bosun_queue::CHECK_CONNECTIONS_IDLE_FOR).await;
+    for i in 0..20 {
+        client
+            .enqueue(NewJob::new("echo", json!({ "after": i })))
+            .await
+            .unwrap_or_else(|e| panic!("enqueue {i} after the restart: {e}"));
+    }
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM bosun.jobs")
+        .fetch_one(client.pool())
+        .await
+        .unwrap();
+    assert_eq!(jobs, 28);
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restart_mid_drain_needs_no_operator() {
+    let (server, client) = own_server().await;
+    let url = server.url();
     install_ledger_on(client.pool()).await;
     for chunk in (0..6000).collect::<Vec<_>>().chunks(3000) {
         client
@@ -308,14 +362,7 @@ async fn a_postgres_restart_mid_drain_needs_no_operator() {
         before < 6000,
         "the restart comes in the middle of the drain ({before} done)"
     );
-    let server = tokio::task::spawn_blocking(move || {
-        server.stop("fast").expect("stopping PostgreSQL");
-        std::thread::sleep(Duration::from_secs(2));
-        server.restart().expect("restarting PostgreSQL");
-        server
-    })
-    .await
-    .unwrap();
+    let server = restart(server, Duration::from_secs(2)).await;
     eventually(
         Duration::from_secs(120),
         "every job completed after the restart",

@@ -17,6 +17,29 @@ use crate::{
 /// asks the server directly why (a server that is starting up refuses for a moment).
 const FIRST_CONNECT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// A pooled connection idle for longer than this is checked (a round trip) before it is
+/// handed out; one used more recently is not. The pool checks every connection it takes back
+/// anyway, so a connection idle for less was alive a moment ago, and a check before each use
+/// would cost every enqueue, claim and completion a second round trip. After a server
+/// restart (which takes longer than this) the dead connections are still found and replaced
+/// before anyone gets one.
+pub const CHECK_CONNECTIONS_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The pool settings Bosun's own pools use: connections checked before use only when they
+/// have been idle for [`CHECK_CONNECTIONS_IDLE_FOR`]. Set the size and connect.
+pub fn pool_options() -> sqlx::postgres::PgPoolOptions {
+    sqlx::postgres::PgPoolOptions::new()
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > CHECK_CONNECTIONS_IDLE_FOR {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 /// A handle on a Bosun database. Cheap to clone (it wraps a connection pool).
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -38,7 +61,7 @@ impl Client {
         let options: PgConnectOptions = url
             .parse()
             .map_err(|e| Error::InvalidArgument(format!("database URL: {e}")))?;
-        let pool = sqlx::postgres::PgPoolOptions::new()
+        let pool = pool_options()
             .max_connections(10)
             .connect_lazy_with(options.clone());
         match tokio::time::timeout(FIRST_CONNECT_PATIENCE, pool.acquire()).await {

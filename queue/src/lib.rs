@@ -32,7 +32,7 @@ pub mod sampling;
 pub mod targets;
 mod types;
 
-pub use client::Client;
+pub use client::{pool_options, Client, CHECK_CONNECTIONS_IDLE_FOR};
 pub use error::{Error, Result};
 pub use migrate::MigrateReport;
 pub use saga::{Saga, SagaState, SagaStep, SagaStepState};

@@ -577,7 +577,7 @@ impl WorkerPool {
 fn own_pool(client: &Client, queues: usize) -> sqlx::PgPool {
     let options = client.pool().connect_options();
     let connections = (queues + OWN_CONNECTIONS_BESIDES_QUEUES).min(OWN_CONNECTIONS_MAX);
-    sqlx::postgres::PgPoolOptions::new()
+    bosun_queue::pool_options()
         .max_connections(u32::try_from(connections).unwrap_or(u32::MAX))
         .connect_lazy_with(options.as_ref().clone())
 }
