@@ -475,11 +475,16 @@ mod running {
     use uuid::Uuid;
 
     fn pool(db: &TestDb, saga: SagaDefinition) -> RunningPool {
+        pool_polling(db, saga, Duration::from_millis(50))
+    }
+
+    /// A worker of `saga` on the default queue that polls every `poll`.
+    fn pool_polling(db: &TestDb, saga: SagaDefinition, poll: Duration) -> RunningPool {
         RunningPool::start(
             WorkerPool::builder(db.client.clone())
                 .saga(saga)
                 .queue("default", 4)
-                .poll_interval(Duration::from_millis(50))
+                .poll_interval(poll)
                 .build()
                 .unwrap(),
         )
@@ -752,6 +757,59 @@ mod running {
                 .await
                 .unwrap();
         assert_eq!(count, 0);
+    }
+
+    /// Saga transitions enqueue the next step without notifying (a notifying commit waits for
+    /// every other); the worker that ran the step claims the next one itself. With polling
+    /// out of the picture (a minute), a saga still runs forward and unwinds at once, and the
+    /// only wake-up sent is the one of `start_saga`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_worker_claims_the_steps_its_transitions_enqueue_without_notifications() {
+        let db = TestDb::new().await;
+        let mut listener = sqlx::postgres::PgListener::connect(&db.url).await.unwrap();
+        listener.listen("bosun_jobs").await.unwrap();
+        let saga = ["one", "two"]
+            .into_iter()
+            .fold(SagaDefinition::new("test.quiet"), |saga, name| {
+                saga.step(
+                    Step::new(name, |_ctx: StepContext| async { Ok(()) })
+                        .undo(|_ctx: StepContext| async { Ok(()) }),
+                )
+            })
+            .step(Step::new("three", |_ctx: StepContext| async {
+                Err::<(), _>(JobError::permanent("three fails"))
+            }));
+        let running = pool_polling(&db, saga, Duration::from_secs(60));
+        let started = std::time::Instant::now();
+        let id = db
+            .client
+            .start_saga("test.quiet", "quiet-1", &json!({}))
+            .await
+            .unwrap();
+        let saga = finished(&db, id).await;
+        running.stop().await;
+        assert_eq!(saga.state, SagaState::Compensated);
+        assert_eq!(
+            step_states(&db, id).await,
+            [
+                SagaStepState::Undone,
+                SagaStepState::Undone,
+                SagaStepState::Failed
+            ]
+        );
+        // Three steps and two undos, each claimed at once rather than at the next poll.
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "took {:?}",
+            started.elapsed()
+        );
+        let mut wake_ups = Vec::new();
+        while let Ok(Ok(Some(n))) =
+            tokio::time::timeout(Duration::from_millis(500), listener.try_recv()).await
+        {
+            wake_ups.push(n.payload().to_string());
+        }
+        assert_eq!(wake_ups, ["default"], "only start_saga woke the workers");
     }
 }
 

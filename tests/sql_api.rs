@@ -1620,6 +1620,43 @@ async fn a_claim_reads_only_the_jobs_it_takes_whatever_the_statistics() {
 
 // ---- 3. wake-ups ----
 
+/// `bosun.notify_inserts = off` (what a worker's saga transitions set) quiets the inserts of
+/// its transaction, and only those.
+#[tokio::test]
+async fn inserts_in_a_transaction_with_notify_inserts_off_wake_nobody() {
+    let db = TestDb::new().await;
+    let mut conn = db.raw().await;
+    let mut listener = PgListener::connect(&db.url).await.unwrap();
+    listener.listen("bosun_jobs").await.unwrap();
+
+    sqlx::raw_sql(
+        "BEGIN;
+         SET LOCAL bosun.notify_inserts = off;
+         SELECT bosun.enqueue('quiet', '{}', queue => 'q1');
+         INSERT INTO bosun.jobs (kind, queue) VALUES ('quiet', 'q2');
+         COMMIT",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        wake_ups(&mut listener, &mut conn).await,
+        Vec::<String>::new()
+    );
+    // The setting ended with its transaction.
+    sql_exec(
+        &mut conn,
+        "SELECT bosun.enqueue('loud', '{}', queue => 'q3')",
+    )
+    .await;
+    assert_eq!(wake_ups(&mut listener, &mut conn).await, ["q3"]);
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM bosun.jobs")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(jobs, 3, "the quiet inserts are there");
+}
+
 #[tokio::test]
 async fn one_insert_statement_sends_one_wake_up_naming_its_queues() {
     let db = TestDb::new().await;

@@ -218,8 +218,26 @@ pub async fn saga_retry(pool: &PgPool, id: Uuid) -> Result<Saga> {
 
 /// The runner's calls: each is one SQL function of migration 0007; the `bool` ones return
 /// false when fenced out (the runner no longer holds its job).
+///
+/// The transitions that may enqueue the saga's next job ([`step_done`], [`step_fail`],
+/// [`step_skip`], [`undo_done`], [`undo_gone`], [`undo_fail`]) do so without a wake-up
+/// notification (migration 0015): a notifying commit waits its turn behind every other, and
+/// the next job is on the queue of the worker that calls them, which claims it itself.
+/// A caller that is not that worker must wake one.
 pub mod runner {
     use super::{PgPool, Result, Saga, Uuid};
+
+    /// `SELECT <call>` in a transaction that inserts jobs without notifying.
+    macro_rules! quietly {
+        ($call:literal) => {
+            concat!(
+                "WITH quiet AS MATERIALIZED (SELECT set_config('bosun.notify_inserts', 'off', true)) ",
+                "SELECT ",
+                $call,
+                " FROM quiet"
+            )
+        };
+    }
 
     /// List every step in the ledger and start step `step`; `None` when the saga no longer
     /// runs forward or the runner no longer holds `job` (call [`step_skip`], which is fenced).
@@ -278,7 +296,7 @@ pub mod runner {
         output: &serde_json::Value,
     ) -> Result<bool> {
         Ok(
-            sqlx::query_scalar("SELECT bosun.saga_step_done($1, $2, $3, $4, $5, $6)")
+            sqlx::query_scalar(quietly!("bosun.saga_step_done($1, $2, $3, $4, $5, $6)"))
                 .bind(job.0)
                 .bind(job.1)
                 .bind(saga_id)
@@ -303,7 +321,7 @@ pub mod runner {
     ) -> Result<bool> {
         fenced(
             pool,
-            "SELECT bosun.saga_step_fail($1, $2, $3, $4, $5)",
+            quietly!("bosun.saga_step_fail($1, $2, $3, $4, $5)"),
             job,
             saga_id,
             step,
@@ -324,7 +342,7 @@ pub mod runner {
     ) -> Result<bool> {
         fenced(
             pool,
-            "SELECT bosun.saga_step_skip($1, $2, $3, $4)",
+            quietly!("bosun.saga_step_skip($1, $2, $3, $4)"),
             job,
             saga_id,
             step,
@@ -366,7 +384,7 @@ pub mod runner {
     ) -> Result<bool> {
         fenced(
             pool,
-            "SELECT bosun.saga_undo_done($1, $2, $3, $4)",
+            quietly!("bosun.saga_undo_done($1, $2, $3, $4)"),
             job,
             saga_id,
             step,
@@ -389,7 +407,7 @@ pub mod runner {
     ) -> Result<bool> {
         fenced(
             pool,
-            "SELECT bosun.saga_undo_gone($1, $2, $3, $4, $5)",
+            quietly!("bosun.saga_undo_gone($1, $2, $3, $4, $5)"),
             job,
             saga_id,
             step,
@@ -411,7 +429,7 @@ pub mod runner {
     ) -> Result<bool> {
         fenced(
             pool,
-            "SELECT bosun.saga_undo_fail($1, $2, $3, $4, $5)",
+            quietly!("bosun.saga_undo_fail($1, $2, $3, $4, $5)"),
             job,
             saga_id,
             step,

@@ -113,6 +113,7 @@ async fn run_handler(
         shared.client.clone(),
         cancel,
         Arc::clone(&shared.worker_id),
+        shared.wakers.get(&job.queue).cloned(),
     );
     let retry_in = worker.backoff(job);
     let future = match worker.run(ctx, &job.args) {

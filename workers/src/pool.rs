@@ -125,6 +125,9 @@ pub(crate) struct Shared {
     pub(crate) config: PoolConfig,
     /// Signalled when a target is expunged: the maintenance loop reaps at once.
     pub(crate) expunged: tokio::sync::Notify,
+    /// One per queue: wakes that queue's producer to claim now (a notification came, or a
+    /// saga transition of this worker enqueued the next step without notifying).
+    pub(crate) wakers: HashMap<String, Arc<Notify>>,
     /// Batches the completions of succeeded handlers.
     pub(crate) completer: crate::completer::Completer,
     /// Jobs handed back at shutdown by their own executor task.
@@ -369,6 +372,11 @@ impl PoolBuilder {
                 kinds,
                 handed_back: std::sync::Mutex::new(Vec::new()),
                 expunged: tokio::sync::Notify::new(),
+                wakers: self
+                    .queues
+                    .iter()
+                    .map(|(queue, _)| (queue.clone(), Arc::new(Notify::new())))
+                    .collect(),
                 completer: crate::completer::Completer::new(),
                 config: PoolConfig {
                     queues: self.queues,
@@ -455,13 +463,6 @@ impl WorkerPool {
         let stop_background = CancellationToken::new();
         let jobs = TaskTracker::new();
 
-        let wakers: HashMap<String, Arc<Notify>> = shared
-            .config
-            .queues
-            .iter()
-            .map(|(queue, _)| (queue.clone(), Arc::new(Notify::new())))
-            .collect();
-
         heartbeat::register(shared).await?;
         for periodic in &shared.config.periodic {
             bosun_queue::periodic::periodic_schedule(
@@ -482,7 +483,7 @@ impl WorkerPool {
                     Arc::clone(shared),
                     queue.clone(),
                     *concurrency,
-                    Arc::clone(&wakers[queue]),
+                    Arc::clone(&shared.wakers[queue]),
                     stop_claiming.clone(),
                     jobs.clone(),
                 ))
@@ -504,7 +505,7 @@ impl WorkerPool {
         if shared.config.listen {
             background.push(tokio::spawn(notifier::run(
                 Arc::clone(shared),
-                wakers.clone(),
+                shared.wakers.clone(),
                 stop_background.clone(),
             )));
         }

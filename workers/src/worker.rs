@@ -116,6 +116,8 @@ pub struct JobContext {
     client: Client,
     cancel: CancellationToken,
     worker_id: std::sync::Arc<str>,
+    /// Wakes the producer of the job's queue in this worker.
+    claims: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 impl JobContext {
@@ -124,12 +126,22 @@ impl JobContext {
         client: Client,
         cancel: CancellationToken,
         worker_id: std::sync::Arc<str>,
+        claims: Option<std::sync::Arc<tokio::sync::Notify>>,
     ) -> Self {
         JobContext {
             job,
             client,
             cancel,
             worker_id,
+            claims,
+        }
+    }
+
+    /// Have this worker claim from the job's queue now rather than wait for a notification:
+    /// a saga transition enqueued the saga's next job there without notifying.
+    pub(crate) fn claim_now(&self) {
+        if let Some(claims) = &self.claims {
+            claims.notify_one();
         }
     }
 

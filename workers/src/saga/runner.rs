@@ -92,6 +92,7 @@ impl SagaRunner {
             // Cancelled or already compensating: do not run; compensate what succeeded.
             Ok(None) => {
                 return recorded(
+                    ctx,
                     step_skip(pool, held, job.saga_id, job.step).await,
                     JobState::Completed,
                 )
@@ -106,6 +107,7 @@ impl SagaRunner {
             Ok(output) => {
                 let count = i32::try_from(self.names.len()).unwrap_or(i32::MAX);
                 recorded(
+                    ctx,
                     step_done(pool, held, job.saga_id, job.step, count, &output).await,
                     JobState::Completed,
                 )
@@ -113,6 +115,7 @@ impl SagaRunner {
             Err(JobError::Snooze(delay)) => Handled::Returned(Err(JobError::Snooze(delay))),
             Err(error) => match give_up(ctx.job(), step, error) {
                 Ok(message) => recorded(
+                    ctx,
                     step_fail(pool, held, job.saga_id, job.step, &message).await,
                     JobState::Failed,
                 ),
@@ -130,6 +133,7 @@ impl SagaRunner {
         let Some(undo) = &step.undo else {
             // Nothing to undo: the step counts as undone.
             return recorded(
+                ctx,
                 undo_done(pool, held, job.saga_id, job.step).await,
                 JobState::Completed,
             );
@@ -146,16 +150,19 @@ impl SagaRunner {
         };
         match caught(undo(step_ctx)).await {
             Ok(()) => recorded(
+                ctx,
                 undo_done(pool, held, job.saga_id, job.step).await,
                 JobState::Completed,
             ),
             Err(JobError::TargetGone(reason)) => recorded(
+                ctx,
                 undo_gone(pool, held, job.saga_id, job.step, &reason).await,
                 JobState::Completed,
             ),
             Err(JobError::Snooze(delay)) => Handled::Returned(Err(JobError::Snooze(delay))),
             Err(error) => match give_up(ctx.job(), step, error) {
                 Ok(message) => recorded(
+                    ctx,
                     undo_fail(pool, held, job.saga_id, job.step, &message).await,
                     JobState::Failed,
                 ),
@@ -230,10 +237,15 @@ fn give_up(job: &Job, step: &Step, error: JobError) -> Result<String, String> {
     }
 }
 
-/// Map a fenced transition's result to what the executor should know.
-fn recorded(result: bosun_queue::Result<bool>, state: JobState) -> Handled {
+/// Map a fenced transition's result to what the executor should know. A transition that
+/// went through may have enqueued the saga's next job, without notifying (see
+/// `bosun_queue::saga::runner`): this worker claims it.
+fn recorded(ctx: &JobContext, result: bosun_queue::Result<bool>, state: JobState) -> Handled {
     match result {
-        Ok(true) => Handled::Recorded(Recorded::Now(state)),
+        Ok(true) => {
+            ctx.claim_now();
+            Handled::Recorded(Recorded::Now(state))
+        }
         Ok(false) => Handled::Recorded(Recorded::FencedOut),
         // The step's outcome is lost with the failed write: the job retries and the step runs
         // again, which it must tolerate (idempotent).
