@@ -780,6 +780,17 @@ mod running {
                 Err::<(), _>(JobError::permanent("three fails"))
             }));
         let running = pool_polling(&db, saga, Duration::from_secs(60));
+        // An idle worker marks itself as waiting, so that inserts into its queue notify.
+        eventually(Duration::from_secs(10), "the worker to wait", || async {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM bosun.waiting_workers WHERE queue = 'default')",
+            )
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+            .then_some(())
+        })
+        .await;
         let started = std::time::Instant::now();
         let id = db
             .client

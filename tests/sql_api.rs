@@ -179,13 +179,6 @@ async fn wake_ups(listener: &mut PgListener, conn: &mut PgConnection) -> Vec<Str
     payloads
 }
 
-/// A comma-separated queue list, sorted (the trigger does not promise an order).
-fn queues_of(payload: &str) -> Vec<&str> {
-    let mut queues: Vec<&str> = payload.split(',').collect();
-    queues.sort_unstable();
-    queues
-}
-
 // ---- 1. every SQL function, from a raw connection ----
 
 #[tokio::test]
@@ -1628,6 +1621,7 @@ async fn inserts_in_a_transaction_with_notify_inserts_off_wake_nobody() {
     let mut conn = db.raw().await;
     let mut listener = PgListener::connect(&db.url).await.unwrap();
     listener.listen("bosun_jobs").await.unwrap();
+    wait_on(&mut conn, &["q1", "q2", "q3"]).await;
 
     sqlx::raw_sql(
         "BEGIN;
@@ -1657,25 +1651,59 @@ async fn inserts_in_a_transaction_with_notify_inserts_off_wake_nobody() {
     assert_eq!(jobs, 3, "the quiet inserts are there");
 }
 
+/// Mark a worker `w` as waiting on each of `queues`, as an idle worker does before it sleeps.
+async fn wait_on(conn: &mut PgConnection, queues: &[&str]) {
+    for queue in queues {
+        sqlx::query("SELECT bosun.worker_waits($1, 'w')")
+            .bind(queue)
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test]
-async fn one_insert_statement_sends_one_wake_up_naming_its_queues() {
+async fn inserts_wake_the_queues_a_worker_waits_on_once_per_transaction() {
     let db = TestDb::new().await;
     let mut conn = db.raw().await;
     let mut listener = PgListener::connect(&db.url).await.unwrap();
     listener.listen("bosun_jobs").await.unwrap();
 
+    // Nobody waits: nobody is woken (a busy worker claims again on its own).
+    sql_exec(
+        &mut conn,
+        "INSERT INTO bosun.jobs (kind, queue) VALUES ('a', 'q1')",
+    )
+    .await;
+    assert_eq!(
+        wake_ups(&mut listener, &mut conn).await,
+        Vec::<String>::new()
+    );
+
+    wait_on(
+        &mut conn,
+        &["q1", "q2", "q3", "due", "future", "q4", "q5", "m1", "m2"],
+    )
+    .await;
+    // One wake-up per queue with due jobs, however many rows and statements.
     sql_exec(
         &mut conn,
         "INSERT INTO bosun.jobs (kind, queue) VALUES ('a', 'q1'), ('b', 'q2'), ('c', 'q1')",
     )
     .await;
-    let payloads = wake_ups(&mut listener, &mut conn).await;
-    assert_eq!(
-        payloads.len(),
-        1,
-        "one notification per statement: {payloads:?}"
-    );
-    assert_eq!(queues_of(&payloads[0]), vec!["q1", "q2"]);
+    let mut payloads = wake_ups(&mut listener, &mut conn).await;
+    payloads.sort();
+    assert_eq!(payloads, ["q1", "q2"]);
+    sqlx::raw_sql(
+        "BEGIN;
+         INSERT INTO bosun.jobs (kind, queue) VALUES ('a', 'q1');
+         INSERT INTO bosun.jobs (kind, queue) VALUES ('b', 'q1');
+         COMMIT",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(wake_ups(&mut listener, &mut conn).await, ["q1"]);
 
     // A job for later wakes nobody; a plain INSERT of one is shown as scheduled.
     sql_exec(
@@ -1695,7 +1723,7 @@ async fn one_insert_statement_sends_one_wake_up_naming_its_queues() {
             .unwrap();
     assert_eq!(state, "scheduled");
 
-    // A statement mixing due and future jobs names only the queues with due ones.
+    // A statement mixing due and future jobs wakes only the queues with due ones.
     sql_exec(
         &mut conn,
         "INSERT INTO bosun.jobs (kind, queue, scheduled_at)
@@ -1704,7 +1732,7 @@ async fn one_insert_statement_sends_one_wake_up_naming_its_queues() {
     .await;
     assert_eq!(wake_ups(&mut listener, &mut conn).await, vec!["due"]);
 
-    // bosun.enqueue and bosun.enqueue_many: one each.
+    // bosun.enqueue and bosun.enqueue_many.
     sql_exec(&mut conn, "SELECT bosun.enqueue('x', queue => 'q4')").await;
     assert_eq!(wake_ups(&mut listener, &mut conn).await, vec!["q4"]);
     sql_exec(
@@ -1719,11 +1747,41 @@ async fn one_insert_statement_sends_one_wake_up_naming_its_queues() {
                                              {"kind":"c","queue":"m1"}]')"#,
     )
     .await;
-    let payloads = wake_ups(&mut listener, &mut conn).await;
-    assert_eq!(payloads.len(), 1, "{payloads:?}");
-    assert_eq!(queues_of(&payloads[0]), vec!["m1", "m2"]);
+    let mut payloads = wake_ups(&mut listener, &mut conn).await;
+    payloads.sort();
+    assert_eq!(payloads, ["m1", "m2"]);
 
-    // Retrying a job wakes its queue.
+    // A claim that takes jobs removes its worker's mark: the worker is awake.
+    let claimed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM bosun.claim_jobs('q1', 10, ARRAY['a', 'b', 'c'], 'w')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(claimed, 5);
+    sql_exec(
+        &mut conn,
+        "INSERT INTO bosun.jobs (kind, queue) VALUES ('a', 'q1')",
+    )
+    .await;
+    assert_eq!(
+        wake_ups(&mut listener, &mut conn).await,
+        Vec::<String>::new()
+    );
+    // One that finds nothing keeps it.
+    wait_on(&mut conn, &["q2"]).await;
+    sqlx::query("SELECT count(*) FROM bosun.claim_jobs('q2', 10, ARRAY['none'], 'w')")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sql_exec(
+        &mut conn,
+        "INSERT INTO bosun.jobs (kind, queue) VALUES ('a', 'q2')",
+    )
+    .await;
+    assert_eq!(wake_ups(&mut listener, &mut conn).await, ["q2"]);
+
+    // Retrying a job wakes its queue, waited on or not.
     let failed = sql_id(&mut conn, "SELECT bosun.enqueue('x', queue => 'q6')").await;
     force_state(&mut conn, failed, "failed", 1).await;
     wake_ups(&mut listener, &mut conn).await;

@@ -889,6 +889,53 @@ async fn a_plain_insert_wakes_a_listening_pool() {
     running.stop().await;
 }
 
+/// Inserts notify only while a worker is marked as waiting, and a worker marks itself just
+/// before it sleeps: bursts of concurrent inserts, each burst starting while the worker goes
+/// back to sleep after the one before, must never leave a job behind for the next poll (a
+/// minute away).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_wake_up_is_lost_between_a_worker_going_to_sleep_and_concurrent_inserts() {
+    let db = TestDb::new().await;
+    let running = Running::start(
+        WorkerPool::builder(db.client.clone())
+            .register(Behaver::default())
+            .queue("mail", 4)
+            .poll_interval(Duration::from_secs(60))
+            .listen(true)
+            .build()
+            .unwrap(),
+    );
+    wait_listening(&db).await;
+    let insert = "INSERT INTO bosun.jobs (kind, args, queue)
+                  VALUES ('test.behave', '{\"do\": \"ok\"}', 'mail')";
+    let left = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM bosun.jobs WHERE state <> 'completed'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+    };
+    for burst in 0..30u64 {
+        // Four inserts spread over a few milliseconds: the first wakes the worker, the others
+        // land while it claims, runs and goes back to sleep.
+        let mut inserters = tokio::task::JoinSet::new();
+        for i in 0..4u64 {
+            let pool = db.pool.clone();
+            inserters.spawn(async move {
+                tokio::time::sleep(Duration::from_micros((burst * 7 + i * 1300) % 4000)).await;
+                sqlx::query(insert).execute(&pool).await.unwrap();
+            });
+        }
+        while inserters.join_next().await.is_some() {}
+        eventually(
+            Duration::from_secs(3),
+            &format!("burst {burst} to complete without a poll"),
+            || async { (left().await == 0).then_some(()) },
+        )
+        .await;
+    }
+    running.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn polling_alone_finds_jobs_without_listen() {
     let db = TestDb::new().await;

@@ -76,7 +76,7 @@ pub struct BenchArgs {
     /// Runs of each workload (median and spread are reported).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub runs: u32,
-    /// Only these workloads, e.g. `W2,W3` (W0 W0j W1 W1b W1p W2 W2x4 W3 S1 S4).
+    /// Only these workloads, e.g. `W2,W3` (W0 W0j W1 W1b W1c W1p W2 W2x4 W2r W3 W4 S1 S4).
     #[arg(long, value_delimiter = ',', value_parser = parse_workload)]
     pub only: Option<Vec<String>>,
     /// Jobs of W0, W1 and W2.

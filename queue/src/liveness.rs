@@ -114,6 +114,10 @@ pub async fn worker_deregister(pool: &PgPool, worker_id: &str) -> Result<()> {
         .bind(worker_id)
         .execute(pool)
         .await?;
+    sqlx::query("DELETE FROM bosun.waiting_workers WHERE worker = $1")
+        .bind(worker_id)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
@@ -127,13 +131,14 @@ pub async fn worker_list(pool: &PgPool) -> Result<Vec<WorkerRow>> {
         .await?)
 }
 
-/// Forget workers whose lease ran out more than `after` ago and that hold no running job.
-/// Returns how many rows were removed.
+/// Forget workers whose lease ran out more than `after` ago and that hold no running job,
+/// and the marks of workers no longer registered (a dead worker's mark would only make
+/// inserts notify for nobody). Returns how many workers were removed.
 ///
 /// # Errors
 /// [`crate::Error::Database`] if the write fails.
 pub async fn worker_prune_expired(pool: &PgPool, after: Duration) -> Result<u64> {
-    Ok(sqlx::query(
+    let pruned = sqlx::query(
         "DELETE FROM bosun.workers AS w
          WHERE w.expires_at < now() - make_interval(secs => $1)
            AND NOT EXISTS (SELECT 1 FROM bosun.jobs AS j
@@ -142,7 +147,14 @@ pub async fn worker_prune_expired(pool: &PgPool, after: Duration) -> Result<u64>
     .bind(after.as_secs_f64())
     .execute(pool)
     .await?
-    .rows_affected())
+    .rows_affected();
+    sqlx::query(
+        "DELETE FROM bosun.waiting_workers AS m
+         WHERE NOT EXISTS (SELECT 1 FROM bosun.workers AS w WHERE w.id = m.worker)",
+    )
+    .execute(pool)
+    .await?;
+    Ok(pruned)
 }
 
 /// Take or renew leadership `name` for `worker_id` for `term` from now. True when this worker

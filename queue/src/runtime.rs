@@ -75,6 +75,26 @@ pub async fn job_claim(
         .await?)
 }
 
+/// Mark `worker_id` as waiting for jobs on `queue`: from the commit of this call, inserts into
+/// the queue notify (`bosun.worker_waits`, migration 0016). The worker claims once more
+/// afterwards, and sleeps only if that claim finds nothing; the next claim that takes jobs
+/// removes the mark.
+///
+/// # Errors
+/// [`crate::Error::Database`] if the call fails (then the worker is not marked).
+pub async fn worker_waits(
+    executor: impl sqlx::PgExecutor<'_>,
+    queue: &str,
+    worker_id: &str,
+) -> Result<()> {
+    sqlx::query("SELECT bosun.worker_waits($1, $2)")
+        .bind(queue)
+        .bind(worker_id)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
 /// Complete many jobs at once, each fenced by its attempt (`held`: id and attempt). Returns
 /// the ids completed now; a job missing from it was cancelled or taken over meanwhile.
 ///

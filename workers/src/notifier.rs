@@ -2,7 +2,11 @@
 //! handler of a job an operator cancelled. Reconnects with backoff when the connection drops,
 //! and wakes every producer afterwards because notifications may have been missed meanwhile.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
 
 use bosun_queue::listener::{Listener, Notice};
 use tokio::sync::Notify;
@@ -38,6 +42,8 @@ pub(crate) async fn run(
             }
         };
         backoff = Duration::from_millis(200);
+        // Marks made under an earlier connection may be gone (a server restart forgets them).
+        shared.listening.fetch_add(1, Ordering::AcqRel);
         wake_all();
         loop {
             let notice = tokio::select! {
@@ -45,7 +51,11 @@ pub(crate) async fn run(
                 () = stop.cancelled() => return,
             };
             match notice {
-                Ok(Notice::JobsAvailable(None) | Notice::Reconnected) => wake_all(),
+                Ok(Notice::JobsAvailable(None)) => wake_all(),
+                Ok(Notice::Reconnected) => {
+                    shared.listening.fetch_add(1, Ordering::AcqRel);
+                    wake_all();
+                }
                 Ok(Notice::JobsAvailable(Some(queues))) => {
                     for queue in queues {
                         if let Some(waker) = wakers.get(&queue) {

@@ -19,7 +19,11 @@
 //!
 //! A batch that filled its room means more jobs may be waiting, so the producer claims again
 //! as soon as there is room; otherwise it sleeps until a notification, the poll tick, or
-//! shutdown. At shutdown, jobs claimed but not started are handed back at once.
+//! shutdown. Inserts notify only while some worker is marked as waiting on their queue (see
+//! migration 0016: a notifying commit waits for every other one), so before it sleeps a
+//! listening producer marks itself and claims once more, and sleeps only if that claim finds
+//! nothing; a claim that takes jobs removes the mark. At shutdown, jobs claimed but not
+//! started are handed back at once.
 
 use std::{
     sync::{
@@ -29,7 +33,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bosun_queue::{liveness::worker_has_peers, runtime::job_claim, Job};
+use bosun_queue::{
+    liveness::worker_has_peers,
+    runtime::{job_claim, worker_waits},
+    Job,
+};
 use sqlx::{pool::PoolConnection, Postgres};
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -142,6 +150,7 @@ pub(crate) async fn run(
     let mut peers = Peers::default();
     let turns = Arc::new(watch::Sender::new(0));
     let mut issued: u64 = 0;
+    let mut waiting = Waiting::default();
     loop {
         // Room for how many jobs (see the module docs); beyond the slots only for short jobs.
         let allowed = run_times.room(concurrency);
@@ -163,10 +172,14 @@ pub(crate) async fn run(
         };
         if let Some(settled) = settled {
             match settled {
-                Ok(Ok(full)) => {
+                Ok(Ok(Took { jobs, full })) => {
                     error_backoff = Duration::from_millis(100);
                     backlog = full;
-                    sleep = !full;
+                    if jobs > 0 {
+                        // The claim removed this worker's mark, if there was one.
+                        waiting.marked = None;
+                    }
+                    sleep = !full && waiting.mark(&shared, &queue).await;
                 }
                 Ok(Err(error)) => {
                     backlog = false;
@@ -232,6 +245,41 @@ pub(crate) async fn run(
     while claims.join_next().await.is_some() {}
     drop(claimed_tx);
     let _ = dispatcher.await;
+}
+
+/// This producer's mark in `bosun.waiting_workers`: inserts into the queue notify only while
+/// some worker is marked there.
+#[derive(Default)]
+struct Waiting {
+    /// The LISTEN connection's generation when the mark was made: a new connection means the
+    /// server may have restarted, and it forgets the marks.
+    marked: Option<u64>,
+}
+
+impl Waiting {
+    /// Called when a claim did not fill its room: whether the producer may sleep now. It may
+    /// once it is marked and has claimed since; if it is not marked, it marks itself and
+    /// must claim once more (jobs inserted before the mark did not notify). A worker that
+    /// does not listen sleeps at once (it polls), and so does one whose mark fails.
+    async fn mark(&mut self, shared: &Shared, queue: &str) -> bool {
+        if !shared.config.listen {
+            return true;
+        }
+        let generation = shared.listening.load(Ordering::Acquire);
+        if self.marked == Some(generation) {
+            return true;
+        }
+        match worker_waits(shared.own(), queue, &shared.worker_id).await {
+            Ok(()) => {
+                self.marked = Some(generation);
+                false
+            }
+            Err(error) => {
+                warn!(%queue, %error, "marking this worker as waiting failed; polling meanwhile");
+                true
+            }
+        }
+    }
 }
 
 /// Whether other live workers serve the queue, as last looked up. Until the first answer,
@@ -330,9 +378,14 @@ impl Drop for Turn {
     }
 }
 
+/// What a claim took: how many jobs, and whether they filled its room (more may be waiting).
+struct Took {
+    jobs: usize,
+    full: bool,
+}
+
 /// Claim as many jobs as `room` has places on `connection`, and send them to the dispatcher
-/// in their turn, each with its place. Returns whether the claim filled its room (more jobs
-/// may be waiting).
+/// in their turn, each with its place.
 async fn claim(
     shared: Arc<Shared>,
     queue: Arc<str>,
@@ -340,7 +393,7 @@ async fn claim(
     connection: Result<PoolConnection<Postgres>, sqlx::Error>,
     mut room: OwnedSemaphorePermit,
     claimed_tx: mpsc::UnboundedSender<Claimed>,
-) -> bosun_queue::Result<bool> {
+) -> bosun_queue::Result<Took> {
     let limit = room.num_permits();
     let claimed = match connection {
         Ok(mut connection) => {
@@ -358,7 +411,10 @@ async fn claim(
     // A failed claim takes its turn too, or the claims after it would wait for ever.
     turn.come().await;
     let result = claimed.map(|claimed| {
-        let full = claimed.len() == limit;
+        let took = Took {
+            jobs: claimed.len(),
+            full: claimed.len() == limit,
+        };
         for job in claimed {
             crate::metrics::claimed(&job);
             let Some(place) = room.split(1) else { break };
@@ -366,7 +422,7 @@ async fn claim(
             let cancel = shared.running.insert(job.id, job.attempt, saga);
             let _ = claimed_tx.send((job, place, cancel));
         }
-        full
+        took
     });
     turn.pass();
     result

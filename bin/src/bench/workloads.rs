@@ -33,7 +33,7 @@ const SUSTAINED_RETENTION: &str = "1s";
 /// How many jobs (or sagas) `workload` handles at `sizes`.
 pub fn size_of(workload: &str, sizes: Sizes) -> u64 {
     match workload {
-        "W1b" | "W1p" => sizes.single,
+        "W1b" | "W1c" | "W1p" => sizes.single,
         "W3" => sizes.latency,
         "S1" | "S4" => sizes.sagas,
         "W4" => sizes.jobs * SUSTAINED_ROUNDS,
@@ -47,6 +47,7 @@ pub async fn run(workload: &str, scratch: &Scratch, sizes: Sizes) -> anyhow::Res
         "W0j" => ceiling_on_jobs(scratch, sizes.jobs).await,
         "W1" => bulk_enqueue(scratch, sizes.jobs).await,
         "W1b" => single_enqueue(scratch, sizes.single).await,
+        "W1c" => concurrent_enqueue(scratch, sizes.single).await,
         "W1p" => plain_inserts(scratch, sizes.single).await,
         "W2" => drain(scratch, sizes.jobs, 1).await,
         "W2x4" => drain(scratch, sizes.jobs, 4).await,
@@ -182,6 +183,35 @@ async fn single_enqueue(scratch: &Scratch, count: u64) -> anyhow::Result<RunResu
             .client
             .enqueue(NewJob::new("echo", serde_json::json!({})))
             .await?;
+    }
+    Ok(RunResult {
+        per_s: per_s(count, started.elapsed()),
+        ..RunResult::default()
+    })
+}
+
+/// Connections of W1c.
+const CONCURRENT_ENQUEUERS: u64 = 8;
+
+/// W1c: W1b from [`CONCURRENT_ENQUEUERS`] connections at once, with no worker waiting for
+/// jobs: what an application enqueueing from many requests gets while its workers are busy.
+async fn concurrent_enqueue(scratch: &Scratch, count: u64) -> anyhow::Result<RunResult> {
+    let started = Instant::now();
+    let mut enqueuers = tokio::task::JoinSet::new();
+    for i in 0..CONCURRENT_ENQUEUERS {
+        let client = scratch.client.clone();
+        let share = count / CONCURRENT_ENQUEUERS + u64::from(i < count % CONCURRENT_ENQUEUERS);
+        enqueuers.spawn(async move {
+            for _ in 0..share {
+                client
+                    .enqueue(NewJob::new("echo", serde_json::json!({})))
+                    .await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = enqueuers.join_next().await {
+        done??;
     }
     Ok(RunResult {
         per_s: per_s(count, started.elapsed()),
