@@ -25,9 +25,13 @@ CREATE UNLOGGED TABLE bosun.waiting_workers (
     PRIMARY KEY (queue, worker)
 );
 
--- A worker about to sleep on a queue: from now on, inserts into it notify.
+-- A worker about to sleep on a queue: from now on, inserts into it notify. It waits for the
+-- inserts that are committing (they checked before the mark); not for long, since a
+-- transaction that fired its checks early (SET CONSTRAINTS ALL IMMEDIATE) holds the lock to
+-- its end, and inserts queue up behind a waiting mark: past the timeout the worker is not
+-- marked and polls.
 CREATE FUNCTION bosun.worker_waits(queue_name text, worker text) RETURNS void
-    LANGUAGE plpgsql AS $$
+    LANGUAGE plpgsql SET lock_timeout = '200ms' AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('bosun.waiting_workers'), hashtext(queue_name));
     INSERT INTO bosun.waiting_workers AS w (queue, worker)
