@@ -453,6 +453,40 @@ async fn a_cancelled_saga_stops_at_the_next_step_and_compensates() {
     );
 }
 
+/// Finished sagas are counted on a row per server process (so that finishing sagas do not
+/// wait on one another); the sampler adds the rows up.
+#[tokio::test]
+async fn finished_sagas_are_counted_across_connections() {
+    let db = TestDb::new().await;
+    let mut first = db.raw().await;
+    let mut second = db.raw().await;
+    for (i, on_second) in [false, true, false].into_iter().enumerate() {
+        let conn = if on_second { &mut second } else { &mut first };
+        let id = start(conn, &format!("count-{i}")).await;
+        sqlx::query(
+            "UPDATE bosun.sagas SET state = 'succeeded', finished_at = now() WHERE id = $1",
+        )
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    }
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM bosun.saga_outcomes")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert!((1..=2).contains(&rows), "{rows} rows");
+    let sample = bosun_queue::sampling::sample(&db.pool, 100_000)
+        .await
+        .unwrap();
+    let counted: Vec<(&str, &str, i64)> = sample
+        .saga_outcomes
+        .iter()
+        .map(|o| (o.kind.as_str(), o.outcome.as_str(), o.total))
+        .collect();
+    assert_eq!(counted, [("example.provision", "succeeded", 3)]);
+}
+
 // ---- sagas run by a real worker pool ----
 
 mod running {

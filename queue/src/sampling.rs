@@ -60,9 +60,12 @@ pub async fn sample(pool: &PgPool, exact_below: i64) -> Result<Sample> {
         sqlx::query_scalar("SELECT count(*) FROM bosun.workers WHERE expires_at > now()")
             .fetch_one(pool)
             .await?;
-    let saga_outcomes = sqlx::query_as("SELECT kind, outcome, total FROM bosun.saga_outcomes")
-        .fetch_all(pool)
-        .await?;
+    let saga_outcomes = sqlx::query_as(
+        "SELECT kind, outcome, sum(total)::bigint AS total
+         FROM bosun.saga_outcomes GROUP BY kind, outcome",
+    )
+    .fetch_all(pool)
+    .await?;
     Ok(Sample {
         queues,
         oldest_available,
