@@ -179,7 +179,11 @@ pub(crate) async fn run(
                         // The claim removed this worker's mark, if there was one.
                         waiting.marked = None;
                     }
-                    sleep = !full && waiting.mark(&shared, &queue).await;
+                    sleep = !full
+                        && tokio::select! {
+                            may_sleep = waiting.mark(&shared, &queue) => may_sleep,
+                            () = stop.cancelled() => true,
+                        };
                 }
                 Ok(Err(error)) => {
                     backlog = false;
