@@ -3,13 +3,11 @@
 //! and wakes every producer afterwards because notifications may have been missed meanwhile.
 
 use std::{
-    collections::HashMap,
     sync::{atomic::Ordering, Arc},
     time::Duration,
 };
 
 use bosun_queue::listener::{Listener, Notice};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -17,12 +15,15 @@ use crate::{pool::Shared, running::StopReason};
 
 const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(10);
 
-pub(crate) async fn run(
-    shared: Arc<Shared>,
-    wakers: HashMap<String, Arc<Notify>>,
-    stop: CancellationToken,
-) {
+pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
+    let wakers = &shared.wakers;
     let wake_all = || wakers.values().for_each(|w| w.notify_one());
+    // A new connection, first or after a drop: notifications may have been missed, and marks
+    // made under an earlier connection may be gone (a server restart forgets them).
+    let listening_anew = || {
+        shared.listening.fetch_add(1, Ordering::AcqRel);
+        wake_all();
+    };
     let mut backoff = Duration::from_millis(200);
     loop {
         let connected = tokio::select! {
@@ -42,9 +43,7 @@ pub(crate) async fn run(
             }
         };
         backoff = Duration::from_millis(200);
-        // Marks made under an earlier connection may be gone (a server restart forgets them).
-        shared.listening.fetch_add(1, Ordering::AcqRel);
-        wake_all();
+        listening_anew();
         loop {
             let notice = tokio::select! {
                 notice = listener.recv() => notice,
@@ -52,10 +51,7 @@ pub(crate) async fn run(
             };
             match notice {
                 Ok(Notice::JobsAvailable(None)) => wake_all(),
-                Ok(Notice::Reconnected) => {
-                    shared.listening.fetch_add(1, Ordering::AcqRel);
-                    wake_all();
-                }
+                Ok(Notice::Reconnected) => listening_anew(),
                 Ok(Notice::JobsAvailable(Some(queues))) => {
                     for queue in queues {
                         if let Some(waker) = wakers.get(&queue) {

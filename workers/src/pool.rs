@@ -509,7 +509,6 @@ impl WorkerPool {
         if shared.config.listen {
             background.push(tokio::spawn(notifier::run(
                 Arc::clone(shared),
-                shared.wakers.clone(),
                 stop_background.clone(),
             )));
         }
