@@ -1611,6 +1611,40 @@ async fn a_claim_reads_only_the_jobs_it_takes_whatever_the_statistics() {
     }
 }
 
+/// Every statement that writes jobs prepares the table's trigger conditions and checks
+/// afresh, and preparing them tries to inline each SQL-language function they name, which
+/// means parsing its body, whether or not a row ever calls it (migration 0019). None may name
+/// one.
+#[tokio::test]
+async fn the_jobs_tables_checks_name_no_sql_function() {
+    let db = TestDb::new().await;
+    let mut conn = db.raw().await;
+    let named: Vec<(String, String)> = sqlx::query_as(
+        "SELECT coalesce(t.tgname, c.conname), p.proname
+         FROM pg_depend AS d
+         JOIN pg_proc AS p ON d.refclassid = 'pg_proc'::regclass AND p.oid = d.refobjid
+         LEFT JOIN pg_trigger AS t ON d.classid = 'pg_trigger'::regclass AND t.oid = d.objid
+         LEFT JOIN pg_constraint AS c ON d.classid = 'pg_constraint'::regclass AND c.oid = d.objid
+         WHERE coalesce(t.tgrelid, c.conrelid) = 'bosun.jobs'::regclass
+           AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'sql')",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(named, Vec::<(String, String)>::new());
+    // The query sees what the checks name: the trigger functions, and bosun.bad_tags.
+    let all: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_depend AS d
+         JOIN pg_trigger AS t ON d.classid = 'pg_trigger'::regclass AND t.oid = d.objid
+         WHERE t.tgrelid = 'bosun.jobs'::regclass AND d.refclassid = 'pg_proc'::regclass
+           AND d.refobjid = 'bosun.bad_tags(text[])'::regprocedure",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(all, 1);
+}
+
 // ---- 3. wake-ups ----
 
 /// `bosun.notify_inserts = off` (what a worker's saga transitions set) quiets the inserts of
@@ -1787,6 +1821,184 @@ async fn inserts_wake_the_queues_a_worker_waits_on_once_per_transaction() {
     wake_ups(&mut listener, &mut conn).await;
     sql_exec(&mut conn, &format!("SELECT bosun.retry_job({failed})")).await;
     assert_eq!(wake_ups(&mut listener, &mut conn).await, vec!["q6"]);
+}
+
+/// Workers marked as waiting, as `queue/worker`.
+async fn marks(conn: &mut PgConnection) -> Vec<String> {
+    sqlx::query_scalar("SELECT queue || '/' || worker FROM bosun.waiting_workers ORDER BY 1")
+        .fetch_all(conn)
+        .await
+        .unwrap()
+}
+
+/// How many jobs of kind `a` in queue `q` a claim for worker `w` takes, at most `max`.
+async fn claim_q(conn: &mut PgConnection, max: i64, wait: bool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM bosun.claim_jobs('q', $1, ARRAY['a'], 'w', wait => $2)",
+    )
+    .bind(max)
+    .bind(wait)
+    .fetch_one(conn)
+    .await
+    .unwrap()
+}
+
+/// What an idle worker does: one claim that, coming back short, marks the worker as waiting
+/// in the same transaction; one that fills its room removes the mark.
+#[tokio::test]
+async fn a_claim_that_may_wait_marks_its_worker_when_it_comes_back_short() {
+    let db = TestDb::new().await;
+    let mut conn = db.raw().await;
+    let mut listener = PgListener::connect(&db.url).await.unwrap();
+    listener.listen("bosun_jobs").await.unwrap();
+    let insert = |n: i64| {
+        format!("INSERT INTO bosun.jobs (kind, queue) SELECT 'a', 'q' FROM generate_series(1, {n})")
+    };
+
+    // An empty queue: marked, and the next insert wakes the queue.
+    assert_eq!(claim_q(&mut conn, 10, true).await, 0);
+    assert_eq!(marks(&mut conn).await, ["q/w"]);
+    sql_exec(&mut conn, &insert(3)).await;
+    assert_eq!(wake_ups(&mut listener, &mut conn).await, ["q"]);
+
+    // A claim that fills its room: no longer marked, inserts wake nobody.
+    assert_eq!(claim_q(&mut conn, 2, true).await, 2);
+    assert!(marks(&mut conn).await.is_empty());
+    sql_exec(&mut conn, &insert(1)).await;
+    assert!(wake_ups(&mut listener, &mut conn).await.is_empty());
+
+    // A short claim that takes jobs: marked again (its worker has room left).
+    assert_eq!(claim_q(&mut conn, 10, true).await, 2);
+    assert_eq!(marks(&mut conn).await, ["q/w"]);
+    sql_exec(&mut conn, &insert(1)).await;
+    assert_eq!(wake_ups(&mut listener, &mut conn).await, ["q"]);
+
+    // Not asked to wait (a claim in a backlog, or a worker of an earlier version): one that
+    // takes jobs removes the mark, one that finds none marks nobody.
+    assert_eq!(claim_q(&mut conn, 10, false).await, 1);
+    assert!(marks(&mut conn).await.is_empty());
+    assert_eq!(claim_q(&mut conn, 10, false).await, 0);
+    assert!(marks(&mut conn).await.is_empty());
+    let four_arguments: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM bosun.claim_jobs('q', 10, ARRAY['a'], 'w')")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(four_arguments, 0);
+    assert!(marks(&mut conn).await.is_empty());
+
+    // A NULL `wait` is refused, naming it, and claims nothing.
+    sql_exec(&mut conn, &insert(1)).await;
+    let err = sqlx::query("SELECT * FROM bosun.claim_jobs('q', 10, ARRAY['a'], 'w', NULL)")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("wait must not be null"),
+        "unexpected error: {err}"
+    );
+    let available: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM bosun.jobs WHERE queue = 'q' AND state = 'available'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(available, 1);
+    assert!(marks(&mut conn).await.is_empty());
+}
+
+/// Why no wake-up is lost when a worker marks itself in its claim, in both orders of a claim
+/// and an insert that commit at the same time: an insert committing while the claim is under
+/// way waits for the claim and sees its mark (it notifies); a claim made while an insert
+/// checks for marks waits for that insert and claims its job.
+#[tokio::test]
+async fn a_claim_that_may_wait_and_a_concurrent_insert_never_miss_each_other() {
+    let db = TestDb::new().await;
+    let mut claimer = db.raw().await;
+    let mut listener = PgListener::connect(&db.url).await.unwrap();
+    listener.listen("bosun_jobs").await.unwrap();
+
+    // The claim first: the insert's commit waits for the claim's, then notifies.
+    sql_exec(&mut claimer, "BEGIN").await;
+    assert_eq!(claim_q(&mut claimer, 10, true).await, 0);
+    let pool = db.pool.clone();
+    let insert = tokio::spawn(async move {
+        sql_exec(
+            &mut pool.acquire().await.unwrap(),
+            "INSERT INTO bosun.jobs (kind, queue) VALUES ('a', 'q')",
+        )
+        .await;
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!insert.is_finished(), "the insert waits for the claim");
+    sql_exec(&mut claimer, "COMMIT").await;
+    insert.await.unwrap();
+    assert_eq!(wake_ups(&mut listener, &mut claimer).await, ["q"]);
+
+    // The insert's check first (fired early, so it holds the lock until it commits): the
+    // claim waits for it and takes its job.
+    let mut inserter = db.raw().await;
+    sqlx::raw_sql(
+        "BEGIN;
+         SET CONSTRAINTS ALL IMMEDIATE;
+         INSERT INTO bosun.jobs (kind, queue) VALUES ('a', 'q');",
+    )
+    .execute(&mut inserter)
+    .await
+    .unwrap();
+    let pool = db.pool.clone();
+    let claim =
+        tokio::spawn(async move { claim_q(&mut pool.acquire().await.unwrap(), 10, true).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!claim.is_finished(), "the claim waits for the insert");
+    sql_exec(&mut inserter, "COMMIT").await;
+    assert_eq!(claim.await.unwrap(), 2, "both inserted jobs");
+}
+
+/// A transaction that checked its inserts early (SET CONSTRAINTS ALL IMMEDIATE) holds the
+/// queue's waiting lock to its end. A claim that may wait waits for it at most 200 ms, then
+/// claims what is due without marking its worker (which then polls), and leaves the caller's
+/// lock_timeout as it was.
+#[tokio::test]
+async fn a_claim_that_may_wait_gives_up_marking_behind_a_long_transaction() {
+    let db = TestDb::new().await;
+    let mut holder = db.raw().await;
+    let mut conn = db.raw().await;
+    sql_exec(
+        &mut conn,
+        "INSERT INTO bosun.jobs (kind, queue) VALUES ('a', 'q')",
+    )
+    .await;
+    sqlx::raw_sql(
+        "BEGIN;
+         SET CONSTRAINTS ALL IMMEDIATE;
+         INSERT INTO bosun.jobs (kind, queue) VALUES ('a', 'q');",
+    )
+    .execute(&mut holder)
+    .await
+    .unwrap();
+
+    sql_exec(&mut conn, "BEGIN").await;
+    sql_exec(&mut conn, "SET LOCAL lock_timeout = '5s'").await;
+    let started = std::time::Instant::now();
+    assert_eq!(claim_q(&mut conn, 10, true).await, 1, "the committed job");
+    let waited = started.elapsed();
+    let lock_timeout: String = sqlx::query_scalar("SHOW lock_timeout")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    sql_exec(&mut conn, "COMMIT").await;
+    assert!(
+        waited >= Duration::from_millis(200) && waited < Duration::from_secs(4),
+        "waited {waited:?}"
+    );
+    assert_eq!(lock_timeout, "5s");
+    assert!(marks(&mut conn).await.is_empty());
+
+    // Once that transaction is over, the claim marks again.
+    sql_exec(&mut holder, "COMMIT").await;
+    assert_eq!(claim_q(&mut conn, 10, true).await, 1, "the job it inserted");
+    assert_eq!(marks(&mut conn).await, ["q/w"]);
 }
 
 // ---- 4. the Rust client ----

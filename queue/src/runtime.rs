@@ -63,6 +63,39 @@ pub async fn job_claim(
     limit: i64,
     worker_id: &str,
 ) -> Result<Vec<Job>> {
+    claim(executor, queue, kinds, limit, worker_id, false).await
+}
+
+/// As [`job_claim`], and if fewer than `limit` jobs were due, mark `worker_id` as waiting on
+/// `queue` in the same transaction (migration 0018): from its commit, inserts into the queue
+/// notify, and none committed before it was missed by this claim. So a worker that gets
+/// fewer jobs than it asked for may sleep until a notification. A claim that fills `limit`
+/// removes the mark: its worker claims again as soon as it has room.
+///
+/// If inserts hold the queue's waiting lock for 200 ms (only a transaction that ran
+/// `SET CONSTRAINTS ALL IMMEDIATE` does), the claim goes on without marking and the server
+/// warns; the worker then finds new jobs by polling.
+///
+/// # Errors
+/// [`crate::Error::Database`] if the query fails (nothing is claimed or marked then).
+pub async fn job_claim_or_wait(
+    executor: impl sqlx::PgExecutor<'_>,
+    queue: &str,
+    kinds: &[String],
+    limit: i64,
+    worker_id: &str,
+) -> Result<Vec<Job>> {
+    claim(executor, queue, kinds, limit, worker_id, true).await
+}
+
+async fn claim(
+    executor: impl sqlx::PgExecutor<'_>,
+    queue: &str,
+    kinds: &[String],
+    limit: i64,
+    worker_id: &str,
+    wait: bool,
+) -> Result<Vec<Job>> {
     if limit <= 0 {
         return Ok(Vec::new());
     }
@@ -71,28 +104,9 @@ pub async fn job_claim(
         .bind(limit)
         .bind(kinds)
         .bind(worker_id)
+        .bind(wait)
         .fetch_all(executor)
         .await?)
-}
-
-/// Mark `worker_id` as waiting for jobs on `queue`: from the commit of this call, inserts into
-/// the queue notify (`bosun.worker_waits`, migration 0016). The worker claims once more
-/// afterwards, and sleeps only if that claim finds nothing; the next claim that takes jobs
-/// removes the mark.
-///
-/// # Errors
-/// [`crate::Error::Database`] if the call fails (then the worker is not marked).
-pub async fn worker_waits(
-    executor: impl sqlx::PgExecutor<'_>,
-    queue: &str,
-    worker_id: &str,
-) -> Result<()> {
-    sqlx::query("SELECT bosun.worker_waits($1, $2)")
-        .bind(queue)
-        .bind(worker_id)
-        .execute(executor)
-        .await?;
-    Ok(())
 }
 
 /// Complete many jobs at once, each fenced by its attempt (`held`: id and attempt). Returns

@@ -2,10 +2,7 @@
 //! handler of a job an operator cancelled. Reconnects with backoff when the connection drops,
 //! and wakes every producer afterwards because notifications may have been missed meanwhile.
 
-use std::{
-    sync::{atomic::Ordering, Arc},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use bosun_queue::listener::{Listener, Notice};
 use tokio_util::sync::CancellationToken;
@@ -17,13 +14,10 @@ const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let wakers = &shared.wakers;
+    // Also what a new connection, first or after a drop, calls for: notifications may have
+    // been missed, and marks as waiting made before it may be gone (a server crash forgets
+    // them). Every producer claims, and marks itself again if it finds too little.
     let wake_all = || wakers.values().for_each(|w| w.notify_one());
-    // A new connection, first or after a drop: notifications may have been missed, and marks
-    // made under an earlier connection may be gone (a server restart forgets them).
-    let listening_anew = || {
-        shared.listening.fetch_add(1, Ordering::AcqRel);
-        wake_all();
-    };
     let mut backoff = Duration::from_millis(200);
     loop {
         let connected = tokio::select! {
@@ -43,7 +37,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             }
         };
         backoff = Duration::from_millis(200);
-        listening_anew();
+        wake_all();
         loop {
             let notice = tokio::select! {
                 notice = listener.recv() => notice,
@@ -51,7 +45,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             };
             match notice {
                 Ok(Notice::JobsAvailable(None)) => wake_all(),
-                Ok(Notice::Reconnected) => listening_anew(),
+                Ok(Notice::Reconnected) => wake_all(),
                 Ok(Notice::JobsAvailable(Some(queues))) => {
                     for queue in queues {
                         if let Some(waker) = wakers.get(&queue) {

@@ -128,9 +128,6 @@ pub(crate) struct Shared {
     /// One per queue: wakes that queue's producer to claim now (a notification came, or a
     /// saga transition of this worker enqueued the next step without notifying).
     pub(crate) wakers: HashMap<String, Arc<Notify>>,
-    /// How many times the LISTEN connection has been made: a producer's mark as waiting
-    /// (see `producer::Waiting`) holds only for the connection it was made under.
-    pub(crate) listening: std::sync::atomic::AtomicU64,
     /// Batches the completions of succeeded handlers.
     pub(crate) completer: crate::completer::Completer,
     /// Jobs handed back at shutdown by their own executor task.
@@ -380,7 +377,6 @@ impl PoolBuilder {
                     .iter()
                     .map(|(queue, _)| (queue.clone(), Arc::new(Notify::new())))
                     .collect(),
-                listening: std::sync::atomic::AtomicU64::new(0),
                 completer: crate::completer::Completer::new(),
                 config: PoolConfig {
                     queues: self.queues,

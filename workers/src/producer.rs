@@ -20,10 +20,12 @@
 //! A batch that filled its room means more jobs may be waiting, so the producer claims again
 //! as soon as there is room; otherwise it sleeps until a notification, the poll tick, or
 //! shutdown. Inserts notify only while some worker is marked as waiting on their queue (see
-//! migration 0016: a notifying commit waits for every other one), so before it sleeps a
-//! listening producer marks itself and claims once more, and sleeps only if that claim finds
-//! nothing; a claim that takes jobs removes the mark. At shutdown, jobs claimed but not
-//! started are handed back at once.
+//! migration 0016: a notifying commit waits for every other one). A listening producer's
+//! claims outside a backlog mark it in the same transaction when they come back short
+//! (migration 0018), so it sleeps right after one of those; a claim made in a backlog does
+//! not mark (it would wait for the inserts committing meanwhile), so when one comes back
+//! short the producer claims once more, marking, before it sleeps. A claim that fills its
+//! room removes the mark. At shutdown, jobs claimed but not started are handed back at once.
 
 use std::{
     sync::{
@@ -35,7 +37,7 @@ use std::{
 
 use bosun_queue::{
     liveness::worker_has_peers,
-    runtime::{job_claim, worker_waits},
+    runtime::{job_claim, job_claim_or_wait},
     Job,
 };
 use sqlx::{pool::PoolConnection, Postgres};
@@ -150,7 +152,6 @@ pub(crate) async fn run(
     let mut peers = Peers::default();
     let turns = Arc::new(watch::Sender::new(0));
     let mut issued: u64 = 0;
-    let mut waiting = Waiting::default();
     loop {
         // Room for how many jobs (see the module docs); beyond the slots only for short jobs.
         let allowed = run_times.room(concurrency);
@@ -172,18 +173,12 @@ pub(crate) async fn run(
         };
         if let Some(settled) = settled {
             match settled {
-                Ok(Ok(Took { jobs, full })) => {
+                Ok(Ok(Took { full, marked })) => {
                     error_backoff = Duration::from_millis(100);
                     backlog = full;
-                    if jobs > 0 {
-                        // The claim removed this worker's mark, if there was one.
-                        waiting.marked = None;
-                    }
-                    sleep = !full
-                        && tokio::select! {
-                            may_sleep = waiting.mark(&shared, &queue) => may_sleep,
-                            () = stop.cancelled() => true,
-                        };
+                    // A short claim lets a listening producer sleep only if it marked it as
+                    // waiting; one made in the backlog did not, so the next claim does.
+                    sleep = !full && (marked || !shared.config.listen);
                 }
                 Ok(Err(error)) => {
                     backlog = false;
@@ -241,6 +236,7 @@ pub(crate) async fn run(
             Turn::new(&turns, issued),
             connection,
             room,
+            Marking(shared.config.listen && !backlog),
             claimed_tx.clone(),
         ));
         issued += 1;
@@ -249,41 +245,6 @@ pub(crate) async fn run(
     while claims.join_next().await.is_some() {}
     drop(claimed_tx);
     let _ = dispatcher.await;
-}
-
-/// This producer's mark in `bosun.waiting_workers`: inserts into the queue notify only while
-/// some worker is marked there.
-#[derive(Default)]
-struct Waiting {
-    /// The LISTEN connection's generation when the mark was made: a new connection means the
-    /// server may have restarted, and it forgets the marks.
-    marked: Option<u64>,
-}
-
-impl Waiting {
-    /// Called when a claim did not fill its room: whether the producer may sleep now. It may
-    /// once it is marked and has claimed since; if it is not marked, it marks itself and
-    /// must claim once more (jobs inserted before the mark did not notify). A worker that
-    /// does not listen sleeps at once (it polls), and so does one whose mark fails.
-    async fn mark(&mut self, shared: &Shared, queue: &str) -> bool {
-        if !shared.config.listen {
-            return true;
-        }
-        let generation = shared.listening.load(Ordering::Acquire);
-        if self.marked == Some(generation) {
-            return true;
-        }
-        match worker_waits(shared.own(), queue, &shared.worker_id).await {
-            Ok(()) => {
-                self.marked = Some(generation);
-                false
-            }
-            Err(error) => {
-                warn!(%queue, %error, "marking this worker as waiting failed; polling meanwhile");
-                true
-            }
-        }
-    }
 }
 
 /// Whether other live workers serve the queue, as last looked up. Until the first answer,
@@ -382,10 +343,16 @@ impl Drop for Turn {
     }
 }
 
-/// What a claim took: how many jobs, and whether they filled its room (more may be waiting).
+/// Whether a claim marks its worker as waiting on the queue when it comes back short
+/// ([`job_claim_or_wait`]). Claims made in a backlog do not: they would wait for the inserts
+/// committing meanwhile, and a backlog's claims mostly come back full.
+struct Marking(bool);
+
+/// What a claim came back with: whether its jobs filled its room (more may be waiting), and
+/// whether it marked the worker as waiting (it was [`Marking`] and came back short).
 struct Took {
-    jobs: usize,
     full: bool,
+    marked: bool,
 }
 
 /// Claim as many jobs as `room` has places on `connection`, and send them to the dispatcher
@@ -396,28 +363,29 @@ async fn claim(
     turn: Turn,
     connection: Result<PoolConnection<Postgres>, sqlx::Error>,
     mut room: OwnedSemaphorePermit,
+    Marking(marking): Marking,
     claimed_tx: mpsc::UnboundedSender<Claimed>,
 ) -> bosun_queue::Result<Took> {
     let limit = room.num_permits();
     let claimed = match connection {
         Ok(mut connection) => {
-            job_claim(
-                &mut *connection,
-                &queue,
-                &shared.kinds,
-                i64::try_from(limit).unwrap_or(i64::MAX),
-                &shared.worker_id,
-            )
-            .await
+            let (conn, kinds, worker) = (&mut *connection, &shared.kinds, &shared.worker_id);
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            if marking {
+                job_claim_or_wait(conn, &queue, kinds, limit, worker).await
+            } else {
+                job_claim(conn, &queue, kinds, limit, worker).await
+            }
         }
         Err(error) => Err(error.into()),
     };
     // A failed claim takes its turn too, or the claims after it would wait for ever.
     turn.come().await;
     let result = claimed.map(|claimed| {
+        let full = claimed.len() == limit;
         let took = Took {
-            jobs: claimed.len(),
-            full: claimed.len() == limit,
+            full,
+            marked: marking && !full,
         };
         for job in claimed {
             crate::metrics::claimed(&job);
