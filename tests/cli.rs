@@ -1136,7 +1136,10 @@ async fn bench_runs_every_workload_and_reports_json_lines() {
         .collect();
     assert_eq!(
         names,
-        ["W0", "W0j", "W1", "W1b", "W1c", "W1p", "W2", "W2x4", "W2r", "W3", "W4", "S1", "S4"]
+        [
+            "W0", "W0j", "W1", "W1b", "W1c", "W1w", "W1p", "W2", "W2x4", "W2r", "W3", "W4", "S1",
+            "S4"
+        ]
     );
     for report in &reports {
         assert_eq!(report["runs"], 2);

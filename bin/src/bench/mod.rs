@@ -13,6 +13,7 @@
 //! | W1b | single enqueue, one job per transaction |
 //! | W1p | W1b's yardstick: a plain single-row `INSERT` into `bosun.jobs` per transaction |
 //! | W1c | W1b from eight connections at once, no worker waiting (as when all are busy) |
+//! | W1w | W1c while a worker runs the jobs as they come (it keeps going back to waiting) |
 //! | W2 | drain of queued no-op jobs by one `bosun worker` (concurrency 32); W2x4: four of them |
 //! | W2r | W2 on a table that keeps ten times as many completed jobs (history under retention) |
 //! | W4 | sustained load: eight rounds of enqueue-then-drain by one worker that prunes completed jobs after a second; reports how much the table and its indexes grew |
@@ -44,7 +45,7 @@ fn scratch_name() -> String {
 
 /// Every workload, in the order they run.
 pub const WORKLOADS: &[&str] = &[
-    "W0", "W0j", "W1", "W1b", "W1c", "W1p", "W2", "W2x4", "W2r", "W3", "W4", "S1", "S4",
+    "W0", "W0j", "W1", "W1b", "W1c", "W1w", "W1p", "W2", "W2x4", "W2r", "W3", "W4", "S1", "S4",
 ];
 
 /// What one run of a workload measured.

@@ -33,7 +33,7 @@ const SUSTAINED_RETENTION: &str = "1s";
 /// How many jobs (or sagas) `workload` handles at `sizes`.
 pub fn size_of(workload: &str, sizes: Sizes) -> u64 {
     match workload {
-        "W1b" | "W1c" | "W1p" => sizes.single,
+        "W1b" | "W1c" | "W1w" | "W1p" => sizes.single,
         "W3" => sizes.latency,
         "S1" | "S4" => sizes.sagas,
         "W4" => sizes.jobs * SUSTAINED_ROUNDS,
@@ -48,6 +48,7 @@ pub async fn run(workload: &str, scratch: &Scratch, sizes: Sizes) -> anyhow::Res
         "W1" => bulk_enqueue(scratch, sizes.jobs).await,
         "W1b" => single_enqueue(scratch, sizes.single).await,
         "W1c" => concurrent_enqueue(scratch, sizes.single).await,
+        "W1w" => concurrent_enqueue_to_a_worker(scratch, sizes.single).await,
         "W1p" => plain_inserts(scratch, sizes.single).await,
         "W2" => drain(scratch, sizes.jobs, 1).await,
         "W2x4" => drain(scratch, sizes.jobs, 4).await,
@@ -217,6 +218,25 @@ async fn concurrent_enqueue(scratch: &Scratch, count: u64) -> anyhow::Result<Run
         per_s: per_s(count, started.elapsed()),
         ..RunResult::default()
     })
+}
+
+/// W1w: W1c while a worker runs the jobs as they come, so that it keeps going back to
+/// waiting for them: what an application enqueueing from many requests gets while its
+/// workers keep up. Enqueues per second; the run ends when the worker has done them all.
+async fn concurrent_enqueue_to_a_worker(
+    scratch: &Scratch,
+    count: u64,
+) -> anyhow::Result<RunResult> {
+    let workers = Workers::start(scratch, 1)?;
+    wait_until(
+        scratch,
+        "SELECT EXISTS (SELECT 1 FROM bosun.waiting_workers)",
+    )
+    .await?;
+    let enqueued = concurrent_enqueue(scratch, count).await?;
+    wait_until(scratch, DRAINED).await?;
+    drop(workers);
+    Ok(enqueued)
 }
 
 /// W1p: W1b's yardstick, a plain single-row INSERT into `bosun.jobs` per transaction, the
