@@ -349,7 +349,8 @@ impl Drop for Turn {
 struct Marking(bool);
 
 /// What a claim came back with: whether its jobs filled its room (more may be waiting), and
-/// whether it marked the worker as waiting (it was [`Marking`] and came back short).
+/// whether it marked the worker as waiting (it was [`Marking`] and came back short; unless
+/// inserts held the queue's lock past its timeout, and then the worker finds jobs by polling).
 struct Took {
     full: bool,
     marked: bool,
