@@ -889,8 +889,8 @@ async fn a_plain_insert_wakes_a_listening_pool() {
     running.stop().await;
 }
 
-/// Inserts notify only while a worker is marked as waiting, and a worker marks itself just
-/// before it sleeps: bursts of concurrent inserts, each burst starting while the worker goes
+/// Inserts notify only while a worker is marked as waiting, and a worker marks itself in the
+/// claim after which it sleeps: bursts of concurrent inserts, each burst starting while the worker goes
 /// back to sleep after the one before, must never leave a job behind for the next poll (a
 /// minute away).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

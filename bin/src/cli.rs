@@ -76,7 +76,7 @@ pub struct BenchArgs {
     /// Runs of each workload (median and spread are reported).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub runs: u32,
-    /// Only these workloads, e.g. `W2,W3` (W0 W0j W1 W1b W1c W1p W2 W2x4 W2r W3 W4 S1 S4).
+    /// Only these workloads, e.g. `W2,W3` (W0 W0j W1 W1b W1c W1w W1p W2 W2x4 W2r W3 W4 S1 S4).
     #[arg(long, value_delimiter = ',', value_parser = parse_workload)]
     pub only: Option<Vec<String>>,
     /// Jobs of W0, W1 and W2.
@@ -498,6 +498,27 @@ mod tests {
         assert!(parse_json_object("[1]").is_err());
         assert!(parse_json_object("{").is_err());
         assert!(parse_json_object("{\"ms\": 1}").is_ok());
+    }
+
+    #[test]
+    fn bench_help_names_every_workload() {
+        use clap::CommandFactory;
+        let mut command = Cli::command();
+        let help = command
+            .find_subcommand_mut("bench")
+            .expect("a bench subcommand")
+            .render_help()
+            .to_string();
+        let listed: Vec<&str> = help
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|word| crate::bench::WORKLOADS.contains(word))
+            .collect();
+        for workload in crate::bench::WORKLOADS {
+            assert!(
+                listed.contains(workload),
+                "{workload} missing from:\n{help}"
+            );
+        }
     }
 
     #[test]

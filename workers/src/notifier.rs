@@ -44,8 +44,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
                 () = stop.cancelled() => return,
             };
             match notice {
-                Ok(Notice::JobsAvailable(None)) => wake_all(),
-                Ok(Notice::Reconnected) => wake_all(),
+                Ok(Notice::JobsAvailable(None) | Notice::Reconnected) => wake_all(),
                 Ok(Notice::JobsAvailable(Some(queues))) => {
                     for queue in queues {
                         if let Some(waker) = wakers.get(&queue) {
