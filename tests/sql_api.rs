@@ -2574,6 +2574,92 @@ async fn client_bulk_enqueue_writes_every_field_as_given() {
     }
 }
 
+/// Single enqueues name only the columns a job sets: every one of the 256 combinations of
+/// the eight optional fields reads back as given, with the table's defaults for the rest,
+/// and a taken unique key still returns the job that holds it.
+#[tokio::test]
+async fn client_single_enqueue_writes_every_combination_of_fields_as_given() {
+    let db = TestDb::new().await;
+    let mut conn = db.raw().await;
+    let now = db_clock(&mut conn).await;
+    let later = now + chrono::Duration::hours(1);
+    let tricky = "tab\there, \"quoted\", {a,b}, \u{e9}t\u{e9}";
+    for set in 0_u16..256 {
+        let has = |bit: u16| set & (1 << bit) != 0;
+        let mut job = NewJob::new("single.k", json!({"set": set, "s": tricky}));
+        if has(0) {
+            job = job.queue("q1");
+        }
+        if has(1) {
+            job = job.priority(-2);
+        }
+        if has(2) {
+            job = job.max_attempts(3);
+        }
+        if has(3) {
+            job = job.scheduled_at(later);
+        }
+        if has(4) {
+            job = job.meta(json!({"m": tricky}));
+        }
+        if has(5) {
+            job = job.target("host-1");
+        }
+        if has(6) {
+            job = job.tags(["t", tricky]);
+        }
+        if has(7) {
+            job = job.unique_key(format!("key-{set}"));
+        }
+        let enqueued = db.client.enqueue(job.clone()).await.unwrap();
+        assert!(enqueued.inserted, "combination {set:#010b}");
+        let row = job_row(&mut conn, enqueued.id).await;
+        let what = format!("combination {set:#010b}");
+        assert_eq!(row.kind, "single.k", "{what}");
+        assert_eq!(row.args, json!({"set": set, "s": tricky}), "{what}");
+        assert_eq!(row.queue, if has(0) { "q1" } else { "default" }, "{what}");
+        assert_eq!(row.priority, if has(1) { -2 } else { 0 }, "{what}");
+        assert_eq!(row.max_attempts, if has(2) { 3 } else { 20 }, "{what}");
+        if has(3) {
+            assert_eq!(row.scheduled_at, later, "{what}");
+            assert_eq!(row.state, JobState::Scheduled, "{what}");
+        } else {
+            assert!(
+                row.scheduled_at >= now && row.scheduled_at < later,
+                "{what}"
+            );
+            assert_eq!(row.state, JobState::Available, "{what}");
+        }
+        let meta = if has(4) {
+            json!({"m": tricky})
+        } else {
+            json!({})
+        };
+        assert_eq!(row.meta, meta, "{what}");
+        assert_eq!(row.target.as_deref(), has(5).then_some("host-1"), "{what}");
+        let tags: Vec<String> = if has(6) {
+            vec!["t".into(), tricky.into()]
+        } else {
+            Vec::new()
+        };
+        assert_eq!(row.tags, tags, "{what}");
+        let key = has(7).then(|| format!("key-{set}"));
+        assert_eq!(row.unique_key, key, "{what}");
+        if has(7) {
+            let again = db.client.enqueue(job).await.unwrap();
+            assert_eq!(
+                again,
+                Enqueued {
+                    id: enqueued.id,
+                    inserted: false
+                },
+                "{what}: a taken key returns its job"
+            );
+        }
+    }
+    assert_eq!(job_count(&mut conn).await, 256, "one row per combination");
+}
+
 /// A bad job deep in a large batch: nothing is written, the message names it by index, in
 /// the client's own transaction and in the caller's.
 #[tokio::test]
