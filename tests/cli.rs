@@ -1152,7 +1152,7 @@ async fn bench_runs_every_workload_and_reports_json_lines() {
     assert!(report("W2")["of_w0_ceiling"].as_f64().unwrap() > 0.0);
     assert!(report("W2")["rss_mib"]["max"].as_f64().unwrap() > 1.0);
     assert!(report("W4")["size_growth"]["median"].as_f64().unwrap() > 0.0);
-    assert_eq!(report("W4")["jobs"], 300 * 8);
+    assert_eq!(report("W4")["jobs"], 300 * 16);
 
     let only = ok(
         &db,

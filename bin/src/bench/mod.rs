@@ -57,8 +57,8 @@ pub struct RunResult {
     pub latency_ms: Option<[f64; 3]>,
     /// Peak RSS of the worker processes, MiB (largest of them).
     pub rss_mib: Option<f64>,
-    /// Size of `bosun.jobs` with its indexes at the end over its size after the first round
-    /// (W4).
+    /// Size of `bosun.jobs` with its indexes at the end over its size halfway through the
+    /// rounds (W4).
     pub growth: Option<f64>,
 }
 

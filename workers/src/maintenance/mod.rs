@@ -15,8 +15,14 @@
 //! falls behind). There is no stager: claims take `scheduled` and `retryable` rows directly
 //! once `scheduled_at` has passed, so no job waits on a periodic move to `available`.
 //!
-//! The vacuumer's `VACUUM` runs on a task of its own: on a large table it takes minutes, and
-//! in this loop it would hold up the leadership's renewal and the rescuer behind it.
+//! The pruner's passes and the vacuumer's `VACUUM` run on tasks of their own ([`Background`]),
+//! on the client's connections: on a large table a `VACUUM` takes minutes, and under
+//! sustained load a prune pass lasts as long as jobs keep passing their retention faster
+//! than it deletes them. In this loop either would hold up the leadership's renewal, the
+//! rescuer and the reaper, and a pass that never ended would keep the vacuumer from ever
+//! starting, while the dead rows it leaves make every later batch slower. Neither holds one of
+//! the worker's own connections for that long either: those are the claims' and the
+//! completions'. A pass stops when the leadership is lost, as both stop at shutdown.
 //!
 //! Writing a service: one file, a `Config` with defaults, and an `async fn run_once` that
 //! takes no input, works in batches until a batch comes back short, and returns counts. It
@@ -29,7 +35,7 @@ pub mod sampler;
 pub mod scheduler;
 pub mod vacuumer;
 
-use std::{sync::Arc, time::Instant};
+use std::{future::Future, sync::Arc, time::Instant};
 
 use bosun_queue::liveness::{leader_acquire, MAINTENANCE_LEADER};
 use tokio::task::JoinHandle;
@@ -43,7 +49,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     // connection for as long as the table takes, which the hot path must not wait behind.
     let own = bosun_queue::Client::new(shared.own().clone());
     let rescuer = rescuer::Rescuer::new(own.clone(), shared.config.rescuer.clone());
-    let pruner = pruner::Pruner::new(own.clone(), shared.config.pruner.clone());
+    let pruner = pruner::Pruner::new(shared.client.clone(), shared.config.pruner.clone());
     let reaper = reaper::Reaper::new(own.clone(), shared.config.reaper.clone());
     let scheduler = scheduler::Scheduler::new(own.clone());
     let sampler = sampler::Sampler::new(own, sampler::EXACT_BELOW_DEFAULT);
@@ -53,16 +59,17 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(shared.config.maintenance_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut leading = false;
-    let mut vacuuming: Option<JoinHandle<()>> = None;
+    let mut vacuuming = Background::default();
+    let mut pruning = Background::default();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             () = shared.expunged.notified() => {}
             () = stop.cancelled() => {
-                // An interrupted VACUUM leaves the table as it was, less what it cleaned.
-                if let Some(vacuum) = vacuuming {
-                    vacuum.abort();
-                }
+                // An interrupted VACUUM leaves the table as it was, less what it cleaned; an
+                // interrupted prune pass, the batches it finished.
+                vacuuming.abort();
+                pruning.abort();
                 return;
             }
         }
@@ -86,6 +93,8 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
                     info!("no longer the maintenance leader");
                     sampler.forget();
                     last_sampled = None;
+                    // The new leader prunes; a running VACUUM is left to finish its work.
+                    pruning.abort();
                 }
                 leading = false;
                 crate::metrics::leader(false);
@@ -134,29 +143,57 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
                 warn!(%error, "sampling metrics failed; next interval retries");
             }
         }
-        if vacuuming.as_ref().is_none_or(JoinHandle::is_finished) {
+        if vacuuming.is_idle() {
             let vacuumer = vacuumer.clone();
-            vacuuming = Some(tokio::spawn(async move {
+            vacuuming.start(async move {
                 match vacuumer.run_once().await {
                     Ok(Some(dead)) => info!(dead, "vacuumed bosun.jobs"),
                     Ok(None) => {}
                     Err(error) => warn!(%error, "vacuuming bosun.jobs failed; next tick retries"),
                 }
-            }));
+            });
         }
-        if last_pruned.is_some_and(|at| at.elapsed() < shared.config.prune_interval) {
-            continue;
+        let pruned_lately =
+            last_pruned.is_some_and(|at| at.elapsed() < shared.config.prune_interval);
+        if pruning.is_idle() && !pruned_lately {
+            last_pruned = Some(Instant::now());
+            let pruner = pruner.clone();
+            pruning.start(async move {
+                match pruner.run_once().await {
+                    Ok(result) if result.completed + result.failed + result.cancelled > 0 => {
+                        info!(
+                            completed = result.completed,
+                            failed = result.failed,
+                            cancelled = result.cancelled,
+                            "pruned finished jobs past their retention"
+                        );
+                    }
+                    Ok(_) => debug!("pruner: nothing to do"),
+                    Err(error) => warn!(%error, "pruner failed; next tick retries"),
+                }
+            });
         }
-        last_pruned = Some(Instant::now());
-        match pruner.run_once().await {
-            Ok(result) if result.completed + result.failed + result.cancelled > 0 => info!(
-                completed = result.completed,
-                failed = result.failed,
-                cancelled = result.cancelled,
-                "pruned finished jobs past their retention"
-            ),
-            Ok(_) => debug!("pruner: nothing to do"),
-            Err(error) => warn!(%error, "pruner failed; next tick retries"),
+    }
+}
+
+/// A maintenance service's run on a task of its own, at most one at a time.
+#[derive(Default)]
+struct Background(Option<JoinHandle<()>>);
+
+impl Background {
+    /// No run is in progress.
+    fn is_idle(&self) -> bool {
+        self.0.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    fn start(&mut self, run: impl Future<Output = ()> + Send + 'static) {
+        self.0 = Some(tokio::spawn(run));
+    }
+
+    /// Stop the run in progress, if any, at its next await.
+    fn abort(&mut self) {
+        if let Some(run) = self.0.take() {
+            run.abort();
         }
     }
 }
