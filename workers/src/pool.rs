@@ -16,7 +16,7 @@
 //!
 //! Connections: claims, outcomes, heartbeats, lease checks and maintenance run on a small pool
 //! of the worker's own (see [`own_pool`]); handlers, the LISTEN connection and the leader's
-//! `VACUUM` use the client's pool.
+//! prune passes and `VACUUM` use the client's pool.
 //!
 //! Shutdown: stop claiming, wait up to `shutdown_timeout` for running handlers, then tell the
 //! rest to stop and hand their jobs back (`available`, attempt not counted).
@@ -112,7 +112,8 @@ pub struct ShutdownReport {
 
 /// State shared by every task of one pool.
 pub(crate) struct Shared {
-    /// The client handlers get; also the LISTEN connection's and the `VACUUM`'s.
+    /// The client handlers get; also the LISTEN connection's, the prune passes' and the
+    /// `VACUUM`'s.
     pub(crate) client: Client,
     /// The worker's own connections, for the statements its liveness and its rate hang on:
     /// claims, outcomes, heartbeats, lease checks, maintenance (see [`own_pool`]). Made when
