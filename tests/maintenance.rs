@@ -536,7 +536,9 @@ async fn the_vacuumer_vacuums_once_dead_rows_pile_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_prune_pass_holds_up_neither_the_rescuer_nor_the_leadership() {
     use bosun_workers::maintenance::pruner::PrunerConfig;
-    const BACKLOG: i64 = 100_000;
+    // One-row batches of at least 60 µs each even without waiting for the disk: a pass of
+    // 18 s or more, several times what the test needs.
+    const BACKLOG: i64 = 300_000;
     let db = TestDb::new().await;
     sqlx::query(
         "INSERT INTO bosun.jobs (kind, state, attempt, finalized_at)
