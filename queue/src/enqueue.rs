@@ -32,8 +32,8 @@ pub(crate) async fn one(
     job: &NewJob,
     own_transaction: bool,
 ) -> Result<Enqueued> {
-    let columns = Columns::of_job(job);
-    let statement = columns.insert_statement();
+    let statement = Columns::of_job(job).insert_statement();
+    // The values the job sets, in the order of `Columns::list`.
     let mut query = sqlx::query_scalar(&statement)
         .bind(job.kind.as_str())
         .bind(&job.args);
@@ -188,7 +188,7 @@ impl Columns {
 
     fn copy_count(&self) -> i16 {
         let used = self.names(&["id", "kind", "args"]).len();
-        i16::try_from(used).expect("eleven columns at most")
+        i16::try_from(used).expect("ten columns at most")
     }
 }
 

@@ -45,8 +45,9 @@ use tracing::{debug, info, warn};
 use crate::pool::Shared;
 
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
-    // Maintenance runs on the worker's own connections, but for the VACUUM: it holds its
-    // connection for as long as the table takes, which the hot path must not wait behind.
+    // Maintenance runs on the worker's own connections, but for the prune passes and the
+    // VACUUM: they hold a connection for as long as the table takes, which the hot path must
+    // not wait behind.
     let own = bosun_queue::Client::new(shared.own().clone());
     let rescuer = rescuer::Rescuer::new(own.clone(), shared.config.rescuer.clone());
     let pruner = pruner::Pruner::new(shared.client.clone(), shared.config.pruner.clone());
