@@ -1,73 +1,11 @@
 //! Sagas: the SQL API (start, cancel, retry) and the fenced transitions the runner makes,
 //! driven here by hand so each rule is checked on its own.
 
-use bosun_tests::TestDb;
-use sqlx::{PgConnection, Row};
-use uuid::Uuid;
-
-const STEPS: &str = "'{reserve,create,attach}'::text[], '{t,t,t}'::boolean[]";
-
-async fn start(conn: &mut PgConnection, key: &str) -> Uuid {
-    sqlx::query_scalar("SELECT bosun.start_saga('example.provision', $1, '{\"fail_at\": null}')")
-        .bind(key)
-        .fetch_one(conn)
-        .await
-        .unwrap()
-}
-
-/// Claim the step job for `step`/`direction` by hand, as a worker would; returns its id.
-async fn claim(conn: &mut PgConnection, saga: Uuid, step: i32, direction: &str) -> i64 {
-    sqlx::query_scalar(
-        "UPDATE bosun.jobs SET state = 'running', attempt = attempt + 1, attempted_at = now()
-         WHERE unique_key = format('saga:%s:%s:%s', $1::uuid, $2, $3) RETURNING id",
-    )
-    .bind(saga)
-    .bind(step)
-    .bind(direction)
-    .fetch_one(conn)
-    .await
-    .unwrap()
-}
-
-/// Begin step `step` as the runner holding `job` (attempt 1) would.
-async fn begin(conn: &mut PgConnection, saga: Uuid, job: i64, step: i32) -> Option<String> {
-    sqlx::query_scalar(&format!(
-        "SELECT (bosun.saga_step_begin($1, 1, $2, $3, {STEPS})).state::text"
-    ))
-    .bind(job)
-    .bind(saga)
-    .bind(step)
-    .fetch_one(conn)
-    .await
-    .unwrap()
-}
-
-async fn call_bool(conn: &mut PgConnection, sql: &str, saga: Uuid, job: i64, step: i32) -> bool {
-    sqlx::query_scalar(sql)
-        .bind(job)
-        .bind(saga)
-        .bind(step)
-        .fetch_one(conn)
-        .await
-        .unwrap()
-}
-
-async fn saga_state(conn: &mut PgConnection, saga: Uuid) -> (String, Option<String>) {
-    let row = sqlx::query("SELECT state::text, error FROM bosun.sagas WHERE id = $1")
-        .bind(saga)
-        .fetch_one(conn)
-        .await
-        .unwrap();
-    (row.get(0), row.get(1))
-}
-
-async fn steps(conn: &mut PgConnection, saga: Uuid) -> Vec<String> {
-    sqlx::query_scalar("SELECT state::text FROM bosun.saga_steps WHERE saga_id = $1 ORDER BY idx")
-        .bind(saga)
-        .fetch_all(conn)
-        .await
-        .unwrap()
-}
+use bosun_tests::{
+    saga_sql::{begin, call_bool, claim, saga_state, start, steps},
+    TestDb,
+};
+use sqlx::Row;
 
 #[tokio::test]
 async fn a_runner_that_lost_its_job_cannot_reopen_a_finished_step() {

@@ -1346,7 +1346,8 @@ async fn writes_by_a_worker_that_lost_the_job_are_fenced_out() {
     let id = enqueue(&db.client, NewJob::new("test.fence", json!({}))).await;
     let claimed = job_claim(&db.pool, "default", &kinds, 10, "w1")
         .await
-        .unwrap();
+        .unwrap()
+        .jobs;
     assert_eq!(claimed.len(), 1);
     assert_eq!(
         (claimed[0].id, claimed[0].state, claimed[0].attempt),
@@ -1372,7 +1373,8 @@ async fn writes_by_a_worker_that_lost_the_job_are_fenced_out() {
     db.client.retry_job(id).await.unwrap();
     let again = job_claim(&db.pool, "default", &kinds, 10, "w2")
         .await
-        .unwrap();
+        .unwrap()
+        .jobs;
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].attempt, again[0].state), (2, JobState::Running));
     for outcome in &outcomes {
@@ -1403,7 +1405,8 @@ async fn writes_by_a_worker_that_lost_the_job_are_fenced_out() {
     let other = enqueue(&db.client, NewJob::new("test.fence", json!({}))).await;
     let first = job_claim(&db.pool, "default", &kinds, 10, "w1")
         .await
-        .unwrap();
+        .unwrap()
+        .jobs;
     assert_eq!((first[0].id, first[0].attempt), (other, 1));
     sqlx::query(
         "UPDATE bosun.jobs SET attempt = attempt + 1, attempted_by = 'w3', attempted_at = now()
@@ -1431,17 +1434,21 @@ async fn a_claim_takes_at_most_the_free_slots_and_skips_what_others_hold() {
     let kinds = vec!["k".to_string()];
     let first = job_claim(&db.pool, "default", &kinds, 4, "w1")
         .await
-        .unwrap();
+        .unwrap()
+        .jobs;
     let second = job_claim(&db.pool, "default", &kinds, 100, "w2")
         .await
-        .unwrap();
+        .unwrap()
+        .jobs;
     let third = job_claim(&db.pool, "default", &kinds, 100, "w3")
         .await
-        .unwrap();
+        .unwrap()
+        .jobs;
     assert_eq!((first.len(), second.len(), third.len()), (4, 6, 0));
     assert!(job_claim(&db.pool, "default", &kinds, 0, "w4")
         .await
         .unwrap()
+        .jobs
         .is_empty());
 }
 
@@ -1495,7 +1502,8 @@ async fn a_batched_completion_completes_exactly_the_attempts_still_held() {
     }
     let claimed = job_claim(&db.pool, "default", &kinds, 10, "w1")
         .await
-        .unwrap();
+        .unwrap()
+        .jobs;
     let held: Vec<(i64, i32)> = claimed.iter().map(|j| (j.id, j.attempt)).collect();
     // One was cancelled meanwhile, and one pair names a stale attempt.
     db.client.cancel_job(held[0].0).await.unwrap();

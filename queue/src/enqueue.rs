@@ -256,6 +256,15 @@ async fn arrays(conn: &mut PgConnection, jobs: &[NewJob], labelled: bool) -> Res
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
+    let on_conflict = jobs[0].on_conflict;
+    if let Some(other) = jobs.iter().position(|j| j.on_conflict != on_conflict) {
+        return Err(Error::InvalidArgument(format!(
+            "jobs[{}] has on_conflict {} but jobs[1] has {}: the jobs of one batch take one",
+            other + 1,
+            jobs[other].on_conflict.as_str(),
+            on_conflict.as_str()
+        )));
+    }
     let rows: Vec<(i64, bool)> = sqlx::query_as(include_str!("sql/enqueue.sql"))
         .bind(jobs.iter().map(|j| j.kind.as_str()).collect::<Vec<_>>())
         .bind(jobs.iter().map(|j| &j.args).collect::<Vec<_>>())
@@ -280,6 +289,7 @@ async fn arrays(conn: &mut PgConnection, jobs: &[NewJob], labelled: bool) -> Res
         )
         .bind(jobs.iter().map(|j| j.meta.as_ref()).collect::<Vec<_>>())
         .bind(labelled)
+        .bind(on_conflict.as_str())
         .fetch_all(conn)
         .await?;
     Ok(rows

@@ -40,7 +40,7 @@ pub use targets::{Target, TargetState, TargetStats};
 pub use types::{is_valid_kind, is_valid_queue_name};
 pub use types::{
     AttemptError, Enqueued, IntoNewJob, Job, JobArgs, JobFilter, JobOptions, JobState, NewJob,
-    QueueRow, QueueStats,
+    OnConflict, QueueRow, QueueStats,
 };
 
 /// Re-exported so that users name the same sqlx version Bosun uses.

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use sqlx::PgPool;
+use sqlx::{PgPool, Row};
 
 use crate::{Job, JobState, Result};
 
@@ -52,6 +52,42 @@ pub enum Recorded {
     FencedOut,
 }
 
+/// What a claim took: the jobs to run, and the rows it claimed but could not read as a
+/// [`Job`] (see [`Unreadable`]).
+#[derive(Debug, Default)]
+pub struct Claimed {
+    /// The claimed jobs, in the order they should start.
+    pub jobs: Vec<Job>,
+    /// Claimed rows that could not be read.
+    pub unreadable: Vec<Unreadable>,
+}
+
+impl Claimed {
+    /// How many rows the claim took, read or not.
+    pub fn len(&self) -> usize {
+        self.jobs.len() + self.unreadable.len()
+    }
+
+    /// Whether it took none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A claimed row that does not read as a [`Job`]: a value no reader can take (JSON nested
+/// deeper than serde_json decodes, a time beyond chrono's range), written past the table's
+/// checks. The claim is held like any other: the runtime fails this attempt, fenced by
+/// `attempt`, with `error` saying why, so the row fails alone and its batch runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The job's id.
+    pub id: i64,
+    /// The attempt claimed: the fencing token of the failure's write.
+    pub attempt: i32,
+    /// Why it does not read.
+    pub error: String,
+}
+
 /// Claim up to `limit` due jobs of `queue` whose kind is in `kinds`, for `worker_id`.
 ///
 /// # Errors
@@ -62,7 +98,7 @@ pub async fn job_claim(
     kinds: &[String],
     limit: i64,
     worker_id: &str,
-) -> Result<Vec<Job>> {
+) -> Result<Claimed> {
     claim(executor, queue, kinds, limit, worker_id, false).await
 }
 
@@ -84,7 +120,7 @@ pub async fn job_claim_or_wait(
     kinds: &[String],
     limit: i64,
     worker_id: &str,
-) -> Result<Vec<Job>> {
+) -> Result<Claimed> {
     claim(executor, queue, kinds, limit, worker_id, true).await
 }
 
@@ -95,18 +131,43 @@ async fn claim(
     limit: i64,
     worker_id: &str,
     wait: bool,
-) -> Result<Vec<Job>> {
+) -> Result<Claimed> {
     if limit <= 0 {
-        return Ok(Vec::new());
+        return Ok(Claimed::default());
     }
-    Ok(sqlx::query_as(include_str!("sql/job_claim.sql"))
+    let rows = sqlx::query(include_str!("sql/job_claim.sql"))
         .bind(queue)
         .bind(limit)
         .bind(kinds)
         .bind(worker_id)
         .bind(wait)
         .fetch_all(executor)
-        .await?)
+        .await?;
+    let mut claimed = Claimed::default();
+    for row in rows {
+        match read_job(&row) {
+            Ok(job) => claimed.jobs.push(job),
+            Err(error) => {
+                // The id and attempt are plain integers, so they read even when the rest
+                // does not; a row where they did not could not be claimed at all.
+                if let (Ok(id), Ok(attempt)) = (row.try_get("id"), row.try_get("attempt")) {
+                    claimed.unreadable.push(Unreadable { id, attempt, error });
+                }
+            }
+        }
+    }
+    Ok(claimed)
+}
+
+/// One claimed row as a [`Job`], or why it is not one. sqlx's decoding of a time beyond
+/// chrono's range panics rather than failing, so the panic is caught here too.
+fn read_job(row: &sqlx::postgres::PgRow) -> std::result::Result<Job, String> {
+    use sqlx::FromRow;
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Job::from_row(row))) {
+        Ok(Ok(job)) => Ok(job),
+        Ok(Err(error)) => Err(format!("the job's row could not be read: {error}")),
+        Err(_) => Err("the job's row could not be read: a value is out of range".to_string()),
+    }
 }
 
 /// Complete many jobs at once, each fenced by its attempt (`held`: id and attempt). Returns

@@ -70,8 +70,10 @@ pub struct Saga {
     pub current_step: i32,
     /// Whether a cancel was requested.
     pub cancel_requested: bool,
-    /// Why it failed or is stuck.
+    /// Why it failed or is stuck: the latest error.
     pub error: Option<String>,
+    /// Every error it recorded, oldest first: `{"at", "step", "state", "error"}` objects.
+    pub errors: serde_json::Value,
     /// Queue of its step jobs.
     pub queue: String,
     /// Started.
@@ -251,9 +253,10 @@ pub mod runner {
         step: i32,
         names: &[String],
         has_undo: &[bool],
+        max_attempts: i32,
     ) -> Result<Option<Saga>> {
         let saga: Option<Saga> = sqlx::query_as(
-            "SELECT * FROM bosun.saga_step_begin($1, $2, $3, $4, $5, $6) WHERE id IS NOT NULL",
+            "SELECT * FROM bosun.saga_step_begin($1, $2, $3, $4, $5, $6, $7) WHERE id IS NOT NULL",
         )
         .bind(job.0)
         .bind(job.1)
@@ -261,6 +264,7 @@ pub mod runner {
         .bind(step)
         .bind(names)
         .bind(has_undo)
+        .bind(max_attempts)
         .fetch_optional(pool)
         .await?;
         Ok(saga)
@@ -360,14 +364,16 @@ pub mod runner {
         job: (i64, i32),
         saga_id: Uuid,
         step: i32,
+        max_attempts: i32,
     ) -> Result<Option<Saga>> {
         Ok(sqlx::query_as(
-            "SELECT * FROM bosun.saga_undo_begin($1, $2, $3, $4) WHERE id IS NOT NULL",
+            "SELECT * FROM bosun.saga_undo_begin($1, $2, $3, $4, $5) WHERE id IS NOT NULL",
         )
         .bind(job.0)
         .bind(job.1)
         .bind(saga_id)
         .bind(step)
+        .bind(max_attempts)
         .fetch_optional(pool)
         .await?)
     }

@@ -218,6 +218,31 @@ pub struct NewJob {
     pub(crate) target: Option<String>,
     pub(crate) tags: Vec<String>,
     pub(crate) meta: Option<serde_json::Value>,
+    pub(crate) on_conflict: OnConflict,
+}
+
+/// What enqueueing a job whose `unique_key` is taken does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnConflict {
+    /// Return the job that holds the key, whatever it holds (`inserted: false`). The default,
+    /// and what makes re-enqueueing after a crash harmless.
+    #[default]
+    ReturnExisting,
+    /// Return the job that holds the key if it is the same job (kind, args, queue and
+    /// target); otherwise fail with [`Error::Conflict`], naming what differs. For keys that
+    /// name a command: the same key with other arguments is a mistake, not a retry.
+    ErrorIfDifferent,
+}
+
+impl OnConflict {
+    /// The name used in SQL (`on_conflict => 'error_if_different'`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnConflict::ReturnExisting => "return_existing",
+            OnConflict::ErrorIfDifferent => "error_if_different",
+        }
+    }
 }
 
 impl NewJob {
@@ -234,6 +259,7 @@ impl NewJob {
             target: None,
             tags: Vec::new(),
             meta: None,
+            on_conflict: OnConflict::ReturnExisting,
         }
     }
 
@@ -308,6 +334,12 @@ impl NewJob {
     /// Free-form metadata (a JSON object).
     pub fn meta(mut self, meta: serde_json::Value) -> Self {
         self.meta = Some(meta);
+        self
+    }
+
+    /// What a taken `unique_key` does (default [`OnConflict::ReturnExisting`]).
+    pub fn on_conflict(mut self, on_conflict: OnConflict) -> Self {
+        self.on_conflict = on_conflict;
         self
     }
 

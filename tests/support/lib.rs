@@ -307,6 +307,145 @@ impl RunningPool {
     }
 }
 
+/// Every row of `bosun.jobs` and `bosun.queues`, as JSON text, to prove nothing changed.
+pub async fn snapshot(conn: &mut PgConnection) -> (Vec<String>, Vec<String>) {
+    let jobs = sqlx::query_scalar("SELECT to_jsonb(j)::text FROM bosun.jobs AS j ORDER BY id")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    let queues =
+        sqlx::query_scalar("SELECT to_jsonb(q)::text FROM bosun.queues AS q ORDER BY name")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+    (jobs, queues)
+}
+
+/// `sql` fails with SQLSTATE `code` and a message containing every one of `needles`, and no
+/// row of `bosun.jobs` or `bosun.queues` was added, removed or changed. Returns the message.
+pub async fn assert_rejected(
+    conn: &mut PgConnection,
+    sql: &str,
+    code: &str,
+    needles: &[&str],
+) -> String {
+    let before = snapshot(conn).await;
+    let err = sqlx::query(sql)
+        .execute(&mut *conn)
+        .await
+        .expect_err(&format!("{sql} should fail"));
+    let db = err
+        .as_database_error()
+        .unwrap_or_else(|| panic!("{sql}: expected a database error, got {err:?}"));
+    let message = db.message().to_string();
+    assert_eq!(
+        db.code().as_deref(),
+        Some(code),
+        "SQLSTATE of {sql} (message: {message})"
+    );
+    for needle in needles {
+        assert!(
+            message.contains(needle),
+            "message of {sql} should contain {needle:?}, got {message:?}"
+        );
+    }
+    let after = snapshot(conn).await;
+    assert_eq!(
+        before.0.len(),
+        after.0.len(),
+        "{sql} changed the number of jobs"
+    );
+    assert_eq!(
+        before.1.len(),
+        after.1.len(),
+        "{sql} changed the number of queues"
+    );
+    assert_eq!(before, after, "{sql} changed rows although it failed");
+    message
+}
+
+/// Sagas driven by hand from SQL, as the runner would drive them: the saga kind
+/// `example.provision` with three steps, each with an undo.
+pub mod saga_sql {
+    use sqlx::{PgConnection, Row};
+    use uuid::Uuid;
+
+    /// The ledger arguments of `bosun.saga_step_begin` for the three steps.
+    pub const STEPS: &str = "'{reserve,create,attach}'::text[], '{t,t,t}'::boolean[]";
+
+    pub async fn start(conn: &mut PgConnection, key: &str) -> Uuid {
+        sqlx::query_scalar(
+            "SELECT bosun.start_saga('example.provision', $1, '{\"fail_at\": null}')",
+        )
+        .bind(key)
+        .fetch_one(conn)
+        .await
+        .unwrap()
+    }
+
+    /// Claim the step job for `step`/`direction` by hand, as a worker would; returns its id.
+    pub async fn claim(conn: &mut PgConnection, saga: Uuid, step: i32, direction: &str) -> i64 {
+        sqlx::query_scalar(
+            "UPDATE bosun.jobs SET state = 'running', attempt = attempt + 1, attempted_at = now()
+             WHERE unique_key = format('saga:%s:%s:%s', $1::uuid, $2, $3) RETURNING id",
+        )
+        .bind(saga)
+        .bind(step)
+        .bind(direction)
+        .fetch_one(conn)
+        .await
+        .unwrap()
+    }
+
+    /// Begin step `step` as the runner holding `job` (attempt 1) would.
+    pub async fn begin(conn: &mut PgConnection, saga: Uuid, job: i64, step: i32) -> Option<String> {
+        sqlx::query_scalar(&format!(
+            "SELECT (bosun.saga_step_begin($1, 1, $2, $3, {STEPS})).state::text"
+        ))
+        .bind(job)
+        .bind(saga)
+        .bind(step)
+        .fetch_one(conn)
+        .await
+        .unwrap()
+    }
+
+    pub async fn call_bool(
+        conn: &mut PgConnection,
+        sql: &str,
+        saga: Uuid,
+        job: i64,
+        step: i32,
+    ) -> bool {
+        sqlx::query_scalar(sql)
+            .bind(job)
+            .bind(saga)
+            .bind(step)
+            .fetch_one(conn)
+            .await
+            .unwrap()
+    }
+
+    pub async fn saga_state(conn: &mut PgConnection, saga: Uuid) -> (String, Option<String>) {
+        let row = sqlx::query("SELECT state::text, error FROM bosun.sagas WHERE id = $1")
+            .bind(saga)
+            .fetch_one(conn)
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    }
+
+    pub async fn steps(conn: &mut PgConnection, saga: Uuid) -> Vec<String> {
+        sqlx::query_scalar(
+            "SELECT state::text FROM bosun.saga_steps WHERE saga_id = $1 ORDER BY idx",
+        )
+        .bind(saga)
+        .fetch_all(conn)
+        .await
+        .unwrap()
+    }
+}
+
 /// Count of jobs per state, for assertions.
 pub async fn state_counts(pool: &PgPool) -> std::collections::BTreeMap<String, i64> {
     sqlx::query_as::<_, (String, i64)>(

@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use backon::{ExponentialBuilder, Retryable};
 use bosun_queue::{
-    runtime::{job_record, job_release_many, Outcome, Recorded},
+    runtime::{job_record, job_release_many, Outcome, Recorded, Unreadable},
     Job,
 };
 use tracing::{debug, info, info_span, warn, Instrument};
@@ -197,6 +197,28 @@ async fn record(shared: &Shared, job: &Job, outcome: &Outcome) -> Option<Recorde
         Err(error) => {
             warn!(%error, "could not record the attempt; the job stays running until it is recovered");
             None
+        }
+    }
+}
+
+/// Fail claimed rows that could not be read as jobs: their handler cannot run, so the
+/// attempt fails for good, fenced as always, with the reason in the row's errors.
+pub(crate) async fn fail_unreadable(shared: Arc<Shared>, rows: Vec<Unreadable>) {
+    let pool = shared.own();
+    for row in rows {
+        warn!(id = row.id, attempt = row.attempt, error = %row.error, "claimed a job that cannot be read; failing it");
+        let outcome = Outcome::Errored {
+            error: row.error.clone(),
+            kind: "decode",
+            retry_in: Duration::ZERO,
+            permanent: true,
+        };
+        let result = (|| job_record(pool, row.id, row.attempt, &outcome))
+            .retry(record_backoff())
+            .when(bosun_queue::Error::is_transient)
+            .await;
+        if let Err(error) = result {
+            warn!(id = row.id, %error, "could not fail the unreadable job; it stays running until it is rescued");
         }
     }
 }

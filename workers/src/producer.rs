@@ -388,7 +388,13 @@ async fn claim(
             full,
             marked: marking && !full,
         };
-        for job in claimed {
+        if !claimed.unreadable.is_empty() {
+            tokio::spawn(crate::executor::fail_unreadable(
+                Arc::clone(&shared),
+                claimed.unreadable,
+            ));
+        }
+        for job in claimed.jobs {
             crate::metrics::claimed(&job);
             let Some(place) = room.split(1) else { break };
             let saga = crate::executor::saga_of(&job);

@@ -135,7 +135,9 @@ async fn ceiling_on_jobs(scratch: &Scratch, count: u64) -> anyhow::Result<RunRes
         let kinds = kinds.clone();
         async move {
             loop {
-                let jobs = job_claim(&pool, "default", &kinds, CEILING_BATCH, "w0j").await?;
+                let jobs = job_claim(&pool, "default", &kinds, CEILING_BATCH, "w0j")
+                    .await?
+                    .jobs;
                 if jobs.is_empty() {
                     return anyhow::Ok(());
                 }

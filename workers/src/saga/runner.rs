@@ -85,6 +85,7 @@ impl SagaRunner {
             job.step,
             &self.names,
             &self.has_undo,
+            step.max_attempts,
         )
         .await
         {
@@ -138,7 +139,7 @@ impl SagaRunner {
                 JobState::Completed,
             );
         };
-        let saga = match undo_begin(pool, held, job.saga_id, job.step).await {
+        let saga = match undo_begin(pool, held, job.saga_id, job.step, step.max_attempts).await {
             Ok(Some(saga)) => saga,
             // The runner no longer holds its job: leave the ledger alone.
             Ok(None) => return Handled::Recorded(Recorded::FencedOut),
