@@ -194,6 +194,7 @@ BEGIN
 END;
 $function$;
 
+DROP FUNCTION bosun.saga_job_keys(bosun.sagas);
 DROP FUNCTION bosun.job_revive(bigint);
 DROP FUNCTION bosun.job_refuse_expunged(text, bosun.jobs);
 DROP FUNCTION bosun.job_refuse_saga_step(text, bosun.jobs, text);

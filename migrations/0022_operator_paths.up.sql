@@ -221,6 +221,18 @@ BEGIN
 END;
 $function$;
 
+-- The unique keys every job of saga `s` may have: the run and the undo of each step it has
+-- (its ledger's steps, or the first one before the ledger exists). Looked up by the unique
+-- key's index, not by a scan for a prefix.
+CREATE FUNCTION bosun.saga_job_keys(s bosun.sagas) RETURNS text[]
+    LANGUAGE sql STABLE AS $$
+    SELECT array_agg(format('saga:%s:%s:%s', s.id, i, d.direction))
+    FROM generate_series(0, greatest(s.current_step,
+                                     (SELECT max(st.idx) FROM bosun.saga_steps AS st
+                                      WHERE st.saga_id = s.id), 0)) AS i,
+         (VALUES ('do'), ('undo')) AS d(direction)
+$$;
+
 -- Resume a saga that has not finished and is not moving: a stuck saga runs its failed undo
 -- again; a running or compensating saga whose step has no live job (it was cancelled,
 -- failed, or pruned) runs that step's job again. Jobs that are gone are enqueued afresh
@@ -238,7 +250,7 @@ BEGIN
             USING ERRCODE = '55000';
     END IF;
     IF EXISTS (SELECT 1 FROM bosun.jobs AS x
-               WHERE x.unique_key LIKE format('saga:%s:%%', s.id)
+               WHERE x.unique_key = ANY(bosun.saga_job_keys(s))
                  AND x.state IN ('scheduled', 'available', 'running', 'retryable')) THEN
         RAISE EXCEPTION 'bosun.retry_saga: saga % is % and its step has a job that will run; nothing to resume',
             s.id, s.state USING ERRCODE = '55000';

@@ -1172,3 +1172,78 @@ async fn bench_runs_every_workload_and_reports_json_lines() {
             .unwrap();
     assert_eq!(left, 0);
 }
+
+#[tokio::test]
+async fn work_of_a_kind_no_worker_serves_is_reported_and_a_saga_that_never_ran_can_be_deleted() {
+    let db = TestDb::new().await;
+    let output = bosun(&db, &["enqueue", "email.sned", "{}"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("no worker has ever served kind \"email.sned\""),
+        "{}",
+        stderr(&output)
+    );
+    // A worker registers the kinds it serves.
+    sqlx::query(
+        "INSERT INTO bosun.workers (id, host, pid, kinds, expires_at)
+         VALUES ('w1', 'h', 1, '{echo,saga:example.provision}', now() + interval '1 minute')",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let output = bosun(&db, &["enqueue", "echo", "{}"]);
+    assert_eq!(stderr(&output), "", "a served kind gets no warning");
+    let listed = json_of(&db, &["jobs", "--json"]);
+    let served: Vec<(String, bool)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            (
+                j["kind"].as_str().unwrap().to_string(),
+                j["kind_served"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        served,
+        [
+            ("echo".to_string(), true),
+            ("email.sned".to_string(), false)
+        ]
+    );
+    assert!(ok(&db, &["jobs"]).contains("NO"));
+
+    // A typo'd saga kind: accepted, reported, and its key is not burnt for good.
+    let output = bosun(
+        &db,
+        &["sagas", "start", "example.provison", "vm-1", "{}", "--json"],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stderr(&output).contains("kind \"saga:example.provison\""));
+    let started: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let id = started["id"].as_str().unwrap().to_string();
+    let listed = json_of(&db, &["sagas", "--json"]);
+    assert_eq!(listed[0]["kind_served"], false);
+    fails(
+        &db,
+        &["sagas", "start", "example.provision", "vm-1", "{}"],
+        "other kind: 'example.provison' (given 'example.provision')",
+    );
+    assert!(ok(&db, &["saga", &id, "--delete"]).contains(&format!("deleted saga {id}")));
+    ok(&db, &["sagas", "start", "example.provision", "vm-1", "{}"]);
+    // A saga that has run a step cannot be deleted: it is cancelled instead.
+    let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM bosun.sagas")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE bosun.jobs SET state = 'running', attempt = 1 WHERE kind LIKE 'saga:%'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    fails(
+        &db,
+        &["saga", &id.to_string(), "--delete"],
+        "cancel it instead",
+    );
+}

@@ -98,6 +98,7 @@ async fn four_replicas_run_every_job_exactly_once() {
         4,
         "every replica took a share"
     );
+    bosun_tests::assert_invariants_hold(&db.pool).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,6 +175,7 @@ async fn kill_9_of_one_replica_loses_no_job_and_reruns_only_its_in_flight_jobs()
         foreign, 0,
         "every earlier claim of a re-run job was the killed replica's"
     );
+    bosun_tests::assert_invariants_hold(&db.pool).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,6 +232,7 @@ async fn a_replica_paused_past_its_lease_cannot_write_after_others_took_over() {
         8,
         "one completion per job, all by the replica that took over"
     );
+    bosun_tests::assert_invariants_hold(&db.pool).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,6 +267,7 @@ async fn a_killed_leader_is_replaced_within_the_lease() {
         started.elapsed()
     );
     survivor.stop().await;
+    bosun_tests::assert_invariants_hold(&db.pool).await;
 }
 
 /// A PostgreSQL server of the test's own (stopping it must not disturb the other tests), with
@@ -322,6 +326,7 @@ async fn a_client_enqueues_right_after_a_postgres_restart() {
         .await
         .unwrap();
     assert_eq!(jobs, 28);
+    bosun_tests::assert_invariants_hold(client.pool()).await;
     drop(server);
 }
 
@@ -386,6 +391,7 @@ async fn a_postgres_restart_mid_drain_needs_no_operator() {
             .await
             .unwrap();
     assert_eq!(stuck, 0);
+    bosun_tests::assert_invariants_hold(client.pool()).await;
     drop(server);
 }
 
@@ -454,6 +460,7 @@ async fn a_leader_whose_clock_is_hours_off_does_not_rescue_live_jobs() {
         );
         assert_eq!(job.attempted_by.as_deref(), Some("honest"));
     }
+    bosun_tests::assert_invariants_hold(&db.pool).await;
 }
 
 /// The multi-threaded libfaketime library, where distributions install it.

@@ -426,6 +426,63 @@ async fn the_pruner_deletes_finished_jobs_past_their_retention_in_batches() {
     ));
 }
 
+#[tokio::test]
+async fn the_pruner_deletes_finished_sagas_past_their_retention_and_keeps_stuck_ones() {
+    use bosun_workers::maintenance::pruner::{Pruner, PrunerConfig};
+    let db = TestDb::new().await;
+    // (state, days since it finished) for each saga.
+    let rows = [
+        ("succeeded", 8),
+        ("compensated", 8),
+        ("succeeded", 1),
+        ("stuck", 30),
+        ("running", 30),
+    ];
+    for (i, (state, days)) in rows.into_iter().enumerate() {
+        let id = db
+            .client
+            .start_saga("k", &format!("saga-{i}"), &json!({}))
+            .await
+            .unwrap();
+        sqlx::query(
+            "UPDATE bosun.sagas SET state = $2::text::bosun.saga_state,
+                    created_at = now() - make_interval(days => $3),
+                    finished_at = CASE WHEN $2 IN ('succeeded', 'compensated')
+                                       THEN now() - make_interval(days => $3) END
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(state)
+        .bind(days)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO bosun.saga_steps (saga_id, idx, name) VALUES ($1, 0, 'only')")
+            .bind(id)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+    }
+    let pruner = Pruner::new(
+        db.client.clone(),
+        PrunerConfig {
+            batch_size: 1,
+            ..PrunerConfig::default()
+        },
+    );
+    assert_eq!(pruner.run_once().await.unwrap().sagas, 2);
+    let left: Vec<String> = sqlx::query_scalar("SELECT state::text FROM bosun.sagas ORDER BY key")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, ["succeeded", "stuck", "running"]);
+    let ledgers: i64 = sqlx::query_scalar("SELECT count(*) FROM bosun.saga_steps")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(ledgers, 3, "the ledgers of pruned sagas went with them");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_worker_gives_back_claims_it_never_received() {
     let db = TestDb::new().await;

@@ -146,6 +146,7 @@ async fn kill_9_after_a_claim_runs_the_step_once_on_restart() {
         Some(json!({"resource": format!("{key}.create.vm"), "adopted": false}))
     );
     again.stop().await;
+    bosun_tests::assert_invariants_hold(&db.pool).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -173,6 +174,7 @@ async fn kill_9_after_the_side_effect_adopts_the_resource_instead_of_making_anot
         Some(json!({"resource": format!("{key}.create.vm"), "adopted": true}))
     );
     other.stop().await;
+    bosun_tests::assert_invariants_hold(&db.pool).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -221,6 +223,7 @@ async fn kill_9_between_a_step_and_the_next_neither_repeats_nor_loses_a_step() {
         assert_eq!(calls(&db, key, name).await, ["create"], "{name} made once");
     }
     other.stop().await;
+    bosun_tests::assert_invariants_hold(&db.pool).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -278,6 +281,7 @@ async fn kill_9_in_the_middle_of_an_undo_finishes_compensating_with_nothing_left
     );
     assert_eq!(settled_listing(&db.pool, key).await, Vec::<String>::new());
     again.stop().await;
+    bosun_tests::assert_invariants_hold(&db.pool).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -303,6 +307,7 @@ async fn a_runner_paused_past_its_lease_cannot_write_the_ledger_after_a_takeover
     assert_eq!(settled_listing(&db.pool, key).await, all_resources(key));
     zombie.stop().await;
     taker.stop().await;
+    bosun_tests::assert_invariants_hold(&db.pool).await;
 }
 
 /// Release a held step of a worker that lost it, and check that its attempt to record the
@@ -386,6 +391,7 @@ async fn expunging_the_target_in_the_middle_of_a_step_fails_it_and_unwinds_the_s
     // The runner that was in the middle of `create` wakes up and is refused.
     release_and_check_refused(&db, id, key, "create", HoldPoint::After, &worker).await;
     worker.stop().await;
+    bosun_tests::assert_invariants_hold(&db.pool).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -429,6 +435,7 @@ async fn expunging_the_target_in_the_middle_of_an_undo_counts_the_undos_as_done(
     assert_eq!(calls(&db, key, "create").await, ["create"]);
     release_and_check_refused(&db, id, key, "create", HoldPoint::UndoBefore, &worker).await;
     worker.stop().await;
+    bosun_tests::assert_invariants_hold(&db.pool).await;
 }
 
 /// The saga row, its steps and its step jobs, as one comparable value.

@@ -463,6 +463,7 @@ async fn expunging_a_target_reaps_1000_queued_and_20_running_jobs_on_two_replica
     );
     a.stop().await;
     b.stop().await;
+    bosun_tests::assert_invariants_hold(&db.pool).await;
 }
 
 /// The reconciler example (`examples/export_reconciler.rs`) runs its scenario to the end:

@@ -62,6 +62,9 @@ pub enum Command {
     Targets(TargetsArgs),
     /// Expunge a target for good: its work is failed and its sagas unwind.
     Expunge(ExpungeArgs),
+    /// Check the invariants Bosun's writes keep (sagas that cannot move, jobs of dead
+    /// workers or expunged targets, counters); exit 1 when any is violated.
+    Doctor(DoctorArgs),
     /// Measure throughput and latency on a scratch database (created and dropped on the
     /// server given; without DATABASE_URL a throwaway server).
     Bench(BenchArgs),
@@ -169,6 +172,10 @@ pub struct WorkerArgs {
     /// Delete cancelled jobs this long after they were cancelled.
     #[arg(long, default_value = "7days", value_parser = parse_duration)]
     pub retain_cancelled: Duration,
+    /// Delete succeeded and compensated sagas (and their ledgers) this long after they
+    /// finished. Stuck sagas are kept.
+    #[arg(long, default_value = "7days", value_parser = parse_duration)]
+    pub retain_sagas: Duration,
 }
 
 /// `--queues`, parsed.
@@ -395,17 +402,34 @@ pub struct ExpungeArgs {
     pub json: bool,
 }
 
+/// `bosun doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// How long a state may last before it counts (a dead worker's jobs wait for the
+    /// rescuer, an expunged target's for the reaper).
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    pub grace: Duration,
+    /// Print JSON (an array of violations).
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `bosun saga ID`.
 #[derive(Debug, Args)]
 pub struct SagaArgs {
     /// The saga's id.
     pub id: uuid::Uuid,
     /// Cancel it: it stops at the next step boundary and compensates.
-    #[arg(long, conflicts_with = "retry")]
+    #[arg(long, conflicts_with_all = ["retry", "delete"])]
     pub cancel: bool,
-    /// Resume a stuck saga's compensation.
-    #[arg(long)]
+    /// Resume it: a stuck saga runs its failed undo again; a saga whose step has no live job
+    /// (cancelled, failed or pruned) runs that step again.
+    #[arg(long, conflicts_with = "delete")]
     pub retry: bool,
+    /// Delete a saga that never started a step (a typo'd kind, say), with its waiting job;
+    /// its key is free again.
+    #[arg(long)]
+    pub delete: bool,
     /// Print JSON (the saga and its steps).
     #[arg(long)]
     pub json: bool,

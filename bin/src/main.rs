@@ -34,10 +34,13 @@ fn main() -> std::process::ExitCode {
     };
     match runtime.block_on(bosun_cli::commands::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            std::process::ExitCode::FAILURE
-        }
+        Err(error) => match error.downcast_ref::<bosun_cli::commands::Exit>() {
+            Some(bosun_cli::commands::Exit(status)) => std::process::ExitCode::from(*status),
+            None => {
+                eprintln!("error: {error:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
     }
 }
 

@@ -21,6 +21,7 @@ mod client;
 mod copy_binary;
 mod enqueue;
 mod error;
+pub mod invariants;
 pub mod listener;
 pub mod liveness;
 pub mod migrate;

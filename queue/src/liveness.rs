@@ -249,6 +249,36 @@ pub async fn job_prune_batch(
         .rows_affected())
 }
 
+/// Delete up to `limit` sagas that finished (succeeded or compensated) more than
+/// `older_than` ago, with their ledgers. Returns how many were deleted.
+///
+/// # Errors
+/// [`crate::Error::Database`] if the delete fails.
+pub async fn saga_prune_batch(pool: &PgPool, older_than: Duration, limit: i64) -> Result<u64> {
+    Ok(sqlx::query(include_str!("sql/saga_prune_batch.sql"))
+        .bind(older_than.as_secs_f64())
+        .bind(limit)
+        .execute(pool)
+        .await?
+        .rows_affected())
+}
+
+/// Of `kinds`, those that no worker has ever registered (`bosun.served_kinds`), in the order
+/// given. A saga's steps run as jobs of kind `saga:<kind>`.
+///
+/// # Errors
+/// [`crate::Error::Database`] if the query fails.
+pub async fn kinds_never_served(pool: &PgPool, kinds: &[String]) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT k.kind FROM unnest($1::text[]) WITH ORDINALITY AS k(kind, ord)
+         WHERE NOT EXISTS (SELECT 1 FROM bosun.served_kinds AS s WHERE s.kind = k.kind)
+         ORDER BY k.ord",
+    )
+    .bind(kinds)
+    .fetch_all(pool)
+    .await?)
+}
+
 /// Dead and live row versions of `bosun.jobs` per the statistics, for the vacuumer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
 pub struct DeadRows {

@@ -207,12 +207,27 @@ pub async fn saga_cancel(pool: &PgPool, id: Uuid) -> Result<Saga> {
         .await?)
 }
 
-/// Resume a stuck saga's compensation (`bosun.retry_saga`).
+/// Resume a saga that has not finished and is not moving (`bosun.retry_saga`): a stuck
+/// saga runs its failed undo again; a running or compensating saga whose step has no live
+/// job runs that step's job again (enqueued afresh if it was pruned).
 ///
 /// # Errors
-/// [`Error::NotFound`]; [`Error::WrongState`] unless the saga is stuck.
+/// [`Error::NotFound`]; [`Error::WrongState`] for a finished saga, or one whose step job
+/// will run anyway.
 pub async fn saga_retry(pool: &PgPool, id: Uuid) -> Result<Saga> {
     Ok(sqlx::query_as("SELECT * FROM bosun.retry_saga($1)")
+        .bind(id)
+        .fetch_one(pool)
+        .await?)
+}
+
+/// Delete a saga that never started a step, with its waiting job (`bosun.delete_saga`), so
+/// that its key is free again. Returns the deleted saga.
+///
+/// # Errors
+/// [`Error::NotFound`]; [`Error::WrongState`] once a step has started.
+pub async fn saga_delete(pool: &PgPool, id: Uuid) -> Result<Saga> {
+    Ok(sqlx::query_as("SELECT * FROM bosun.delete_saga($1)")
         .bind(id)
         .fetch_one(pool)
         .await?)

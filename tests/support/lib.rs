@@ -446,6 +446,18 @@ pub mod saga_sql {
     }
 }
 
+/// Assert that `bosun.check_invariants()` lists nothing, with no grace: every job and saga
+/// row is settled as Bosun's writes leave them. The end of every crash test.
+pub async fn assert_invariants_hold(pool: &PgPool) {
+    let violations = bosun_queue::invariants::check_invariants(pool, Duration::ZERO)
+        .await
+        .expect("checking the invariants");
+    assert!(
+        violations.is_empty(),
+        "bosun.check_invariants() lists {violations:#?}"
+    );
+}
+
 /// Count of jobs per state, for assertions.
 pub async fn state_counts(pool: &PgPool) -> std::collections::BTreeMap<String, i64> {
     sqlx::query_as::<_, (String, i64)>(

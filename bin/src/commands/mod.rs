@@ -5,14 +5,16 @@ mod sagas;
 mod targets;
 
 use anyhow::Context;
-use bosun_queue::{migrate, Job, JobFilter, NewJob};
+use bosun_queue::{
+    invariants::check_invariants, liveness::kinds_never_served, migrate, Job, JobFilter, NewJob,
+};
 use bosun_workers::{maintenance::pruner::PrunerConfig, shutdown_signal, WorkerPool};
 use serde_json::json;
 
 use crate::{
     cli::{
-        CancelArgs, Cli, Command, EnqueueArgs, JobArgs, JobsArgs, MigrateArgs, QueueAction,
-        QueuesArgs, RetryArgs, WorkerArgs, WorkersArgs,
+        CancelArgs, Cli, Command, DoctorArgs, EnqueueArgs, JobArgs, JobsArgs, MigrateArgs,
+        QueueAction, QueuesArgs, RetryArgs, WorkerArgs, WorkersArgs,
     },
     connect::{ensure_migrated, open, Database},
     kinds,
@@ -46,12 +48,56 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Saga(args) => sagas::show(&db, &args).await,
                 Command::Targets(args) => targets::list_or_register(&db, args).await,
                 Command::Expunge(args) => targets::expunge(&db, &args).await,
+                Command::Doctor(args) => doctor(&db, &args).await,
                 Command::Migrate(_) | Command::Demo(_) | Command::Bench(_) => {
                     unreachable!("handled above")
                 }
             }
         }
     }
+}
+
+/// The command ran and found something wrong (`bosun doctor`); what it found is printed, so
+/// `main` exits with this status and says nothing more.
+#[derive(Debug)]
+pub struct Exit(pub u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+async fn doctor(db: &Database, args: &DoctorArgs) -> anyhow::Result<()> {
+    let violations = check_invariants(db.client.pool(), args.grace).await?;
+    if args.json {
+        print_json(&violations)?;
+    } else if violations.is_empty() {
+        say!("no invariant is violated");
+    } else {
+        let mut out = table(&["invariant", "subject", "detail"]);
+        for violation in &violations {
+            out.add_row(vec![
+                violation.invariant.clone(),
+                violation.subject.clone(),
+                violation.detail.clone(),
+            ]);
+        }
+        say!("{out}");
+        say!("{}", count(violations.len(), "violation", "violations"));
+    }
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(Exit(1).into())
+    }
+}
+
+/// `1 job`, `2 jobs`.
+pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 async fn migrate_cmd(db: &Database, args: &MigrateArgs) -> anyhow::Result<()> {
@@ -96,6 +142,7 @@ async fn worker(db: &Database, args: WorkerArgs) -> anyhow::Result<()> {
             retain_completed: args.retain_completed,
             retain_failed: args.retain_failed,
             retain_cancelled: args.retain_cancelled,
+            retain_sagas: args.retain_sagas,
             ..PrunerConfig::default()
         });
     for (queue, concurrency) in args.queues.0 {
@@ -147,7 +194,9 @@ async fn enqueue(db: &Database, args: EnqueueArgs) -> anyhow::Result<()> {
     if let Some(target) = args.target {
         job = job.target(target);
     }
+    let kind = job.kind().to_string();
     let enqueued = db.client.enqueue(job).await?;
+    warn_unless_served(db, &kind, "job").await?;
     if args.json {
         return print_json(&enqueued);
     }
@@ -162,6 +211,44 @@ async fn enqueue(db: &Database, args: EnqueueArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// If no worker has ever served `kind`, say so on stderr: the work waits until a worker
+/// that registers the kind runs, which for a typo is never.
+pub(crate) async fn warn_unless_served(
+    db: &Database,
+    kind: &str,
+    what: &str,
+) -> anyhow::Result<()> {
+    let never = kinds_never_served(db.client.pool(), &[kind.to_string()]).await?;
+    if !never.is_empty() {
+        eprintln!(
+            "bosun: warning: no worker has ever served kind {kind:?}; the {what} waits until a worker that registers it runs (check the kind for a typo)"
+        );
+    }
+    Ok(())
+}
+
+/// Of `kinds`, those no worker has ever served.
+pub(crate) async fn unserved(
+    db: &Database,
+    kinds: impl Iterator<Item = String>,
+) -> anyhow::Result<std::collections::HashSet<String>> {
+    let mut kinds: Vec<String> = kinds.collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    Ok(kinds_never_served(db.client.pool(), &kinds)
+        .await?
+        .into_iter()
+        .collect())
+}
+
+/// A row of a listing with whether its kind has ever been served, for `--json`.
+#[derive(serde::Serialize)]
+pub(crate) struct Listed<'a, T: serde::Serialize> {
+    #[serde(flatten)]
+    pub(crate) row: &'a T,
+    pub(crate) kind_served: bool,
+}
+
 async fn jobs(db: &Database, args: JobsArgs) -> anyhow::Result<()> {
     let filter = JobFilter {
         state: args.state,
@@ -171,8 +258,16 @@ async fn jobs(db: &Database, args: JobsArgs) -> anyhow::Result<()> {
         limit: Some(args.limit),
     };
     let jobs = db.client.job_list(&filter).await?;
+    let unserved = unserved(db, jobs.iter().map(|j| j.kind.clone())).await?;
     if args.json {
-        return print_json(&jobs);
+        let listed: Vec<_> = jobs
+            .iter()
+            .map(|row| Listed {
+                row,
+                kind_served: !unserved.contains(&row.kind),
+            })
+            .collect();
+        return print_json(&listed);
     }
     let mut out = table(&[
         "id",
@@ -182,6 +277,7 @@ async fn jobs(db: &Database, args: JobsArgs) -> anyhow::Result<()> {
         "attempt",
         "pri",
         "scheduled",
+        "served",
         "last error",
     ]);
     for job in &jobs {
@@ -198,12 +294,18 @@ async fn jobs(db: &Database, args: JobsArgs) -> anyhow::Result<()> {
             format!("{}/{}", job.attempt, job.max_attempts),
             job.priority.to_string(),
             relative(job.scheduled_at),
+            served_mark(&unserved, &job.kind),
             last_error,
         ]);
     }
     say!("{out}");
     say!("{} jobs", jobs.len());
     Ok(())
+}
+
+/// `yes`, or `NO` for a kind no worker has ever served.
+pub(crate) fn served_mark(unserved: &std::collections::HashSet<String>, kind: &str) -> String {
+    if unserved.contains(kind) { "NO" } else { "yes" }.to_string()
 }
 
 async fn job(db: &Database, args: &JobArgs) -> anyhow::Result<()> {

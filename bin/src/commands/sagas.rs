@@ -1,7 +1,10 @@
 //! `bosun sagas` and `bosun saga ID`: sagas and their ledger as a readable timeline.
 
 use bosun_queue::{
-    saga::{saga_cancel, saga_get, saga_list, saga_retry, saga_start, saga_steps},
+    saga::{
+        saga_cancel, saga_delete, saga_get, saga_job_kind, saga_list, saga_retry, saga_start,
+        saga_steps,
+    },
     Saga, SagaStep, SagaStepState,
 };
 use serde_json::json;
@@ -23,6 +26,7 @@ pub async fn list_or_start(db: &Database, args: SagasArgs) -> anyhow::Result<()>
     }) = args.action
     {
         let id = saga_start(pool, &kind, &key, &inputs, target.as_deref()).await?;
+        super::warn_unless_served(db, &saga_job_kind(&kind), "saga").await?;
         if args.json {
             return print_json(&json!({ "id": id }));
         }
@@ -30,10 +34,20 @@ pub async fn list_or_start(db: &Database, args: SagasArgs) -> anyhow::Result<()>
         return Ok(());
     }
     let sagas = saga_list(pool, args.state, args.kind.as_deref(), args.limit).await?;
+    let unserved = super::unserved(db, sagas.iter().map(|s| saga_job_kind(&s.kind))).await?;
     if args.json {
-        return print_json(&sagas);
+        let listed: Vec<_> = sagas
+            .iter()
+            .map(|row| super::Listed {
+                row,
+                kind_served: !unserved.contains(&saga_job_kind(&row.kind)),
+            })
+            .collect();
+        return print_json(&listed);
     }
-    let mut out = table(&["id", "kind", "key", "state", "step", "started", "error"]);
+    let mut out = table(&[
+        "id", "kind", "key", "state", "step", "started", "served", "error",
+    ]);
     for saga in &sagas {
         out.add_row(vec![
             saga.id.to_string(),
@@ -42,6 +56,7 @@ pub async fn list_or_start(db: &Database, args: SagasArgs) -> anyhow::Result<()>
             saga.state.to_string(),
             saga.current_step.to_string(),
             relative(saga.created_at),
+            super::served_mark(&unserved, &saga_job_kind(&saga.kind)),
             saga.error
                 .as_deref()
                 .map(|e| clip(e, 40))
@@ -55,6 +70,14 @@ pub async fn list_or_start(db: &Database, args: SagasArgs) -> anyhow::Result<()>
 
 pub async fn show(db: &Database, args: &SagaArgs) -> anyhow::Result<()> {
     let pool = db.client.pool();
+    if args.delete {
+        let saga = saga_delete(pool, args.id).await?;
+        if args.json {
+            return print_json(&json!({ "deleted": saga }));
+        }
+        say!("deleted saga {} ({}, key {})", saga.id, saga.kind, saga.key);
+        return Ok(());
+    }
     let saga = if args.cancel {
         saga_cancel(pool, args.id).await?
     } else if args.retry {
@@ -95,6 +118,17 @@ fn print_timeline(saga: &Saga, steps: &[SagaStep]) {
     }
     if let Some(error) = &saga.error {
         say!("  error        {error}");
+    }
+    let history = saga.errors.as_array().map_or(&[][..], Vec::as_slice);
+    if history.len() > 1 {
+        say!("  errors:");
+        for entry in history {
+            say!(
+                "    {}  {}",
+                entry["at"].as_str().unwrap_or_default(),
+                entry["error"].as_str().unwrap_or_default()
+            );
+        }
     }
     if steps.is_empty() {
         say!("  steps        (listed once a worker runs the first step)");

@@ -1,10 +1,14 @@
-//! The pruner: deletes finished jobs once their retention has passed, per state, so the table
-//! and its indexes do not grow without bound. Batches of `batch_size`, each a short statement
-//! that skips locked rows, until a batch comes back short.
+//! The pruner: deletes finished jobs once their retention has passed, per state, and finished
+//! sagas with their ledgers once theirs has, so the tables and their indexes do not grow
+//! without bound. Batches of `batch_size`, each a short statement that skips locked rows,
+//! until a batch comes back short. Stuck sagas have not finished and are never pruned.
 
 use std::time::Duration;
 
-use bosun_queue::{liveness::job_prune_batch, Client, JobState};
+use bosun_queue::{
+    liveness::{job_prune_batch, saga_prune_batch},
+    Client, JobState,
+};
 use serde::{Deserialize, Serialize};
 
 /// Default retention of completed jobs.
@@ -13,6 +17,8 @@ pub const RETAIN_COMPLETED_DEFAULT: Duration = Duration::from_secs(24 * 3600);
 pub const RETAIN_FAILED_DEFAULT: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Default retention of cancelled jobs.
 pub const RETAIN_CANCELLED_DEFAULT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Default retention of succeeded and compensated sagas (and their ledgers).
+pub const RETAIN_SAGAS_DEFAULT: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Default rows per batch.
 pub const BATCH_SIZE_DEFAULT: i64 = 1000;
 
@@ -25,6 +31,8 @@ pub struct PrunerConfig {
     pub retain_failed: Duration,
     /// Keep cancelled jobs this long.
     pub retain_cancelled: Duration,
+    /// Keep succeeded and compensated sagas this long after they finished.
+    pub retain_sagas: Duration,
     /// Rows per batch.
     pub batch_size: i64,
 }
@@ -35,6 +43,7 @@ impl Default for PrunerConfig {
             retain_completed: RETAIN_COMPLETED_DEFAULT,
             retain_failed: RETAIN_FAILED_DEFAULT,
             retain_cancelled: RETAIN_CANCELLED_DEFAULT,
+            retain_sagas: RETAIN_SAGAS_DEFAULT,
             batch_size: BATCH_SIZE_DEFAULT,
         }
     }
@@ -49,6 +58,9 @@ pub struct PruneResult {
     pub failed: u64,
     /// Cancelled jobs deleted.
     pub cancelled: u64,
+    /// Finished sagas deleted.
+    #[serde(default)]
+    pub sagas: u64,
 }
 
 /// The pruner service.
@@ -64,7 +76,7 @@ impl Pruner {
         Pruner { client, config }
     }
 
-    /// One pass over the three final states. Idempotent.
+    /// One pass over the three final states of jobs, then finished sagas. Idempotent.
     ///
     /// # Errors
     /// [`bosun_queue::Error::Database`] if a batch fails; earlier batches stay done.
@@ -95,6 +107,18 @@ impl Pruner {
                 if i64::try_from(deleted).unwrap_or(i64::MAX) < self.config.batch_size {
                     break;
                 }
+            }
+        }
+        loop {
+            let deleted = saga_prune_batch(
+                self.client.pool(),
+                self.config.retain_sagas,
+                self.config.batch_size,
+            )
+            .await?;
+            result.sagas += deleted;
+            if i64::try_from(deleted).unwrap_or(i64::MAX) < self.config.batch_size {
+                break;
             }
         }
         Ok(result)
