@@ -465,3 +465,4 @@ END;
 $function$;
 
 DROP FUNCTION bosun.quote_short(text);
+DROP FUNCTION bosun.require_arguments(text, text[], boolean[]);

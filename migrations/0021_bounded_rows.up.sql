@@ -27,6 +27,18 @@ CREATE FUNCTION bosun.quote_short(value text) RETURNS text
     END
 $$;
 
+-- Raise 22004 for the first of `names` whose `missing` is true.
+CREATE FUNCTION bosun.require_arguments(caller text, names text[], missing boolean[]) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    i integer := array_position(missing, true);
+BEGIN
+    IF i IS NOT NULL THEN
+        RAISE EXCEPTION '%: % must not be null', caller, names[i] USING ERRCODE = '22004';
+    END IF;
+END;
+$$;
+
 ALTER TABLE bosun.jobs
     ADD CONSTRAINT max_attempts_must_be_at_most_1000000000 CHECK (max_attempts <= 1000000000),
     ADD CONSTRAINT waiting_job_has_an_attempt_left
@@ -211,6 +223,8 @@ DECLARE
     result_ids   bigint[];
     result_new   boolean[];
 BEGIN
+    PERFORM bosun.require_arguments('bosun.enqueue_arrays', ARRAY['caller', 'labelled'],
+                                    ARRAY[caller IS NULL, labelled IS NULL]);
     IF kinds IS NULL THEN
         RAISE EXCEPTION '%: kinds must not be null', caller USING ERRCODE = '22004';
     END IF;
@@ -400,8 +414,9 @@ AS $function$
 DECLARE
     problem text;
 BEGIN
-    IF jobs IS NULL THEN
-        RAISE EXCEPTION 'bosun.enqueue_many: jobs must not be null' USING ERRCODE = '22004';
+    IF jobs IS NULL OR on_conflict IS NULL THEN
+        RAISE EXCEPTION 'bosun.enqueue_many: % must not be null',
+            CASE WHEN jobs IS NULL THEN 'jobs' ELSE 'on_conflict' END USING ERRCODE = '22004';
     END IF;
     IF jsonb_typeof(jobs) <> 'array' THEN
         RAISE EXCEPTION 'bosun.enqueue_many: jobs must be a JSON array of objects, got %',

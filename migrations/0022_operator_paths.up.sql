@@ -46,6 +46,8 @@ CREATE FUNCTION bosun.job_refuse_saga_step(caller text, j bosun.jobs, instead te
 DECLARE
     s record;
 BEGIN
+    PERFORM bosun.require_arguments('bosun.job_refuse_saga_step', ARRAY['caller', 'j', 'instead'],
+                                    ARRAY[caller IS NULL, (j).id IS NULL, instead IS NULL]);
     SELECT * INTO s FROM bosun.job_saga(j);
     IF FOUND THEN
         RAISE EXCEPTION '%: job % is the % of step % of saga %; use bosun.%_saga(''%'') (bosun saga % --%) instead',
@@ -62,6 +64,8 @@ CREATE FUNCTION bosun.job_refuse_expunged(caller text, j bosun.jobs) RETURNS voi
 DECLARE
     gone text := bosun.target_gone_reason(j.target);
 BEGIN
+    PERFORM bosun.require_arguments('bosun.job_refuse_expunged', ARRAY['caller', 'j'],
+                                    ARRAY[caller IS NULL, (j).id IS NULL]);
     IF gone IS NOT NULL THEN
         RAISE EXCEPTION '%: job % cannot run again: %', caller, j.id, gone
             USING ERRCODE = '55000';
@@ -76,6 +80,7 @@ CREATE FUNCTION bosun.job_revive(job_id bigint) RETURNS bosun.jobs
 DECLARE
     j bosun.jobs;
 BEGIN
+    PERFORM bosun.require_arguments('bosun.job_revive', ARRAY['job_id'], ARRAY[job_id IS NULL]);
     UPDATE bosun.jobs
     SET state = 'available', scheduled_at = now(), finalized_at = NULL,
         max_attempts = greatest(max_attempts, attempt + 1)
@@ -295,6 +300,10 @@ AS $function$
 DECLARE
     s bosun.sagas;
 BEGIN
+    PERFORM bosun.require_arguments('bosun.saga_step_begin',
+        ARRAY['job_id', 'job_attempt', 'saga_id', 'step', 'step_names', 'step_has_undo'],
+        ARRAY[job_id IS NULL, job_attempt IS NULL, saga_id IS NULL, step IS NULL,
+              step_names IS NULL, step_has_undo IS NULL]);
     IF NOT bosun.saga_job_held(job_id, job_attempt) THEN
         RETURN NULL;
     END IF;
@@ -324,6 +333,9 @@ AS $function$
 DECLARE
     s bosun.sagas;
 BEGIN
+    PERFORM bosun.require_arguments('bosun.saga_undo_begin',
+        ARRAY['job_id', 'job_attempt', 'saga_id', 'step'],
+        ARRAY[job_id IS NULL, job_attempt IS NULL, saga_id IS NULL, step IS NULL]);
     IF NOT bosun.saga_job_held(job_id, job_attempt) THEN
         RETURN NULL;
     END IF;
@@ -341,6 +353,7 @@ $function$;
 -- attempt it is on, and a revived job keeps the attempt it was given.
 CREATE FUNCTION bosun.saga_job_take_limit(job_id bigint, step_max_attempts integer) RETURNS void
     LANGUAGE sql AS $$
+    SELECT bosun.require_arguments('bosun.saga_job_take_limit', ARRAY['job_id'], ARRAY[job_id IS NULL]);
     UPDATE bosun.jobs AS j
     SET max_attempts = greatest(j.attempt, step_max_attempts)
     WHERE j.id = job_id AND step_max_attempts IS NOT NULL
