@@ -366,3 +366,87 @@ async fn a_taken_unique_key_can_be_told_apart_and_refused_when_it_differs() {
         "{error}"
     );
 }
+
+/// A worker that dies on a step's last attempt: the rescuer hands the step's job back, and
+/// the runner ends the step through the saga instead of running it again, so the saga is
+/// never left without a job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_step_whose_last_attempt_died_ends_through_its_saga() {
+    use std::sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    };
+
+    use bosun_workers::{SagaDefinition, Step, StepContext, WorkerPool};
+
+    let db = TestDb::new().await;
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&ran);
+    let saga = SagaDefinition::new("test.last_gasp").step(
+        Step::new("only", move |_ctx: StepContext| {
+            let counter = Arc::clone(&counter);
+            async move {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(json!({}))
+            }
+        })
+        .max_attempts(2),
+    );
+    let id = db
+        .client
+        .start_saga("test.last_gasp", "gasp-1", &json!({}))
+        .await
+        .unwrap();
+    // Its second and last attempt was claimed by a worker that died an hour ago.
+    sqlx::query(
+        "UPDATE bosun.jobs SET state = 'running', attempt = 2, max_attempts = 2,
+                attempted_by = 'ghost', attempted_at = now() - interval '1 hour'",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO bosun.saga_steps (saga_id, idx, name, state, attempts)
+         VALUES ($1, 0, 'only', 'running', 2)",
+    )
+    .bind(id)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let rescued = bosun_queue::liveness::job_rescue_many(&db.pool, 10, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!((rescued.retried, rescued.failed), (1, 0));
+
+    let running = bosun_tests::RunningPool::start(
+        WorkerPool::builder(db.client.clone())
+            .saga(saga)
+            .queue("default", 2)
+            .poll_interval(std::time::Duration::from_millis(100))
+            .build()
+            .unwrap(),
+    );
+    let finished = bosun_tests::eventually(
+        std::time::Duration::from_secs(20),
+        "the saga to finish",
+        || async {
+            let saga = bosun_queue::saga::saga_get(&db.pool, id).await.unwrap();
+            saga.finished_at.is_some().then_some(saga)
+        },
+    )
+    .await;
+    running.stop().await;
+    assert_eq!(finished.state, bosun_queue::SagaState::Compensated);
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        0,
+        "the step did not run a third time"
+    );
+    let steps = bosun_queue::saga::saga_steps(&db.pool, id).await.unwrap();
+    let error = steps[0].error.clone().unwrap();
+    assert!(
+        error.contains("rescued") && error.contains("(attempt 2 of 2)"),
+        "{error}"
+    );
+    bosun_tests::assert_invariants_hold(&db.pool).await;
+}

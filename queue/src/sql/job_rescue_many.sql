@@ -7,8 +7,10 @@
 --     incarnation that died; later they are claims whose reply never reached it (the
 --     connection dropped after the commit).
 -- A rescued job is retryable at once, or failed when it has used its attempts, with an error
--- entry naming the worker. The old holder's late writes are fenced out: the row is no longer
--- `running` at its attempt.
+-- entry naming the worker. A saga's step job is never failed here (its saga would be left
+-- with nothing to run): it is handed back with one more attempt, and the saga runner ends
+-- the step through the saga when it sees that the rescued attempt was the step's last. The
+-- old holder's late writes are fenced out: the row is no longer `running` at its attempt.
 WITH orphaned AS (
     SELECT j.id
     FROM bosun.jobs AS j
@@ -25,10 +27,15 @@ WITH orphaned AS (
     FOR UPDATE SKIP LOCKED
 ), rescued AS (
     UPDATE bosun.jobs AS j
-    SET state = CASE WHEN j.attempt >= j.max_attempts THEN 'failed'
+    SET state = CASE WHEN j.attempt >= j.max_attempts
+                          AND (j.kind NOT LIKE 'saga:%' OR j.attempt >= 1000000000) THEN 'failed'
                      ELSE 'retryable' END::bosun.job_state,
+        max_attempts = CASE WHEN j.kind LIKE 'saga:%'
+                            THEN least(greatest(j.max_attempts, j.attempt + 1), 1000000000)
+                            ELSE j.max_attempts END,
         scheduled_at = now(),
-        finalized_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,
+        finalized_at = CASE WHEN j.attempt >= j.max_attempts
+                                 AND (j.kind NOT LIKE 'saga:%' OR j.attempt >= 1000000000) THEN now() END,
         errors = j.errors || jsonb_build_array(jsonb_build_object(
             'attempt', j.attempt, 'at', now(),
             'error', CASE WHEN $3::text IS NULL

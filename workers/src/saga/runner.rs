@@ -69,6 +69,24 @@ impl SagaRunner {
                 self.definition.kind, job.step
             ))));
         };
+        if let Some(message) = died_on_last_attempt(ctx.job(), step) {
+            // The step used its attempts and the last one never came back: end it as its own
+            // last error would have, through the saga's fenced transition.
+            let pool = ctx.client().pool();
+            let held = (ctx.id(), ctx.attempt());
+            return match job.direction {
+                Direction::Do => recorded(
+                    &ctx,
+                    step_fail(pool, held, job.saga_id, job.step, &message).await,
+                    JobState::Failed,
+                ),
+                Direction::Undo => recorded(
+                    &ctx,
+                    undo_fail(pool, held, job.saga_id, job.step, &message).await,
+                    JobState::Failed,
+                ),
+            };
+        }
         match job.direction {
             Direction::Do => self.run_forward(&ctx, &job, step).await,
             Direction::Undo => self.run_undo(&ctx, &job, step).await,
@@ -218,6 +236,25 @@ impl ErasedWorker for SagaRunner {
     fn timeout(&self) -> Option<Duration> {
         None
     }
+}
+
+/// Why the step ends without running, if its previous attempt was its last and was rescued
+/// (its worker died running it): the rescuer hands a saga's step back rather than failing
+/// the job, so that the step ends here, through the saga, and the saga is never left
+/// without a job. A job revived by `bosun.retry_saga` has no rescue as its last error, and
+/// runs.
+fn died_on_last_attempt(job: &Job, step: &Step) -> Option<String> {
+    let previous = job.attempt - 1;
+    let last = job.attempt_errors().pop()?;
+    (previous >= step.max_attempts
+        && last.attempt == previous
+        && last.kind.as_deref() == Some("rescued"))
+    .then(|| {
+        format!(
+            "{} (attempt {previous} of {})",
+            last.error, step.max_attempts
+        )
+    })
 }
 
 /// `Ok(message)` when this error ends the step (permanent, a cancel, or the last attempt);
