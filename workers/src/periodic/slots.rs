@@ -126,10 +126,11 @@ impl Schedule {
                 before = probe;
                 continue;
             }
-            // The offset is `offset` at `before` and another at `after`: halve to the second.
+            // The offset is `offset` at `before` and another at `after`: halve to the second,
+            // in whole seconds (both ends are whole seconds, and so stays every slot).
             let mut after = probe;
             while after - before > Duration::seconds(1) {
-                let middle = before + (after - before) / 2;
+                let middle = before + Duration::seconds((after - before).num_seconds() / 2);
                 if self.offset_at(middle) == offset {
                     before = middle;
                 } else {
@@ -180,6 +181,11 @@ mod tests {
         let (mut from, to) = (at(from), at(to));
         let mut out = Vec::new();
         while let Some(slot) = schedule.next_after(from).filter(|slot| *slot <= to) {
+            assert_eq!(
+                slot.timestamp_subsec_nanos(),
+                0,
+                "{slot}: slots are whole seconds"
+            );
             out.push(slot.format("%Y-%m-%dT%H:%M:%SZ").to_string());
             from = slot;
         }
@@ -280,6 +286,20 @@ mod tests {
 
     #[test]
     fn an_interval_loses_missing_times_and_keeps_both_passes_of_repeated_ones() {
+        // From a start that is an odd number of seconds before the change of clock.
+        assert_eq!(
+            slots(
+                "*/30 * * * *",
+                "Europe/Berlin",
+                "2026-10-24T23:40:01Z",
+                "2026-10-25T01:00:00Z"
+            ),
+            [
+                "2026-10-25T00:00:00Z",
+                "2026-10-25T00:30:00Z",
+                "2026-10-25T01:00:00Z"
+            ]
+        );
         assert_eq!(
             slots(
                 "*/30 * * * *",
