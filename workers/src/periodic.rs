@@ -61,7 +61,8 @@ impl Periodic {
     /// Read the cron expression in the IANA time zone `zone` (e.g. `Europe/Berlin`): `0 9 * *
     /// *` fires at 09:00 local time all year. On the day clocks go forward, a time of day
     /// that does not exist fires at the first instant after the gap; on the day they go back,
-    /// a time of day that happens twice fires once, the first time (see the README).
+    /// a time of day that happens twice fires once, the first time (see `docs/sql.md`,
+    /// "Time zones").
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] when `zone` is not an IANA time zone name.

@@ -107,15 +107,18 @@ impl Scheduler {
                 continue;
             }
             for slot in plan.fire {
-                if let Some(job_id) =
-                    periodic_fire(pool, &periodic.name, slot, plan.next_at).await?
-                {
-                    fired.push(Fired {
-                        name: periodic.name.clone(),
-                        slot,
-                        job_id,
-                    });
-                }
+                // Nothing enqueued: the schedule was paused or removed meanwhile, another
+                // leader fired the slot, or the target is expunged (the row says so). The
+                // later slots wait for the next pass rather than try the same again.
+                let Some(job_id) = periodic_fire(pool, &periodic.name, slot, plan.next_at).await?
+                else {
+                    break;
+                };
+                fired.push(Fired {
+                    name: periodic.name.clone(),
+                    slot,
+                    job_id,
+                });
             }
         }
         Ok(fired)

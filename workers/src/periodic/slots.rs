@@ -3,8 +3,8 @@
 //! The cron expression is matched against wall-clock times in the zone. Where the zone's
 //! offset changes, a wall-clock time can be missing (clocks go forward) or happen twice
 //! (clocks go back). Bosun follows the rules of the Open Cron Pattern Specification, which
-//! croner implements and Vixie cron's behaviour inspired, with a schedule of one time of day
-//! (seconds, minutes and hours each one value, e.g. `30 2 * * *`) told apart from the others:
+//! croner implements, with a schedule of one time of day (seconds, minutes and hours each one
+//! value, e.g. `30 2 * * *`) told apart from the others (`*`, steps or lists there):
 //!
 //! - a missing time: a time-of-day schedule fires once, at the first instant after the gap
 //!   (`30 2 * * *` in Europe/Berlin fires at 03:00 on the day clocks go from 02:00 to 03:00);
@@ -335,6 +335,23 @@ mod tests {
         assert_eq!(
             schedule.next_after(at("2026-10-25T00:40:00Z")),
             Some(at("2026-10-25T01:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_list_of_hours_is_not_a_time_of_day() {
+        assert_eq!(
+            slots(
+                "0 1,2 * * *",
+                "Europe/Berlin",
+                "2026-10-24T12:00:00Z",
+                "2026-10-25T12:00:00Z"
+            ),
+            [
+                "2026-10-24T23:00:00Z", // 01:00 CEST
+                "2026-10-25T00:00:00Z", // 02:00 CEST
+                "2026-10-25T01:00:00Z"  // 02:00 CET
+            ]
         );
     }
 
