@@ -1,12 +1,123 @@
-//! Periodic jobs' storage (migration 0009): schedules, and the fenced "fire this slot" call
-//! the maintenance leader makes. Cron parsing and the choice of slot live in
-//! `bosun-workers`' scheduler; the database only makes sure a slot is enqueued at most once.
+//! Periodic jobs' storage (migrations 0009 and 0026): schedules, and the fenced "fire this
+//! slot" and "skip these slots" calls the maintenance leader makes. Cron parsing, time zones
+//! and the choice of slots live in `bosun-workers`' scheduler; the database only makes sure a
+//! slot is enqueued at most once and that the schedule's record only moves forward.
+
+use std::{fmt, str::FromStr};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 use crate::{NewJob, Result};
+
+/// What the scheduler does with the slots that came while no leader fired them (every
+/// replica was down, or the schedule was paused). Stored as text in
+/// `bosun.periodic_jobs.catch_up`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatchUp {
+    /// Fire the latest slot that has come, once; the older ones are skipped.
+    #[default]
+    Latest,
+    /// Fire every slot that has come, oldest first, at most `catch_up_max` of them (the
+    /// latest ones); older ones are skipped.
+    All,
+    /// Fire a slot only when the leader finds it on time; missed slots are skipped and the
+    /// next slot that comes fires.
+    None,
+}
+
+impl CatchUp {
+    /// The name used in SQL and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CatchUp::Latest => "latest",
+            CatchUp::All => "all",
+            CatchUp::None => "none",
+        }
+    }
+}
+
+impl fmt::Display for CatchUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for CatchUp {
+    type Err = crate::Error;
+
+    /// `latest`, `all` or `none`, as in SQL.
+    fn from_str(s: &str) -> Result<CatchUp> {
+        match s {
+            "latest" => Ok(CatchUp::Latest),
+            "all" => Ok(CatchUp::All),
+            "none" => Ok(CatchUp::None),
+            _ => Err(crate::Error::InvalidArgument(format!(
+                "catch_up {s:?} must be \"latest\", \"all\" or \"none\""
+            ))),
+        }
+    }
+}
+
+impl sqlx::Type<sqlx::Postgres> for CatchUp {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+        <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+    }
+}
+
+impl sqlx::Encode<'_, sqlx::Postgres> for CatchUp {
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> std::result::Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <&str as sqlx::Encode<sqlx::Postgres>>::encode_by_ref(&self.as_str(), buf)
+    }
+}
+
+impl sqlx::Decode<'_, sqlx::Postgres> for CatchUp {
+    fn decode(
+        value: sqlx::postgres::PgValueRef<'_>,
+    ) -> std::result::Result<Self, sqlx::error::BoxDynError> {
+        let text = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+        Ok(text.parse()?)
+    }
+}
+
+/// The default of `catch_up_max`: how many missed slots [`CatchUp::All`] fires at most.
+pub const CATCH_UP_MAX_DEFAULT: i32 = 100;
+
+/// The largest `catch_up_max` a schedule may have: one leader's pass enqueues at most this
+/// many jobs for one schedule.
+pub const CATCH_UP_MAX_LIMIT: i32 = 10_000;
+
+/// How a schedule fires besides its cron expression: its catch-up policy and its time zone.
+/// The default is today's UTC behaviour: the latest missed slot fires, in UTC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeriodicOptions {
+    /// What happens to slots missed while no leader fired them.
+    pub catch_up: CatchUp,
+    /// With [`CatchUp::All`], the most missed slots fired at once (1 to
+    /// [`CATCH_UP_MAX_LIMIT`]); the oldest beyond it are skipped.
+    pub catch_up_max: i32,
+    /// The IANA time zone the cron expression is read in, e.g. `Europe/Berlin`.
+    pub timezone: String,
+}
+
+impl Default for PeriodicOptions {
+    fn default() -> Self {
+        PeriodicOptions {
+            catch_up: CatchUp::Latest,
+            catch_up_max: CATCH_UP_MAX_DEFAULT,
+            timezone: "UTC".to_string(),
+        }
+    }
+}
 
 /// A row of `bosun.periodic_jobs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
@@ -41,11 +152,23 @@ pub struct PeriodicJob {
     pub created_at: DateTime<Utc>,
     /// Last redefined or paused.
     pub updated_at: DateTime<Utc>,
+    /// What happens to missed slots.
+    pub catch_up: CatchUp,
+    /// With [`CatchUp::All`], the most missed slots fired at once.
+    pub catch_up_max: i32,
+    /// The IANA time zone the cron expression is read in.
+    pub timezone: String,
+    /// The oldest of the slots the latest catch-up skipped (none fired for them).
+    pub skipped_from: Option<DateTime<Utc>>,
+    /// The newest of them: every slot from `skipped_from` to here was skipped.
+    pub skipped_to: Option<DateTime<Utc>>,
 }
 
-/// Define or redefine periodic job `name`: on every slot of `cron`, enqueue `job` (its kind,
-/// args, queue, priority, max attempts and target; a unique key and schedule of its own are
-/// replaced by the slot's). Keeps an operator's pause and the last slot fired.
+/// Define or redefine periodic job `name`: on every slot of `cron`, in UTC, enqueue `job` (its
+/// kind, args, queue, priority, max attempts and target; a unique key and schedule of its own
+/// are replaced by the slot's); after downtime the latest missed slot fires. Keeps an
+/// operator's pause and the last slot fired. [`periodic_schedule_with`] sets the time zone and
+/// the catch-up policy.
 ///
 /// # Errors
 /// [`crate::Error::InvalidArgument`] naming the bad argument.
@@ -55,9 +178,26 @@ pub async fn periodic_schedule(
     cron: &str,
     job: &NewJob,
 ) -> Result<PeriodicJob> {
+    periodic_schedule_with(pool, name, cron, job, &PeriodicOptions::default()).await
+}
+
+/// [`periodic_schedule`] with a catch-up policy and a time zone of its own.
+///
+/// # Errors
+/// [`crate::Error::InvalidArgument`] naming the bad argument, e.g. a time zone PostgreSQL
+/// does not know or a `catch_up_max` out of range.
+pub async fn periodic_schedule_with(
+    pool: &PgPool,
+    name: &str,
+    cron: &str,
+    job: &NewJob,
+    options: &PeriodicOptions,
+) -> Result<PeriodicJob> {
     Ok(sqlx::query_as(
         "SELECT * FROM bosun.schedule_periodic($1, $2, $3, $4, coalesce($5, 'default'),
-                                               coalesce($6, 0), coalesce($7, 20), $8)",
+                                               coalesce($6, 0), coalesce($7, 20), $8,
+                                               catch_up => $9, catch_up_max => $10,
+                                               timezone => $11)",
     )
     .bind(name)
     .bind(cron)
@@ -67,6 +207,9 @@ pub async fn periodic_schedule(
     .bind(job.priority.map(i32::from))
     .bind(job.max_attempts)
     .bind(job.target.as_deref())
+    .bind(options.catch_up)
+    .bind(options.catch_up_max)
+    .bind(&options.timezone)
     .fetch_one(pool)
     .await?)
 }
@@ -109,8 +252,8 @@ pub async fn periodic_unschedule(pool: &PgPool, name: &str) -> Result<PeriodicJo
     )
 }
 
-/// For the leader: enqueue the job of `slot` unless that slot or a later one was enqueued,
-/// and remember `next_at`. The new job's id, or `None` when nothing was enqueued.
+/// For the leader: enqueue the job of `slot` unless that slot or a later one was enqueued or
+/// skipped, and remember `next_at`. The new job's id, or `None` when nothing was enqueued.
 ///
 /// # Errors
 /// [`crate::Error::Database`] if the call fails.
@@ -124,6 +267,27 @@ pub async fn periodic_fire(
         .bind(name)
         .bind(slot)
         .bind(next_at)
+        .fetch_one(pool)
+        .await?)
+}
+
+/// For the leader: record that no job is enqueued for the slots from `first` to `last` (the
+/// catch-up policy skipped them), unless a slot that late was fired or skipped already.
+/// Whether it was recorded.
+///
+/// # Errors
+/// [`crate::Error::InvalidArgument`] when `last` is before `first`; [`crate::Error::Database`]
+/// if the call fails.
+pub async fn periodic_skip(
+    pool: &PgPool,
+    name: &str,
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+) -> Result<bool> {
+    Ok(sqlx::query_scalar("SELECT bosun.periodic_skip($1, $2, $3)")
+        .bind(name)
+        .bind(first)
+        .bind(last)
         .fetch_one(pool)
         .await?)
 }

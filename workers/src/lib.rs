@@ -51,6 +51,7 @@ pub mod saga;
 mod signal;
 mod worker;
 
+pub use bosun_queue::periodic::CatchUp;
 pub use error::{Error, Result};
 pub use periodic::Periodic;
 pub use pool::{

@@ -466,11 +466,12 @@ impl WorkerPool {
 
         heartbeat::register(shared).await?;
         for periodic in &shared.config.periodic {
-            bosun_queue::periodic::periodic_schedule(
+            bosun_queue::periodic::periodic_schedule_with(
                 shared.client.pool(),
                 &periodic.name,
                 &periodic.cron,
                 &periodic.job,
+                &periodic.options,
             )
             .await?;
         }
