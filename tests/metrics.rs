@@ -47,7 +47,14 @@ async fn a_worker_serves_the_catalogue_with_labels() {
         &db,
         "metrics",
         "default=4",
-        &["--metrics-addr", &addr, "--sample-interval", "300ms"],
+        &[
+            "--metrics-addr",
+            &addr,
+            "--sample-interval",
+            "300ms",
+            "--cancel-grace",
+            "300ms",
+        ],
     );
     for (key, inputs) in [("ok", json!({})), ("undone", json!({"fail_at": "attach"}))] {
         db.client
@@ -69,17 +76,18 @@ async fn a_worker_serves_the_catalogue_with_labels() {
         NewJob::new("fail", json!({"permanent": true})),
         NewJob::new("fail", json!({"backoff_ms": 60_000})),
         NewJob::new("sleep", json!({"ms": 60_000})).target("pantry-9"),
+        NewJob::new("sleep", json!({"ms": 60_000, "ignore_cancel": true})).target("pantry-9"),
     ] {
         db.client.enqueue(job).await.unwrap();
     }
-    eventually(Duration::from_secs(15), "the sleep to run", || async {
+    eventually(Duration::from_secs(15), "the sleeps to run", || async {
         let running: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM bosun.jobs WHERE kind = 'sleep' AND state = 'running'",
         )
         .fetch_one(&db.pool)
         .await
         .unwrap();
-        (running == 1).then_some(())
+        (running == 2).then_some(())
     })
     .await;
     db.client.expunge_target("pantry-9", None).await.unwrap();
@@ -92,6 +100,7 @@ async fn a_worker_serves_the_catalogue_with_labels() {
             r#"bosun_jobs_finished_total{queue="default",kind="fail",outcome="failed"}"#,
             r#"bosun_jobs_finished_total{queue="default",kind="fail",outcome="retryable"}"#,
             r#"bosun_jobs_reaped_total{queue="default",kind="sleep"}"#,
+            r#"bosun_handlers_aborted_total{queue="default",kind="sleep"}"#,
             r#"bosun_job_duration_seconds_count{queue="default",kind="echo"}"#,
             r#"bosun_job_wait_seconds_count{queue="default",kind="sleep"}"#,
             r#"bosun_jobs_running{queue="default"}"#,
@@ -121,12 +130,20 @@ async fn a_worker_serves_the_catalogue_with_labels() {
             &text,
             r#"bosun_jobs_reaped_total{queue="default",kind="sleep"}"#
         ),
-        Some(1.0)
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"bosun_handlers_aborted_total{queue="default",kind="sleep"}"#
+        ),
+        Some(1.0),
+        "the sleep that ignored its cancel was aborted after the grace; the other stopped"
     );
     assert_eq!(
         sample(&text, r#"bosun_jobs_running{queue="default"}"#),
         Some(0.0),
-        "the reaped sleep's handler was stopped"
+        "the reaped sleeps' handlers were stopped"
     );
     assert_eq!(sample(&text, "bosun_leader"), Some(1.0));
     assert_eq!(sample(&text, "bosun_workers_alive"), Some(1.0));
@@ -148,6 +165,7 @@ async fn a_worker_serves_the_catalogue_with_labels() {
         metrics::JOBS_CLAIMED,
         metrics::JOBS_FINISHED,
         metrics::JOBS_REAPED,
+        metrics::HANDLERS_ABORTED,
     ] {
         assert!(
             text.contains(&format!("# HELP {name} ")),

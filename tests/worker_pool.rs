@@ -18,7 +18,7 @@ use bosun_queue::{
     runtime::{job_claim, job_complete_many, job_lost_leases, job_record, Outcome, Recorded},
     Client, Job, JobArgs, JobState, NewJob,
 };
-use bosun_tests::{eventually, state_counts, RunningPool as Running, TestDb};
+use bosun_tests::{eventually, state_counts, wait_state, RunningPool as Running, TestDb};
 use bosun_workers::{JobContext, JobError, JobResult, Worker, WorkerPool};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -36,14 +36,6 @@ fn pool(client: &Client) -> bosun_workers::PoolBuilder {
 
 async fn job(client: &Client, id: i64) -> Job {
     client.job_get(id).await.unwrap()
-}
-
-async fn wait_state(client: &Client, id: i64, state: JobState) -> Job {
-    eventually(WAIT, &format!("job {id} to be {state}"), || async {
-        let job = client.job_get(id).await.unwrap();
-        (job.state == state).then_some(job)
-    })
-    .await
 }
 
 async fn enqueue(client: &Client, job: NewJob) -> i64 {

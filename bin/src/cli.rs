@@ -144,6 +144,10 @@ pub struct WorkerArgs {
     /// How long running jobs may finish after SIGINT/SIGTERM before they are handed back.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+    /// How long a handler told to stop (its job or saga cancelled, its target expunged) may
+    /// run on before it is aborted and its slot freed.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub cancel_grace: Duration,
     /// This worker's id (default host:pid:random).
     #[arg(long)]
     pub worker_id: Option<String>,

@@ -4,7 +4,7 @@
 //! | kind    | args                                        | does                                   |
 //! |---------|---------------------------------------------|----------------------------------------|
 //! | `echo`  | any object                                  | completes at once                      |
-//! | `sleep` | `{"ms": N}`                                 | sleeps N ms (cancellable), completes   |
+//! | `sleep` | `{"ms": N, "ignore_cancel": bool}`          | sleeps N ms, completes; stops early when cancelled, unless `ignore_cancel` (then the worker aborts it after `--cancel-grace`) |
 //! | `fail`  | `{"permanent": bool, "message": text}`      | fails every attempt                    |
 //! | `flaky` | `{"p": 0.0..1.0}`                           | fails with probability p, else completes |
 //! | `bench.started` | `{}`                                | writes when its handler started (`bosun bench` W3) |
@@ -34,12 +34,15 @@ impl JobArgs for Echo {
     const KIND: &'static str = "echo";
 }
 
-/// `sleep`: `{"ms": N}`.
+/// `sleep`: `{"ms": N, "ignore_cancel": bool}`.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Sleep {
     /// How long to sleep, in milliseconds.
     pub ms: u64,
+    /// Sleep on through a cancel, as a handler that never looks at it would.
+    #[serde(default)]
+    pub ignore_cancel: bool,
 }
 
 impl JobArgs for Sleep {
@@ -134,6 +137,10 @@ impl Worker for SleepWorker {
     type Args = Sleep;
 
     async fn work(&self, ctx: JobContext, args: Sleep) -> JobResult {
+        if args.ignore_cancel {
+            tokio::time::sleep(Duration::from_millis(args.ms)).await;
+            return Ok(());
+        }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(args.ms)) => Ok(()),
             () = ctx.cancelled() => Err(JobError::cancel("sleep interrupted by cancellation")),

@@ -196,9 +196,28 @@ pub async fn job_record(
     attempt: i32,
     outcome: &Outcome,
 ) -> Result<Recorded> {
-    let state: Option<JobState> = match outcome {
+    Ok(job_record_due(pool, id, attempt, outcome).await?.0)
+}
+
+/// [`job_record`], and when the job will run again: for a retry or a snooze, how long from
+/// the write until it is due (with the jitter the database added), so that the worker can
+/// wake for it.
+///
+/// Delays saturate at [`MAX_DELAY`]: a handler's backoff or snooze of a thousand years is
+/// written as a hundred, rather than overflowing the timestamp and leaving the job
+/// `running` for the rescuer, attempt after attempt.
+///
+/// # Errors
+/// [`crate::Error::Database`] if the write fails; the job stays `running` then.
+pub async fn job_record_due(
+    pool: &PgPool,
+    id: i64,
+    attempt: i32,
+    outcome: &Outcome,
+) -> Result<(Recorded, Option<Duration>)> {
+    let written: Option<(JobState, Option<f64>)> = match outcome {
         Outcome::Completed => {
-            sqlx::query_scalar(include_str!("sql/job_complete.sql"))
+            sqlx::query_as(include_str!("sql/job_complete.sql"))
                 .bind(id)
                 .bind(attempt)
                 .fetch_optional(pool)
@@ -210,7 +229,7 @@ pub async fn job_record(
             retry_in,
             permanent,
         } => {
-            sqlx::query_scalar(include_str!("sql/job_error.sql"))
+            sqlx::query_as(include_str!("sql/job_error.sql"))
                 .bind(id)
                 .bind(attempt)
                 .bind(*permanent)
@@ -221,7 +240,7 @@ pub async fn job_record(
                 .await?
         }
         Outcome::Cancelled { reason } => {
-            sqlx::query_scalar(include_str!("sql/job_cancel_running.sql"))
+            sqlx::query_as(include_str!("sql/job_cancel_running.sql"))
                 .bind(id)
                 .bind(attempt)
                 .bind(truncate(reason))
@@ -229,7 +248,7 @@ pub async fn job_record(
                 .await?
         }
         Outcome::Snoozed { delay } => {
-            sqlx::query_scalar(include_str!("sql/job_snooze.sql"))
+            sqlx::query_as(include_str!("sql/job_snooze.sql"))
                 .bind(id)
                 .bind(attempt)
                 .bind(millis(*delay))
@@ -237,7 +256,13 @@ pub async fn job_record(
                 .await?
         }
     };
-    Ok(state.map_or(Recorded::FencedOut, Recorded::Now))
+    Ok(match written {
+        None => (Recorded::FencedOut, None),
+        Some((state, due_in)) => (
+            Recorded::Now(state),
+            due_in.map(|secs| Duration::try_from_secs_f64(secs).unwrap_or_default()),
+        ),
+    })
 }
 
 /// Hand back `(id, attempt)` pairs at shutdown: available now, the attempt not counted.
@@ -273,8 +298,14 @@ async fn held_query(sql: &'static str, pool: &PgPool, held: &[(i64, i32)]) -> Re
         .await?)
 }
 
+/// Longest delay a retry or snooze is written with (about a hundred years, plus a retry's
+/// jitter of up to a tenth): far enough to mean "not in this system's lifetime", near enough
+/// that no timestamp overflows.
+pub const MAX_DELAY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// `duration` in milliseconds, at most [`MAX_DELAY`].
 fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
+    duration.min(MAX_DELAY).as_secs_f64() * 1000.0
 }
 
 fn truncate(text: &str) -> &str {

@@ -268,6 +268,23 @@ pub async fn settled_listing(pool: &PgPool, prefix: &str) -> Vec<String> {
         .expect("listing the simulated cloud")
 }
 
+/// Wait until job `id` is in `state` (up to 15 s), and return it.
+pub async fn wait_state(
+    client: &bosun_queue::Client,
+    id: i64,
+    state: bosun_queue::JobState,
+) -> bosun_queue::Job {
+    eventually(
+        Duration::from_secs(15),
+        &format!("job {id} to be {state}"),
+        || async {
+            let job = client.job_get(id).await.unwrap();
+            (job.state == state).then_some(job)
+        },
+    )
+    .await
+}
+
 /// A worker pool running in the background of a test until [`RunningPool::stop`].
 pub struct RunningPool {
     pool: std::sync::Arc<WorkerPool>,

@@ -6,13 +6,18 @@ use std::{sync::Arc, time::Duration};
 
 use backon::{ExponentialBuilder, Retryable};
 use bosun_queue::{
-    runtime::{job_record, job_release_many, Outcome, Recorded, Unreadable},
+    runtime::{job_record, job_record_due, job_release_many, Outcome, Recorded, Unreadable},
     Job,
 };
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::{
-    pool::Shared, producer::Held, registry::Handled, running::StopReason, JobContext, JobError,
+    pool::Shared,
+    producer::{Held, RunTimes},
+    registry::Handled,
+    running::StopReason,
+    worker::StopGrace,
+    JobContext, JobError,
 };
 
 /// Run `job` to an outcome and record it. `cancel` tells its handler to stop (the job is in
@@ -43,7 +48,7 @@ pub(crate) async fn execute(
         }
         crate::metrics::running(&job.queue, 1.0);
         let started = std::time::Instant::now();
-        let handled = run_handler(&shared, &job, cancel).await;
+        let handled = run_handler(&shared, &job, cancel, &held.run_times).await;
         let ran = started.elapsed();
         held.run_times.record(ran);
         let recorded = match handled {
@@ -98,6 +103,7 @@ async fn run_handler(
     shared: &Shared,
     job: &Arc<Job>,
     cancel: tokio_util::sync::CancellationToken,
+    run_times: &RunTimes,
 ) -> Result<Outcome, Recorded> {
     let Some(worker) = shared.registry.get(&job.kind) else {
         // Claims filter on registered kinds, so this means the registry changed under us.
@@ -111,9 +117,13 @@ async fn run_handler(
     let ctx = JobContext::new(
         Arc::clone(job),
         shared.client.clone(),
-        cancel,
+        cancel.clone(),
         Arc::clone(&shared.worker_id),
         shared.wakers.get(&job.queue).cloned(),
+        StopGrace {
+            running: shared.running.clone(),
+            grace: shared.config.cancel_grace,
+        },
     );
     let retry_in = worker.backoff(job);
     let future = match worker.run(ctx, &job.args) {
@@ -127,21 +137,37 @@ async fn run_handler(
             })
         }
     };
-    let mut handle = tokio::spawn(future.in_current_span());
-    let joined = match worker.timeout() {
-        None => (&mut handle).await,
-        Some(limit) => match tokio::time::timeout(limit, &mut handle).await {
-            Ok(joined) => joined,
-            Err(_) => {
-                handle.abort();
-                return Ok(Outcome::Errored {
-                    error: format!("timed out after {}", humanize(limit)),
-                    kind: "timeout",
-                    retry_in,
-                    permanent: false,
-                });
-            }
-        },
+    let handle = tokio::spawn(future.in_current_span());
+    let overdue = async {
+        if worker.aborts_itself() {
+            std::future::pending::<()>().await;
+        }
+        let grace = shared.config.cancel_grace;
+        shared.running.stop_overdue(job.id, &cancel, grace).await;
+    };
+    let joined = match wait_for(handle, worker.timeout(), overdue, run_times).await {
+        Waited::Joined(joined) => joined,
+        Waited::TimedOut(limit) => {
+            return Ok(Outcome::Errored {
+                error: format!("timed out after {}", humanize(limit)),
+                kind: "timeout",
+                retry_in,
+                permanent: false,
+            })
+        }
+        Waited::Overdue => {
+            let grace = humanize(shared.config.cancel_grace);
+            warn!(%grace, "the handler did not stop within the cancel grace of being told to; aborted it");
+            crate::metrics::aborted(job);
+            return Ok(Outcome::Errored {
+                error: format!(
+                    "aborted: the handler did not stop within {grace} of being cancelled"
+                ),
+                kind: "aborted",
+                retry_in,
+                permanent: false,
+            });
+        }
     };
     Ok(match joined {
         Ok(Handled::Recorded(recorded)) => return Err(recorded),
@@ -181,11 +207,55 @@ async fn run_handler(
     })
 }
 
+/// How the wait for a handler's task ended.
+enum Waited {
+    Joined(Result<Handled, tokio::task::JoinError>),
+    /// It ran past its kind's timeout, and was aborted.
+    TimedOut(Duration),
+    /// It ran past the cancel grace after being told to stop, and was aborted.
+    Overdue,
+}
+
+/// Wait for a handler's task, aborting it at its `timeout` or when it is `overdue`. While it
+/// runs past the claim-ahead horizon it counts as running long in `run_times`, which keeps
+/// its queue from claiming ahead (see [`crate::producer`]).
+async fn wait_for(
+    mut handle: tokio::task::JoinHandle<Handled>,
+    timeout: Option<Duration>,
+    overdue: impl std::future::Future<Output = ()>,
+    run_times: &RunTimes,
+) -> Waited {
+    let timed_out = async {
+        match timeout {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    };
+    let long = run_times.running_long();
+    tokio::pin!(timed_out, overdue, long);
+    let mut running_long = None;
+    loop {
+        tokio::select! {
+            joined = &mut handle => return Waited::Joined(joined),
+            () = &mut timed_out => {
+                handle.abort();
+                return Waited::TimedOut(timeout.unwrap_or_default());
+            }
+            () = &mut overdue => {
+                handle.abort();
+                return Waited::Overdue;
+            }
+            mark = &mut long, if running_long.is_none() => running_long = Some(mark),
+        }
+    }
+}
+
 /// Record the outcome, retrying while the database is unreachable. `None` when it could not
 /// be recorded at all; the job then stays `running` until it is rescued or handed back.
+/// A retry or snooze written wakes this worker's producer when it falls due.
 async fn record(shared: &Shared, job: &Job, outcome: &Outcome) -> Option<Recorded> {
     let pool = shared.own();
-    let result = (|| job_record(pool, job.id, job.attempt, outcome))
+    let result = (|| job_record_due(pool, job.id, job.attempt, outcome))
         .retry(record_backoff())
         .when(bosun_queue::Error::is_transient)
         .notify(|error, delay| {
@@ -193,7 +263,12 @@ async fn record(shared: &Shared, job: &Job, outcome: &Outcome) -> Option<Recorde
         })
         .await;
     match result {
-        Ok(recorded) => Some(recorded),
+        Ok((recorded, due_in)) => {
+            if let (Some(due_in), Some(wakeups)) = (due_in, shared.wakeups.get(&job.queue)) {
+                wakeups.wake_in(due_in);
+            }
+            Some(recorded)
+        }
         Err(error) => {
             warn!(%error, "could not record the attempt; the job stays running until it is recovered");
             None
@@ -295,6 +370,6 @@ pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-fn humanize(duration: Duration) -> String {
+pub(crate) fn humanize(duration: Duration) -> String {
     format!("{:.3}s", duration.as_secs_f64())
 }

@@ -49,16 +49,17 @@ mod registry;
 mod running;
 pub mod saga;
 mod signal;
+mod wakeups;
 mod worker;
 
 pub use bosun_queue::periodic::CatchUp;
 pub use error::{Error, Result};
 pub use periodic::Periodic;
 pub use pool::{
-    PoolBuilder, PoolConfig, ShutdownReport, WorkerPool, HEARTBEAT_INTERVAL_DEFAULT,
-    LEASE_CHECK_INTERVAL_DEFAULT, LEASE_DEFAULT, MAINTENANCE_INTERVAL_DEFAULT,
-    POLL_INTERVAL_DEFAULT, PRUNE_INTERVAL_DEFAULT, SAMPLE_INTERVAL_DEFAULT,
-    SHUTDOWN_TIMEOUT_DEFAULT,
+    PoolBuilder, PoolConfig, ShutdownReport, WorkerPool, CANCEL_GRACE_DEFAULT,
+    HEARTBEAT_INTERVAL_DEFAULT, LEASE_CHECK_INTERVAL_DEFAULT, LEASE_DEFAULT,
+    MAINTENANCE_INTERVAL_DEFAULT, POLL_INTERVAL_DEFAULT, PRUNE_INTERVAL_DEFAULT,
+    SAMPLE_INTERVAL_DEFAULT, SHUTDOWN_TIMEOUT_DEFAULT,
 };
 pub use registry::Registry;
 pub use saga::{SagaDefinition, Step, StepContext};

@@ -28,6 +28,10 @@ pub const JOBS_RESCUED: &str = "bosun_jobs_rescued_total";
 /// (leader only).
 pub const JOBS_REAPED: &str = "bosun_jobs_reaped_total";
 
+/// Counter: handlers aborted because they did not stop within the cancel grace after their
+/// job was cancelled or lost, by queue and kind.
+pub const HANDLERS_ABORTED: &str = "bosun_handlers_aborted_total";
+
 /// Gauge: jobs per queue and state, sampled by the leader (finished states are estimates
 /// on large tables; see `bosun.sample_queues`).
 pub const QUEUE_JOBS: &str = "bosun_queue_jobs";
@@ -73,6 +77,10 @@ pub fn describe() {
     describe_counter!(
         JOBS_REAPED,
         "Jobs failed by the reaper because their target was expunged."
+    );
+    describe_counter!(
+        HANDLERS_ABORTED,
+        "Handlers aborted because they ran on past the cancel grace after being told to stop."
     );
     describe_gauge!(
         QUEUE_JOBS,
@@ -138,6 +146,12 @@ pub(crate) fn finished(job: &Job, state: JobState, ran: Duration) {
 /// The rescuer gave back `count` jobs.
 pub(crate) fn rescued(count: u64) {
     counter!(JOBS_RESCUED).increment(count);
+}
+
+/// A handler that did not stop within the cancel grace was aborted.
+pub(crate) fn aborted(job: &Job) {
+    counter!(HANDLERS_ABORTED, "queue" => job.queue.clone(), "kind" => job.kind.clone())
+        .increment(1);
 }
 
 /// The reaper failed these jobs.

@@ -40,6 +40,8 @@ pub const POLL_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
 pub const LEASE_CHECK_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
 /// Default grace period for running handlers at shutdown.
 pub const SHUTDOWN_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
+/// Default [`PoolBuilder::cancel_grace`].
+pub const CANCEL_GRACE_DEFAULT: Duration = Duration::from_secs(30);
 /// Default time between heartbeats.
 pub const HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_secs(2);
 /// Default lease: a worker that has not heartbeated for this long is dead, and its jobs are
@@ -78,6 +80,9 @@ pub struct PoolConfig {
     pub lease_check_interval: Duration,
     /// How long running handlers may finish after shutdown begins.
     pub shutdown_timeout: Duration,
+    /// How long a handler told to stop (its job cancelled, its target expunged, its saga
+    /// cancelled, or its job taken over) may run on before it is aborted.
+    pub cancel_grace: Duration,
     /// This process's id in `attempted_by` and error entries (default: host:pid:random).
     pub worker_id: String,
     /// Renew this worker's lease this often.
@@ -129,6 +134,9 @@ pub(crate) struct Shared {
     /// One per queue: wakes that queue's producer to claim now (a notification came, or a
     /// saga transition of this worker enqueued the next step without notifying).
     pub(crate) wakers: HashMap<String, Arc<Notify>>,
+    /// One per queue: the due times of retries and snoozes this worker wrote, to wake that
+    /// queue's producer for.
+    pub(crate) wakeups: HashMap<String, Arc<crate::wakeups::Wakeups>>,
     /// Batches the completions of succeeded handlers.
     pub(crate) completer: crate::completer::Completer,
     /// Jobs handed back at shutdown by their own executor task.
@@ -169,6 +177,7 @@ pub struct PoolBuilder {
     listen: bool,
     lease_check_interval: Duration,
     shutdown_timeout: Duration,
+    cancel_grace: Duration,
     worker_id: Option<String>,
     heartbeat_interval: Duration,
     lease: Duration,
@@ -236,6 +245,15 @@ impl PoolBuilder {
     /// Grace period for running handlers at shutdown (default 30 s).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// How long a handler told to stop may run on before its task is aborted, freeing its
+    /// slot (default 30 s). A handler that ignores [`crate::JobContext::cancelled`] would
+    /// otherwise hold its slot for as long as it runs. Not used at shutdown, which has
+    /// [`PoolBuilder::shutdown_timeout`].
+    pub fn cancel_grace(mut self, grace: Duration) -> Self {
+        self.cancel_grace = grace;
         self
     }
 
@@ -378,6 +396,7 @@ impl PoolBuilder {
                     .iter()
                     .map(|(queue, _)| (queue.clone(), Arc::new(Notify::new())))
                     .collect(),
+                wakeups: crate::wakeups::for_queues(self.queues.iter().map(|(queue, _)| queue)),
                 completer: crate::completer::Completer::new(),
                 config: PoolConfig {
                     queues: self.queues,
@@ -385,6 +404,7 @@ impl PoolBuilder {
                     listen: self.listen,
                     lease_check_interval: self.lease_check_interval,
                     shutdown_timeout: self.shutdown_timeout,
+                    cancel_grace: self.cancel_grace,
                     worker_id,
                     heartbeat_interval: self.heartbeat_interval,
                     lease: self.lease,
@@ -430,6 +450,7 @@ impl WorkerPool {
             listen: true,
             lease_check_interval: LEASE_CHECK_INTERVAL_DEFAULT,
             shutdown_timeout: SHUTDOWN_TIMEOUT_DEFAULT,
+            cancel_grace: CANCEL_GRACE_DEFAULT,
             worker_id: None,
             heartbeat_interval: HEARTBEAT_INTERVAL_DEFAULT,
             lease: LEASE_DEFAULT,
@@ -507,6 +528,13 @@ impl WorkerPool {
         if shared.config.listen {
             background.push(tokio::spawn(notifier::run(
                 Arc::clone(shared),
+                stop_background.clone(),
+            )));
+        }
+        for (queue, wakeups) in &shared.wakeups {
+            background.push(tokio::spawn(crate::wakeups::run(
+                Arc::clone(wakeups),
+                Arc::clone(&shared.wakers[queue]),
                 stop_background.clone(),
             )));
         }

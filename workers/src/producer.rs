@@ -9,8 +9,10 @@
 //! the worker also holds the jobs its slots get through in [`AHEAD`], up to [`MAX_ROOM`]
 //! jobs in all: the next batch is claimed while the current one runs, and claims wait until
 //! half that room is free, so that each one brings a batch rather than a job or two. Jobs
-//! held but not started are a short local queue, a few tens of milliseconds of work at most;
-//! long jobs are never hoarded away from other replicas.
+//! held but not started are a short local queue, a few tens of milliseconds of work at most.
+//! Jobs count as short only on evidence that would have seen the slow ones (see
+//! [`RunTimes::room`]): a queue that mixes fast and slow jobs holds one job per slot while a
+//! slow one runs, so long jobs are never hoarded away from other replicas.
 //!
 //! Why so much room for the shortest jobs: a claim costs the database a fixed part (its
 //! statement, its commit, walking the claim index to the first due job) and a part per job,
@@ -29,8 +31,8 @@
 
 use std::{
     sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc, OnceLock,
     },
     time::{Duration, Instant},
 };
@@ -53,6 +55,8 @@ const CLAIM_ERROR_BACKOFF_MAX: Duration = Duration::from_secs(5);
 const SHORT_JOB: Duration = Duration::from_millis(5);
 /// How much work, in time across all slots, a worker of short jobs holds beyond its slots.
 const AHEAD: Duration = Duration::from_millis(50);
+/// Handlers a queue must have seen finish before it may claim ahead (see [`RunTimes::room`]).
+const WARM_UP_SAMPLES: u64 = 32;
 /// Most jobs a queue of short jobs holds (unless its concurrency is higher), so claims bring
 /// up to half of it. Measured with `bosun bench` (W2, one worker of concurrency 32, no-op
 /// jobs, docs/performance.md): room for 128 jobs (claims of 64) drained 19,000 - 21,000
@@ -78,20 +82,45 @@ const PEERS_RECHECK: Duration = Duration::from_millis(250);
 /// [`Peers`]).
 const PEERS_RECHECK_FIRST: Duration = Duration::from_millis(20);
 
-/// How long this queue's handlers take, as a moving average, in microseconds. Starts long:
-/// a queue claims ahead only once it has seen that its jobs are short.
-pub(crate) struct RunTimes(AtomicU64);
+/// How long this queue's handlers take, as a moving average, and whether they can be trusted
+/// to be short: a queue claims ahead only once it has seen that its jobs are short (see
+/// [`RunTimes::room`]).
+pub(crate) struct RunTimes {
+    /// The moving average in microseconds; `u64::MAX` before the first sample.
+    mean: AtomicU64,
+    samples: AtomicU64,
+    /// When the first sample came.
+    first: OnceLock<Instant>,
+    /// Handlers of the queue running right now for longer than [`AHEAD`].
+    long: AtomicUsize,
+}
+
+/// A handler counted as running long in its queue's [`RunTimes`], until dropped.
+pub(crate) struct RunningLong<'a>(&'a AtomicUsize);
+
+impl Drop for RunningLong<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 impl RunTimes {
     fn new() -> RunTimes {
-        RunTimes(AtomicU64::new(u64::MAX))
+        RunTimes {
+            mean: AtomicU64::new(u64::MAX),
+            samples: AtomicU64::new(0),
+            first: OnceLock::new(),
+            long: AtomicUsize::new(0),
+        }
     }
 
     /// Count one handler that ran for `ran`.
     pub(crate) fn record(&self, ran: Duration) {
-        let sample = u64::try_from(ran.as_micros()).unwrap_or(u64::MAX);
+        self.first.get_or_init(Instant::now);
+        self.samples.fetch_add(1, Ordering::Relaxed);
+        let sample = u64::try_from(ran.as_micros()).unwrap_or(u64::MAX - 1);
         let _ = self
-            .0
+            .mean
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |mean| {
                 Some(if mean == u64::MAX {
                     sample
@@ -101,14 +130,37 @@ impl RunTimes {
             });
     }
 
+    /// Resolves once a handler started now has run for [`AHEAD`], with a mark that counts it
+    /// as running long until it ends.
+    pub(crate) async fn running_long(&self) -> RunningLong<'_> {
+        tokio::time::sleep(AHEAD).await;
+        self.long.fetch_add(1, Ordering::Relaxed);
+        RunningLong(&self.long)
+    }
+
     /// How many jobs a queue of `concurrency` slots may hold: one per slot, and for short
     /// jobs as many more as the slots get through in [`AHEAD`], within [`MAX_ROOM`].
+    ///
+    /// Jobs count as short only on evidence that covers the queue's slow jobs too: at least
+    /// [`WARM_UP_SAMPLES`] samples, the first of them [`AHEAD`] ago or more, and no handler
+    /// of the queue running longer than [`AHEAD`] right now. A queue's fast jobs finish first
+    /// and its slow ones last, so its first samples (at start, after a restart) are all fast
+    /// ones; and on a queue that mixes fast and slow jobs the slow ones hold their slots while
+    /// the average says "short". Jobs held beyond the slots would wait behind them.
     fn room(&self, concurrency: usize) -> usize {
-        let mean = u128::from(self.0.load(Ordering::Relaxed));
-        if mean >= SHORT_JOB.as_micros() {
+        let mean = self.mean.load(Ordering::Relaxed);
+        let warm = self.samples.load(Ordering::Relaxed) >= WARM_UP_SAMPLES
+            && self
+                .first
+                .get()
+                .is_some_and(|first| first.elapsed() >= AHEAD);
+        if !warm
+            || self.long.load(Ordering::Relaxed) > 0
+            || u128::from(mean) >= SHORT_JOB.as_micros()
+        {
             return concurrency;
         }
-        let ahead = concurrency as u128 * AHEAD.as_micros() / mean.max(1);
+        let ahead = concurrency as u128 * AHEAD.as_micros() / u128::from(mean).max(1);
         let ahead = usize::try_from(ahead).unwrap_or(usize::MAX);
         concurrency
             .saturating_add(ahead)
@@ -454,12 +506,21 @@ async fn dispatch(
 mod tests {
     use super::*;
 
-    fn after(runs: &[Duration]) -> RunTimes {
+    /// A queue's run times after `runs` samples of `ran`, the first of them `ago`.
+    fn after(runs: u64, ran: Duration, ago: Duration) -> RunTimes {
         let times = RunTimes::new();
-        for ran in runs {
-            times.record(*ran);
+        times
+            .first
+            .set(Instant::now().checked_sub(ago).expect("a past instant"))
+            .expect("no sample yet");
+        for _ in 0..runs {
+            times.record(ran);
         }
         times
+    }
+
+    fn warmed(ran: Duration) -> RunTimes {
+        after(WARM_UP_SAMPLES, ran, AHEAD)
     }
 
     #[tokio::test]
@@ -480,18 +541,42 @@ mod tests {
 
     #[test]
     fn a_queue_holds_one_job_per_slot_until_it_has_seen_its_jobs_are_short() {
-        assert_eq!(after(&[]).room(32), 32);
-        assert_eq!(after(&[Duration::from_millis(5)]).room(32), 32);
-        assert_eq!(after(&[Duration::from_secs(3)]).room(1), 1);
+        assert_eq!(RunTimes::new().room(32), 32);
+        assert_eq!(warmed(Duration::from_millis(5)).room(32), 32);
+        assert_eq!(warmed(Duration::from_secs(3)).room(1), 1);
+    }
+
+    #[test]
+    fn a_queue_claims_ahead_only_after_a_warm_up_in_samples_and_in_time() {
+        let fast = Duration::from_millis(1);
+        assert_eq!(after(1, fast, AHEAD).room(32), 32, "one sample");
+        assert_eq!(after(WARM_UP_SAMPLES - 1, fast, AHEAD).room(32), 32);
+        assert_eq!(
+            after(WARM_UP_SAMPLES, fast, AHEAD / 2).room(32),
+            32,
+            "the first sample too recent: slow jobs started with it may still be running"
+        );
+        assert!(warmed(fast).room(32) > 32);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_handler_running_long_stops_its_queue_claiming_ahead_until_it_ends() {
+        let times = warmed(Duration::from_millis(1));
+        let ahead = times.room(32);
+        assert!(ahead > 32);
+        let mark = times.running_long().await;
+        assert_eq!(times.room(32), 32);
+        drop(mark);
+        assert_eq!(times.room(32), ahead);
     }
 
     #[test]
     fn short_jobs_are_held_for_the_time_the_slots_take_within_the_most_room() {
         // 32 slots at 4 ms a job get through 400 jobs in 50 ms.
-        assert_eq!(after(&[Duration::from_millis(4)]).room(32), 32 + 400);
-        assert_eq!(after(&[Duration::from_micros(10)]).room(32), MAX_ROOM);
-        assert_eq!(after(&[Duration::ZERO]).room(32), MAX_ROOM);
+        assert_eq!(warmed(Duration::from_millis(4)).room(32), 32 + 400);
+        assert_eq!(warmed(Duration::from_micros(10)).room(32), MAX_ROOM);
+        assert_eq!(warmed(Duration::ZERO).room(32), MAX_ROOM);
         // More slots than the most room: one job per slot still.
-        assert_eq!(after(&[Duration::ZERO]).room(5000), 5000);
+        assert_eq!(warmed(Duration::ZERO).room(5000), 5000);
     }
 }

@@ -25,6 +25,11 @@ pub(crate) trait ErasedWorker: Send + Sync {
     ) -> Result<BoxFuture<'static, Handled>, serde_json::Error>;
     fn backoff(&self, job: &Job) -> Duration;
     fn timeout(&self) -> Option<Duration>;
+    /// Whether the handler ends its attempt itself when it overruns the cancel grace (the saga
+    /// runner does: its step must end through the saga); otherwise the executor aborts it.
+    fn aborts_itself(&self) -> bool {
+        false
+    }
 }
 
 struct Erased<W>(Arc<W>);

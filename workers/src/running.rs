@@ -5,6 +5,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, PoisonError},
+    time::Duration,
 };
 
 use tokio_util::sync::CancellationToken;
@@ -27,6 +28,17 @@ struct Entry {
     stopped: Option<StopReason>,
     /// The handler returned a success whose completion waits for its batched write.
     finished: bool,
+}
+
+impl Entry {
+    /// Record why the handler stops (the first reason stands) and tell it; true if it had
+    /// not been told before.
+    fn stop(&mut self, reason: StopReason) -> bool {
+        let first = self.stopped.is_none();
+        self.stopped.get_or_insert(reason);
+        self.cancel.cancel();
+        first
+    }
 }
 
 #[derive(Clone, Default)]
@@ -68,34 +80,40 @@ impl RunningJobs {
     }
 
     /// Tell job `id`'s handler to stop, if it runs attempt `attempt` (any attempt if None).
+    /// True only the first time: the lease check and a notification may both report the same
+    /// lost job, every second while its handler runs on, and it is said once.
     pub(crate) fn stop(&self, id: i64, attempt: Option<i32>, reason: StopReason) -> bool {
         let mut map = self.lock();
         match map.get_mut(&id) {
-            Some(entry) if attempt.is_none_or(|a| a == entry.attempt) => {
-                entry.stopped.get_or_insert(reason);
-                entry.cancel.cancel();
-                true
-            }
+            Some(entry) if attempt.is_none_or(|a| a == entry.attempt) => entry.stop(reason),
             _ => false,
         }
     }
 
-    /// Tell the handlers running steps of `saga` to stop; true if there was one.
+    /// Tell the handlers running steps of `saga` to stop; true if one was not told before.
     pub(crate) fn stop_saga(&self, saga: uuid::Uuid) -> bool {
         let mut stopped = false;
         for entry in self.lock().values_mut().filter(|e| e.saga == Some(saga)) {
-            entry.stopped.get_or_insert(StopReason::SagaCancelled);
-            entry.cancel.cancel();
-            stopped = true;
+            stopped |= entry.stop(StopReason::SagaCancelled);
         }
         stopped
     }
 
     pub(crate) fn stop_all(&self, reason: StopReason) {
         for entry in self.lock().values_mut() {
-            entry.stopped.get_or_insert(reason);
-            entry.cancel.cancel();
+            entry.stop(reason);
         }
+    }
+
+    /// Resolves once job `id`'s handler, told to stop through `cancel`, has had `grace` to
+    /// return: then it is aborted. Never for a stop at shutdown, which has a grace of its
+    /// own and hands the job back rather than ending it.
+    pub(crate) async fn stop_overdue(&self, id: i64, cancel: &CancellationToken, grace: Duration) {
+        cancel.cancelled().await;
+        if self.stop_reason(id) == Some(StopReason::Shutdown) {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(grace).await;
     }
 
     /// Why job `id`'s handler was told to stop, if it was.
@@ -158,6 +176,35 @@ mod tests {
             running.held(),
             vec![(2, 1)],
             "finishing a forgotten job adds nothing"
+        );
+    }
+
+    #[test]
+    fn a_handler_is_told_to_stop_once() {
+        let running = RunningJobs::default();
+        let cancel = running.insert(1, 1, None);
+        assert!(running.stop(1, Some(1), StopReason::LeaseLost));
+        assert!(cancel.is_cancelled());
+        assert!(!running.stop(1, None, StopReason::LeaseLost), "said once");
+        assert!(!running.stop(2, None, StopReason::LeaseLost), "not held");
+        assert_eq!(running.stop_reason(1), Some(StopReason::LeaseLost));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_overdue_stop_comes_after_the_grace_but_never_at_shutdown() {
+        let running = RunningJobs::default();
+        let lost = running.insert(1, 1, None);
+        let shut = running.insert(2, 1, None);
+        running.stop(1, None, StopReason::LeaseLost);
+        running.stop(2, None, StopReason::Shutdown);
+        let grace = Duration::from_secs(30);
+        let started = tokio::time::Instant::now();
+        running.stop_overdue(1, &lost, grace).await;
+        assert_eq!(started.elapsed(), grace);
+        let shutdown = running.stop_overdue(2, &shut, grace);
+        assert!(
+            tokio::time::timeout(grace * 10, shutdown).await.is_err(),
+            "a stop at shutdown is never overdue"
         );
     }
 }

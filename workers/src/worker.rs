@@ -118,6 +118,23 @@ pub struct JobContext {
     worker_id: std::sync::Arc<str>,
     /// Wakes the producer of the job's queue in this worker.
     claims: Option<std::sync::Arc<tokio::sync::Notify>>,
+    /// How long the handler has to return once told to stop, before it is aborted.
+    stop_grace: StopGrace,
+}
+
+/// What tells when a handler told to stop has run on too long (`RunningJobs::stop_overdue`).
+#[derive(Clone)]
+pub(crate) struct StopGrace {
+    pub(crate) running: crate::running::RunningJobs,
+    pub(crate) grace: Duration,
+}
+
+impl std::fmt::Debug for StopGrace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StopGrace")
+            .field("grace", &self.grace)
+            .finish_non_exhaustive()
+    }
 }
 
 impl JobContext {
@@ -127,6 +144,7 @@ impl JobContext {
         cancel: CancellationToken,
         worker_id: std::sync::Arc<str>,
         claims: Option<std::sync::Arc<tokio::sync::Notify>>,
+        stop_grace: StopGrace,
     ) -> Self {
         JobContext {
             job,
@@ -134,7 +152,22 @@ impl JobContext {
             cancel,
             worker_id,
             claims,
+            stop_grace,
         }
+    }
+
+    /// Resolves once this handler, told to stop (not at shutdown), has had the pool's cancel
+    /// grace to return: whoever runs it aborts it then.
+    pub(crate) async fn stop_overdue(&self) {
+        let StopGrace { running, grace } = &self.stop_grace;
+        running
+            .stop_overdue(self.job.id, &self.cancel, *grace)
+            .await;
+    }
+
+    /// The pool's cancel grace.
+    pub(crate) fn stop_grace(&self) -> Duration {
+        self.stop_grace.grace
     }
 
     /// Have this worker claim from the job's queue now rather than wait for a notification:

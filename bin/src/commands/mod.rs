@@ -133,6 +133,7 @@ async fn worker(db: &Database, args: WorkerArgs) -> anyhow::Result<()> {
         .listen(!args.no_listen)
         .poll_interval(args.poll_interval)
         .shutdown_timeout(args.shutdown_timeout)
+        .cancel_grace(args.cancel_grace)
         .heartbeat_interval(args.heartbeat_interval)
         .lease(args.lease)
         .maintenance_interval(args.maintenance_interval)

@@ -5,4 +5,4 @@ SET state = 'cancelled', finalized_at = now(),
         'attempt', attempt, 'at', now(), 'error', $3::text,
         'worker', attempted_by, 'kind', 'cancelled'))
 WHERE id = $1 AND state = 'running' AND attempt = $2
-RETURNING state
+RETURNING state, NULL::float8

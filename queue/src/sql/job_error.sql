@@ -1,7 +1,9 @@
 -- An attempt failed ($5: message, $6: what kind of failure). The job becomes `failed` when the
 -- error is permanent ($3) or it has used its attempts; otherwise `retryable` at now() plus the
--- backoff $4 (milliseconds) with +/-10% jitter, so jobs that failed together do not all
--- retry in the same instant. Times come from the database clock. Fenced like every write.
+-- backoff $4 (milliseconds, at most about a hundred years: the caller saturates it) with
+-- +/-10% jitter, so jobs that failed together do not all retry in the same instant. Times
+-- come from the database clock. Fenced like every write. Returns the new state and, for a
+-- retry, the seconds until it is due, so that the worker can wake for it.
 UPDATE bosun.jobs
 SET state = CASE WHEN $3 OR attempt >= max_attempts THEN 'failed'
                  ELSE 'retryable' END::bosun.job_state,
@@ -13,4 +15,5 @@ SET state = CASE WHEN $3 OR attempt >= max_attempts THEN 'failed'
         'attempt', attempt, 'at', now(), 'error', $5::text,
         'worker', attempted_by, 'kind', $6::text))
 WHERE id = $1 AND state = 'running' AND attempt = $2
-RETURNING state
+RETURNING state,
+          CASE WHEN state = 'retryable' THEN extract(epoch FROM scheduled_at - now())::float8 END

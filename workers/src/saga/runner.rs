@@ -122,7 +122,7 @@ impl SagaRunner {
             Ok(step_ctx) => step_ctx,
             Err(error) => return Handled::Returned(Err(error)),
         };
-        match caught((step.run)(step_ctx)).await {
+        match caught(ctx, (step.run)(step_ctx)).await {
             Ok(output) => {
                 let count = i32::try_from(self.names.len()).unwrap_or(i32::MAX);
                 recorded(
@@ -167,7 +167,7 @@ impl SagaRunner {
             Ok(step_ctx) => step_ctx,
             Err(error) => return Handled::Returned(Err(error)),
         };
-        match caught(undo(step_ctx)).await {
+        match caught(ctx, undo(step_ctx)).await {
             Ok(()) => recorded(
                 ctx,
                 undo_done(pool, held, job.saga_id, job.step).await,
@@ -236,6 +236,10 @@ impl ErasedWorker for SagaRunner {
     fn timeout(&self) -> Option<Duration> {
         None
     }
+
+    fn aborts_itself(&self) -> bool {
+        true
+    }
 }
 
 /// Why the step ends without running, if its previous attempt was its last and was rescued
@@ -293,16 +297,32 @@ fn recorded(ctx: &JobContext, result: bosun_queue::Result<bool>, state: JobState
     }
 }
 
-/// Run a step's future on a task of its own so that a panic becomes an error of the step.
+/// Run a step's future on a task of its own so that a panic becomes an error of the step,
+/// and abort it when it runs past the cancel grace after being told to stop: the step then
+/// ends as cancelled, through the saga like any cancel (the executor does not abort saga
+/// jobs, whose steps must end through their saga).
 async fn caught<T: Send + 'static>(
+    ctx: &JobContext,
     future: BoxFuture<'static, Result<T, JobError>>,
 ) -> Result<T, JobError> {
-    match tokio::spawn(future).await {
-        Ok(result) => result,
-        Err(join) if join.is_panic() => Err(JobError::retry(format!(
-            "step panicked: {}",
-            crate::executor::panic_message(join.into_panic())
-        ))),
-        Err(_) => Err(JobError::retry("step task was aborted")),
+    let mut task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(future));
+    tokio::select! {
+        joined = &mut task => match joined {
+            Ok(result) => result,
+            Err(join) if join.is_panic() => Err(JobError::retry(format!(
+                "step panicked: {}",
+                crate::executor::panic_message(join.into_panic())
+            ))),
+            Err(_) => Err(JobError::retry("step task was aborted")),
+        },
+        () = ctx.stop_overdue() => {
+            task.abort();
+            let grace = crate::executor::humanize(ctx.stop_grace());
+            tracing::warn!(%grace, "the saga step did not stop within the cancel grace of being told to; aborted it");
+            crate::metrics::aborted(ctx.job());
+            Err(JobError::Cancel(format!(
+                "aborted: the step did not stop within {grace} of being cancelled"
+            )))
+        }
     }
 }
