@@ -1,16 +1,93 @@
 //! Presentation: tables for people, JSON for scripts.
+//!
+//! Names, keys, tags, targets and handler errors are whatever a client stored, so a text view
+//! must never hand them to the terminal raw: an escape sequence in a job's kind could recolour,
+//! rewrite or hide the lines around it. Every value shown in a text view goes through
+//! [`printable`]: [`Table`] applies it to each cell, key/value views call it on each value.
+//! `--json` needs none of this (serde escapes control characters in JSON strings).
+
+use std::{borrow::Cow, fmt};
 
 use chrono::{DateTime, Utc};
-use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
+use comfy_table::presets::UTF8_BORDERS_ONLY;
 use serde::Serialize;
+
+/// `text` with every character that a terminal would act on instead of showing shown as a
+/// visible escape: control characters (`\n`, `\r`, `\t`, `\x1b`, C1 codes such as `\u{9b}`)
+/// and the invisible marks that reorder or hide text (bidirectional overrides, zero-width
+/// characters). Everything else, backslashes included, is left as it is.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if needs_escape(c) && u32::from(c) < 0x80 => {
+                out.push_str(&format!("\\x{:02x}", u32::from(c)));
+            }
+            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}'
+        )
+}
+
+/// An error and its causes on one line, `outer: inner: root`, each cause once: a cause whose
+/// text its wrapper already shows (sqlx's "error returned from database: {cause}" is also
+/// the source of that cause) is not repeated. [`printable`], since messages echo what a
+/// client stored.
+pub fn error_report(error: &anyhow::Error) -> String {
+    let mut report = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if report.contains(&text) {
+            continue;
+        }
+        if !report.is_empty() {
+            report.push_str(": ");
+        }
+        report.push_str(&text);
+    }
+    printable(&report).into_owned()
+}
+
+/// A table with Bosun's look whose cells are always [`printable`].
+pub struct Table(comfy_table::Table);
+
+impl Table {
+    /// Add a row; each cell is escaped as [`printable`] says.
+    pub fn add_row(&mut self, cells: Vec<String>) -> &mut Self {
+        self.0
+            .add_row(cells.iter().map(|cell| printable(cell).into_owned()));
+        self
+    }
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// A table with Bosun's look and these headers.
 pub fn table(headers: &[&str]) -> Table {
-    let mut table = Table::new();
+    let mut table = comfy_table::Table::new();
     table
         .load_preset(UTF8_BORDERS_ONLY)
         .set_header(headers.iter().copied());
-    table
+    Table(table)
 }
 
 /// Print a line on stdout, like `println!`, but end the process quietly (status 0) when the
