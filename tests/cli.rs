@@ -817,6 +817,12 @@ async fn a_worker_process_runs_jobs_and_hands_back_on_sigterm() {
         stderr.contains("handed 1 unfinished job back"),
         "the worker reports the hand-back: {stderr}"
     );
+    // Its logs went to a pipe, not a terminal: plain text, no colour codes.
+    assert!(stderr.contains("INFO"), "{stderr}");
+    assert!(
+        !stderr.contains('\x1b'),
+        "no escape codes in logs written to a pipe: {stderr:?}"
+    );
 
     let handed_back = db.client.job_get(sleeper).await.unwrap();
     assert_eq!(handed_back.state, JobState::Available);
