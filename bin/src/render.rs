@@ -161,3 +161,65 @@ pub fn clip(text: &str, max: usize) -> String {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_escapes_what_a_terminal_acts_on_and_keeps_the_rest() {
+        assert_eq!(
+            printable("pantry-1 ünïcode \\ ok"),
+            "pantry-1 ünïcode \\ ok"
+        );
+        assert!(matches!(printable("plain"), Cow::Borrowed(_)));
+        assert_eq!(
+            printable("a\x1b[31mb\r\nc\td\x07\x7f"),
+            "a\\x1b[31mb\\r\\nc\\td\\x07\\x7f"
+        );
+        // C1 controls (CSI) and marks that reorder or hide text.
+        assert_eq!(
+            printable("x\u{9b}31m\u{202e}y\u{200b}"),
+            "x\\u{9b}31m\\u{202e}y\\u{200b}"
+        );
+    }
+
+    #[test]
+    fn a_table_escapes_every_cell() {
+        let mut out = table(&["name"]);
+        out.add_row(vec!["evil\x1b[2J\r\nline".to_string()]);
+        let shown = out.to_string();
+        assert!(
+            !shown.contains('\x1b') && !shown.contains('\r'),
+            "{shown:?}"
+        );
+        assert!(shown.contains("evil\\x1b[2J\\r\\nline"), "{shown}");
+    }
+
+    #[derive(Debug)]
+    struct Wrapper(std::io::Error);
+
+    impl fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "talking to the database: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Wrapper {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn an_error_report_gives_each_cause_once() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let error = anyhow::Error::new(Wrapper(refused)).context("connecting");
+        assert_eq!(
+            error_report(&error),
+            "connecting: talking to the database: refused"
+        );
+        let plain = anyhow::anyhow!("no job\x1b[31m").context("bosun job");
+        assert_eq!(error_report(&plain), "bosun job: no job\\x1b[31m");
+    }
+}

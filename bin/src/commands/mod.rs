@@ -532,3 +532,14 @@ fn seconds(secs: f64) -> u64 {
     let whole = secs.max(0.0) as u64;
     whole
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_count_agrees_with_its_noun() {
+        assert_eq!(super::count(0_usize, "job", "jobs"), "0 jobs");
+        assert_eq!(super::count(1_usize, "job", "jobs"), "1 job");
+        assert_eq!(super::count(2_i64, "retry", "retries"), "2 retries");
+        assert_eq!(super::count(1_i64, "retry", "retries"), "1 retry");
+    }
+}
