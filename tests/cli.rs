@@ -1432,3 +1432,41 @@ async fn a_saga_step_job_shows_the_step_limit_of_attempts() {
     assert!(!table.contains("/20"), "{table}");
     assert!(ok(&db, &["job", &job.to_string()]).contains("attempt      1 of 3"));
 }
+
+/// Logs are coloured for a person at a terminal, unless `NO_COLOR` is set (and not empty,
+/// as no-color.org has it). `script` (util-linux) runs the command on a terminal of its own.
+#[tokio::test]
+async fn logs_are_coloured_only_at_a_terminal_and_never_with_no_color() {
+    let db = TestDb::new().await;
+    let at_terminal = |no_color: Option<&str>| {
+        let mut command = Command::new("script");
+        command
+            .args([
+                "-qec",
+                &format!("{} queues --json", bosun_bin().display()),
+                "/dev/null",
+            ])
+            .env("DATABASE_URL", &db.url)
+            .env("RUST_LOG", "debug");
+        match no_color {
+            Some(value) => command.env("NO_COLOR", value),
+            None => command.env_remove("NO_COLOR"),
+        };
+        let output = command.output().expect("running script (util-linux)");
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        stdout(&output)
+    };
+    let coloured = at_terminal(None);
+    assert!(coloured.contains("DEBUG"), "{coloured}");
+    assert!(
+        coloured.contains('\x1b'),
+        "colour at a terminal: {coloured:?}"
+    );
+    let plain = at_terminal(Some("1"));
+    assert!(plain.contains("DEBUG"), "{plain}");
+    assert!(!plain.contains('\x1b'), "NO_COLOR=1: {plain:?}");
+    assert!(
+        at_terminal(Some("")).contains('\x1b'),
+        "an empty NO_COLOR is unset"
+    );
+}
