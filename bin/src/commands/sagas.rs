@@ -163,9 +163,10 @@ fn step_line(step: &SagaStep) -> String {
             .error
             .as_deref()
             .map(|e| format!("undo attempt {}: {e}", step.undo_attempts)),
-        SagaStepState::Succeeded if step.attempts > 1 => {
-            Some(format!("after {} attempts", step.attempts))
-        }
+        SagaStepState::Succeeded if step.attempts > 1 => Some(format!(
+            "after {}",
+            super::count(step.attempts, "attempt", "attempts")
+        )),
         _ => None,
     };
     if let Some(detail) = detail {
