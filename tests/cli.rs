@@ -1380,6 +1380,7 @@ async fn error_messages_say_each_cause_once_and_echo_long_values_short() {
         &["job", &long],
         &["jobs", "--state", &long],
         &["expunge", &long],
+        &["queues", "pause", &long],
         &[&long],
     ] {
         let output = bosun(&db, args);
