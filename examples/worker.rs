@@ -115,6 +115,8 @@ async fn main() -> anyhow::Result<()> {
             }
         })
         .await?;
-    println!("stopped; {} jobs handed back", report.released.len());
+    let handed_back = report.released.len();
+    let noun = if handed_back == 1 { "job" } else { "jobs" };
+    println!("stopped; {handed_back} {noun} handed back");
     Ok(())
 }

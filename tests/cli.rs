@@ -175,7 +175,7 @@ const USAGE_ERRORS: &[(&[&str], &str, &str)] = &[
     ),
     (
         &["jobs", "--state", "done"],
-        "state \"done\" is not one of",
+        "state 'done' is not one of",
         "Usage: bosun jobs ",
     ),
     (
@@ -472,7 +472,7 @@ async fn enqueue_inspect_and_operate_with_json() {
         row.contains(&format!(" {id} ")) && row.contains("echo") && row.contains("available"),
         "{table}"
     );
-    assert!(table.contains("1 jobs"), "{table}");
+    assert!(table.contains("1 job\n"), "{table}");
     assert!(!table.contains("sleep"), "filtered by queue: {table}");
 
     // One job in detail.
@@ -814,8 +814,14 @@ async fn a_worker_process_runs_jobs_and_hands_back_on_sigterm() {
         "the worker waited for the shutdown timeout before handing back (exited after {took:?})"
     );
     assert!(
-        stderr.contains("handed 1 unfinished jobs back"),
+        stderr.contains("handed 1 unfinished job back"),
         "the worker reports the hand-back: {stderr}"
+    );
+    // Its logs went to a pipe, not a terminal: plain text, no colour codes.
+    assert!(stderr.contains("INFO"), "{stderr}");
+    assert!(
+        !stderr.contains('\x1b'),
+        "no escape codes in logs written to a pipe: {stderr:?}"
     );
 
     let handed_back = db.client.job_get(sleeper).await.unwrap();
@@ -934,7 +940,11 @@ async fn an_unreachable_database_fails_at_once_with_the_cause() {
         "no pool timeout wait"
     );
     let message = String::from_utf8_lossy(&output.stderr);
-    assert!(message.contains("Connection refused"), "{message}");
+    assert_eq!(
+        message.matches("Connection refused").count(),
+        1,
+        "the cause is said once: {message}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1035,11 +1045,11 @@ async fn targets_register_list_and_expunge() {
         listed.contains("pantry-1") && listed.contains("in_service"),
         "{listed}"
     );
-    assert!(listed.contains("1 targets, 0 expunged"), "{listed}");
+    assert!(listed.contains("1 target, 0 expunged"), "{listed}");
 
     let said = ok(&db, &["expunge", "pantry-1", "--reason", "sled 12 pulled"]);
     assert!(
-        said.contains("expunged target pantry-1: 1 live jobs and 0 live sagas"),
+        said.contains("expunged target pantry-1: 1 live job and 0 live sagas"),
         "{said}"
     );
     let again = ok(&db, &["expunge", "pantry-1"]);
@@ -1054,11 +1064,7 @@ async fn targets_register_list_and_expunge() {
         &["enqueue", "echo", "--target", "pantry-1"],
         "target 'pantry-1' is expunged (sled 12 pulled)",
     );
-    fails(
-        &db,
-        &["expunge", "pantry-9"],
-        "no target named \"pantry-9\"",
-    );
+    fails(&db, &["expunge", "pantry-9"], "no target named 'pantry-9'");
     let usage = bosun(&db, &["expunge"]);
     assert_eq!(usage.status.code(), Some(2));
     assert!(stderr(&usage).contains("Usage:"));
@@ -1179,7 +1185,7 @@ async fn work_of_a_kind_no_worker_serves_is_reported_and_a_saga_that_never_ran_c
     let output = bosun(&db, &["enqueue", "email.sned", "{}"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(
-        stderr(&output).contains("no worker has ever served kind \"email.sned\""),
+        stderr(&output).contains("no worker has ever served kind 'email.sned'"),
         "{}",
         stderr(&output)
     );
@@ -1220,7 +1226,7 @@ async fn work_of_a_kind_no_worker_serves_is_reported_and_a_saga_that_never_ran_c
         &["sagas", "start", "example.provison", "vm-1", "{}", "--json"],
     );
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert!(stderr(&output).contains("kind \"saga:example.provison\""));
+    assert!(stderr(&output).contains("kind 'saga:example.provison'"));
     let started: Value = serde_json::from_str(&stdout(&output)).unwrap();
     let id = started["id"].as_str().unwrap().to_string();
     let listed = json_of(&db, &["sagas", "--json"]);
@@ -1245,5 +1251,223 @@ async fn work_of_a_kind_no_worker_serves_is_reported_and_a_saga_that_never_ran_c
         &db,
         &["saga", &id.to_string(), "--delete"],
         "cancel it instead",
+    );
+}
+
+/// What a terminal would act on, in text a client stored.
+const HOSTILE: &str = "\x1b[31m\r\n";
+
+/// `output` has no byte a terminal would act on (ESC, CR), and shows `HOSTILE` escaped.
+fn assert_escaped(args: &[&str], output: &str) {
+    assert!(
+        !output.contains('\x1b') && !output.contains('\r'),
+        "bosun {args:?} printed a raw control character: {output:?}"
+    );
+    assert!(
+        output.contains("\\x1b[31m"),
+        "bosun {args:?} shows the escape visibly: {output}"
+    );
+}
+
+#[tokio::test]
+async fn text_views_show_control_characters_escaped() {
+    let db = TestDb::new().await;
+    let key = format!("key{HOSTILE}");
+    let job = db
+        .client
+        .enqueue(
+            NewJob::new("echo", json!({}))
+                .unique_key(&key)
+                .tags([format!("tag{HOSTILE}")])
+                .target(format!("pantry{HOSTILE}")),
+        )
+        .await
+        .unwrap()
+        .id;
+    // A handler's error and the worker's name, as an attempt that failed leaves them.
+    sqlx::query(
+        "UPDATE bosun.jobs SET state = 'failed', attempt = 1, attempted_at = now(),
+             finalized_at = now(), attempted_by = $2,
+             errors = jsonb_build_array(jsonb_build_object(
+                 'at', now(), 'attempt', 1, 'error', $3::text, 'worker', $2::text))
+         WHERE id = $1",
+    )
+    .bind(job)
+    .bind(format!("worker{HOSTILE}"))
+    .bind(format!("boom{HOSTILE}forged line"))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let saga = db
+        .client
+        .start_saga("example.provision", &format!("vm{HOSTILE}"), &json!({}))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE bosun.sagas SET error = $2 WHERE id = $1")
+        .bind(saga)
+        .bind(format!("undo{HOSTILE}"))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    let id = job.to_string();
+    let saga = saga.to_string();
+    for args in [
+        &["job", &id][..],
+        &["jobs"],
+        &["jobs", "--state", "failed"],
+        &["targets"],
+        &["sagas"],
+        &["saga", &saga],
+    ] {
+        assert_escaped(args, &ok(&db, args));
+    }
+    let shown = ok(&db, &["job", &id]);
+    assert!(
+        shown.contains("boom\\x1b[31m\\r\\nforged line"),
+        "one line, the whole error: {shown}"
+    );
+    // JSON stays exact.
+    let listed = json_of(&db, &["job", &id, "--json"]);
+    assert_eq!(listed["unique_key"], json!(key));
+    // Errors echo what they were given, escaped too.
+    let output = bosun(&db, &["enqueue", &format!("bad{HOSTILE}")]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_escaped(&["enqueue"], &stderr(&output));
+}
+
+#[tokio::test]
+async fn error_messages_say_each_cause_once_and_echo_long_values_short() {
+    let db = TestDb::new().await;
+    // A refusal from the database itself (not one of Bosun's own checks).
+    sqlx::query(
+        "CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'enqueue refused by site policy' USING ERRCODE = '42501'; END $$;
+         ",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse BEFORE INSERT ON bosun.jobs FOR EACH ROW EXECUTE FUNCTION public.refuse()",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let output = bosun(&db, &["enqueue", "echo"]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err.matches("enqueue refused by site policy").count(),
+        1,
+        "the cause is said once: {err}"
+    );
+    sqlx::query("DROP TRIGGER refuse ON bosun.jobs")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    // Linux refuses a single argument over 128 KiB, so 100,000 characters stand for the
+    // megabyte a script might pass by mistake.
+    let long = "k".repeat(100_000);
+    let json = format!("{{\"{long}\": 1");
+    for args in [
+        &["enqueue", &long][..],
+        &["enqueue", "echo", &json],
+        &["enqueue", "echo", "--in", &long],
+        &["enqueue", "echo", "--priority", &long],
+        &["enqueue", "echo", "--queue", &long],
+        &["job", &long],
+        &["jobs", "--state", &long],
+        &["expunge", &long],
+        &["queues", "pause", &long],
+        &[&long],
+    ] {
+        let output = bosun(&db, args);
+        let err = stderr(&output);
+        assert!(
+            output.status.code() == Some(1) || output.status.code() == Some(2),
+            "{err}"
+        );
+        assert!(
+            err.len() < 1_000,
+            "bosun {} ... echoes {} bytes: {}...",
+            args[0],
+            err.len(),
+            &err[..300]
+        );
+        assert!(err.contains("(100"), "says how long the value was: {err}");
+    }
+    assert_eq!(job_count(&db).await, 0);
+}
+
+#[tokio::test]
+async fn a_saga_step_job_shows_the_step_limit_of_attempts() {
+    use bosun_tests::saga_sql::{claim, start, STEPS};
+    let db = TestDb::new().await;
+    let mut conn = db.raw().await;
+    let saga = start(&mut conn, "limits").await;
+    let job = claim(&mut conn, saga, 0, "do").await;
+    // The runner begins the step with its limit of 3 attempts.
+    let state: Option<String> = sqlx::query_scalar(&format!(
+        "SELECT (bosun.saga_step_begin($1, 1, $2, 0, {STEPS}, 3)).state::text"
+    ))
+    .bind(job)
+    .bind(saga)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(state.as_deref(), Some("running"));
+    let listed = json_of(&db, &["jobs", "--json"]);
+    assert_eq!(
+        (
+            &listed[0]["id"],
+            &listed[0]["attempt"],
+            &listed[0]["max_attempts"]
+        ),
+        (&json!(job), &json!(1), &json!(3)),
+        "{listed}"
+    );
+    let table = ok(&db, &["jobs"]);
+    assert!(table.contains(" 1/3 "), "{table}");
+    assert!(!table.contains("/20"), "{table}");
+    assert!(ok(&db, &["job", &job.to_string()]).contains("attempt      1 of 3"));
+}
+
+/// Logs are coloured for a person at a terminal, unless `NO_COLOR` is set (and not empty,
+/// as no-color.org has it). `script` (util-linux) runs the command on a terminal of its own.
+#[tokio::test]
+async fn logs_are_coloured_only_at_a_terminal_and_never_with_no_color() {
+    let db = TestDb::new().await;
+    let at_terminal = |no_color: Option<&str>| {
+        let mut command = Command::new("script");
+        command
+            .args([
+                "-qec",
+                &format!("{} queues --json", bosun_bin().display()),
+                "/dev/null",
+            ])
+            .env("DATABASE_URL", &db.url)
+            .env("RUST_LOG", "debug");
+        match no_color {
+            Some(value) => command.env("NO_COLOR", value),
+            None => command.env_remove("NO_COLOR"),
+        };
+        let output = command.output().expect("running script (util-linux)");
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        stdout(&output)
+    };
+    let coloured = at_terminal(None);
+    assert!(coloured.contains("DEBUG"), "{coloured}");
+    assert!(
+        coloured.contains('\x1b'),
+        "colour at a terminal: {coloured:?}"
+    );
+    let plain = at_terminal(Some("1"));
+    assert!(plain.contains("DEBUG"), "{plain}");
+    assert!(!plain.contains('\x1b'), "NO_COLOR=1: {plain:?}");
+    assert!(
+        at_terminal(Some("")).contains('\x1b'),
+        "an empty NO_COLOR is unset"
     );
 }

@@ -430,4 +430,16 @@ async fn long_values_are_shortened_in_error_messages() {
     )
     .await;
     assert!(message.len() < 400, "{} characters", message.len());
+    for (sql, code) in [
+        ("SELECT bosun.pause_queue(repeat('q', 1000000))", "22023"),
+        ("SELECT bosun.resume_queue(repeat('q', 1000000))", "22023"),
+        ("SELECT bosun.pause_periodic(repeat('p', 1000000))", "P0002"),
+        (
+            "SELECT bosun.unschedule_periodic(repeat('p', 1000000))",
+            "P0002",
+        ),
+    ] {
+        let message = assert_rejected(&mut conn, sql, code, &["(1000000 characters)"]).await;
+        assert!(message.len() < 400, "{sql}: {} characters", message.len());
+    }
 }

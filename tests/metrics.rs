@@ -23,9 +23,15 @@ fn free_port() -> u16 {
 }
 
 fn scrape(port: u16) -> Option<String> {
+    request(port, "GET", "/metrics")
+}
+
+/// The whole response (status line, headers, body) to `method path`, or `None` while nothing
+/// listens.
+fn request(port: u16, method: &str, path: &str) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .write_all(format!("{method} {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
         .ok()?;
     let mut body = String::new();
     stream.read_to_string(&mut body).ok()?;
@@ -210,6 +216,40 @@ async fn a_taken_metrics_address_fails_the_start() {
     assert_eq!(output.status.code(), Some(1));
     let said = String::from_utf8_lossy(&output.stderr);
     assert!(said.contains(&format!("--metrics-addr {addr}")), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_metrics_path_answers() {
+    let db = TestDb::new().await;
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let _worker = Replica::start_with_args(&db, "paths", "default=1", &["--metrics-addr", &addr]);
+    let metrics = eventually(Duration::from_secs(15), "the listener", || async {
+        request(port, "GET", "/metrics")
+    })
+    .await;
+    assert!(metrics.starts_with("HTTP/1.0 200"), "{metrics}");
+    assert!(metrics.contains("bosun_"), "{metrics}");
+    for path in [
+        "/",
+        "/metric",
+        "/metrics/",
+        "/metrics.txt",
+        "/health",
+        "/admin",
+    ] {
+        let response = request(port, "GET", path).unwrap();
+        assert!(
+            response.starts_with("HTTP/1.0 404"),
+            "GET {path}: {response}"
+        );
+        assert!(!response.contains("bosun_"), "GET {path}: {response}");
+    }
+    let response = request(port, "POST", "/metrics").unwrap();
+    assert!(response.starts_with("HTTP/1.0 405"), "{response}");
+    // A query string is still the metrics path.
+    let response = request(port, "GET", "/metrics?x=1").unwrap();
+    assert!(response.starts_with("HTTP/1.0 200"), "{response}");
 }
 
 /// Unfinished states are counted; finished ones are estimated once the table is large (here:

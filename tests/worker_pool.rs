@@ -1509,3 +1509,78 @@ async fn a_batched_completion_completes_exactly_the_attempts_still_held() {
     assert_eq!(counts.get("cancelled"), Some(&1));
     assert_eq!(counts.get("running"), Some(&1));
 }
+
+/// A worker opens at most the connections of its client's pool (handlers' `ctx.client()`,
+/// the LISTEN connection, the leader's prune passes and VACUUM) plus its own pool's, one per
+/// queue and one more: the count the README gives an operator to size `max_connections` by.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_opens_no_more_connections_than_its_pools_allow() {
+    const CLIENT_CONNECTIONS: u32 = 3;
+    const QUEUES: u32 = 2;
+    let db = TestDb::new().await;
+    sqlx::query("CREATE TABLE runs (job_id bigint, attempt int, worker text)")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    // Its own connections carry the client's settings, the application name included, which
+    // tells them apart from the test's.
+    let options = db
+        .url
+        .parse::<sqlx::postgres::PgConnectOptions>()
+        .unwrap()
+        .application_name("bosun-counted");
+    let connections = PgPoolOptions::new()
+        .max_connections(CLIENT_CONNECTIONS)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let running = Running::start(
+        pool(&Client::new(connections))
+            .register(Recorder)
+            .queue("default", 8)
+            .queue("mail", 8)
+            .maintenance_interval(Duration::from_millis(100))
+            .prune_interval(Duration::from_millis(100))
+            .pruner(bosun_workers::maintenance::pruner::PrunerConfig {
+                retain_completed: Duration::ZERO,
+                ..Default::default()
+            })
+            .build()
+            .unwrap(),
+    );
+    db.client
+        .enqueue_many((0..3000).map(|n| {
+            let queue = if n % 2 == 0 { "default" } else { "mail" };
+            NewJob::from_args(&Record { n }).unwrap().queue(queue)
+        }))
+        .await
+        .unwrap();
+    let mut most = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let open: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = 'bosun-counted'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        most = most.max(open);
+        let ran: i64 = sqlx::query_scalar("SELECT count(*) FROM runs")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        if ran >= 3000 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{ran} of 3000 jobs ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    running.stop().await;
+    let bound = i64::from(CLIENT_CONNECTIONS + QUEUES + 1);
+    // At least the LISTEN connection and one of its own: the count sees the worker.
+    assert!(
+        (2..=bound).contains(&most),
+        "at most {bound} connections (client pool {CLIENT_CONNECTIONS} + queues {QUEUES} + 1), saw {most}"
+    );
+}

@@ -454,7 +454,16 @@ pub struct DemoArgs {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 500ms, 10s, 5m)"))
+    humantime::parse_duration(text).map_err(|e| {
+        let reason = match e {
+            // humantime's message quotes the whole unit, however long.
+            humantime::DurationError::UnknownUnit { unit, .. } if !unit.is_empty() => {
+                format!("unknown time unit {}", bosun_queue::quote_short(&unit))
+            }
+            other => other.to_string(),
+        };
+        format!("{reason} (examples: 500ms, 10s, 5m)")
+    })
 }
 
 fn parse_state(text: &str) -> Result<JobState, String> {

@@ -6,7 +6,7 @@ use tracing_subscriber::EnvFilter;
 fn main() -> std::process::ExitCode {
     let cli = match bosun_cli::cli::Cli::try_parse() {
         Ok(cli) => cli,
-        Err(error) => usage_error(&error),
+        Err(error) => usage_error(error),
     };
     let default_level = if matches!(cli.command, bosun_cli::cli::Command::Worker(_)) {
         "info"
@@ -17,6 +17,7 @@ fn main() -> std::process::ExitCode {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour_logs())
         .with_writer(std::io::stderr);
     match cli.log_format {
         bosun_cli::cli::LogFormat::Text => logs.init(),
@@ -37,22 +38,31 @@ fn main() -> std::process::ExitCode {
         Err(error) => match error.downcast_ref::<bosun_cli::commands::Exit>() {
             Some(bosun_cli::commands::Exit(status)) => std::process::ExitCode::from(*status),
             None => {
-                eprintln!("error: {error:#}");
+                eprintln!("error: {}", bosun_cli::render::error_report(&error));
                 std::process::ExitCode::FAILURE
             }
         },
     }
 }
 
+/// Colour in the logs only for a person at a terminal: escape codes in a file or a log
+/// collector are noise, and `NO_COLOR` (set and not empty, see no-color.org) turns them off.
+fn colour_logs() -> bool {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+    !no_color && std::io::stderr().is_terminal()
+}
+
 /// Print a parse error with the usage of the (sub)command it concerns, and exit with status 2
 /// (`--help` and `--version` exit 0 as usual).
-fn usage_error(error: &clap::Error) -> ! {
+fn usage_error(error: clap::Error) -> ! {
     if matches!(
         error.kind(),
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
     ) {
         error.exit();
     }
+    let error = shorten_echoed_values(error);
     let _ = error.print();
     let rendered = error.render().to_string();
     if !rendered.contains("Usage:") {
@@ -72,4 +82,22 @@ fn usage_error(error: &clap::Error) -> ! {
         eprintln!("\n{usage}");
     }
     std::process::exit(2);
+}
+
+/// `error` with the values it echoes from the command line (a bad value, an unknown argument
+/// or subcommand) cut as `bosun_queue::shorten` does: a megabyte typed by mistake is not
+/// printed back in full.
+fn shorten_echoed_values(mut error: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue};
+    for kind in [
+        ContextKind::InvalidValue,
+        ContextKind::InvalidArg,
+        ContextKind::InvalidSubcommand,
+    ] {
+        if let Some(ContextValue::String(value)) = error.get(kind) {
+            let short = bosun_queue::shorten(value).into_owned();
+            error.insert(kind, ContextValue::String(short));
+        }
+    }
+    error
 }

@@ -40,6 +40,48 @@ pub enum Error {
     Database(sqlx::Error),
 }
 
+/// How many characters of a caller's value an error message echoes.
+const ECHOED_CHARACTERS: usize = 64;
+
+/// A caller's value as an error message echoes it: quoted, and cut to its first 64
+/// characters with its length when longer, as the SQL functions' `bosun.quote_short` does, so
+/// that a megabyte of kind or key in a call does not come back as a megabyte of message.
+///
+/// ```
+/// assert_eq!(bosun_queue::quote_short("pantry-1"), "'pantry-1'");
+/// let long = "k".repeat(1000);
+/// assert_eq!(bosun_queue::quote_short(&long), format!("'{}'... (1000 characters)", "k".repeat(64)));
+/// ```
+pub fn quote_short(value: &str) -> String {
+    let (head, length) = echoed(value);
+    let quoted = format!("'{}'", head.replace('\'', "''"));
+    match length {
+        None => quoted,
+        Some(length) => format!("{quoted}... ({length} characters)"),
+    }
+}
+
+/// [`quote_short`] without the quotes, for messages that quote the value themselves.
+///
+/// ```
+/// let long = "k".repeat(1000);
+/// assert_eq!(bosun_queue::shorten(&long), format!("{}... (1000 characters)", "k".repeat(64)));
+/// ```
+pub fn shorten(value: &str) -> std::borrow::Cow<'_, str> {
+    match echoed(value) {
+        (head, None) => head.into(),
+        (head, Some(length)) => format!("{head}... ({length} characters)").into(),
+    }
+}
+
+/// The part of `value` a message shows, and its length in characters when that is not all.
+fn echoed(value: &str) -> (&str, Option<usize>) {
+    match value.char_indices().nth(ECHOED_CHARACTERS) {
+        None => (value, None),
+        Some((end, _)) => (&value[..end], Some(value.chars().count())),
+    }
+}
+
 /// `Result` with [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

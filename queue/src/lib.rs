@@ -34,7 +34,7 @@ pub mod targets;
 mod types;
 
 pub use client::{pool_options, Client, CHECK_CONNECTIONS_IDLE_FOR};
-pub use error::{Error, Result};
+pub use error::{quote_short, shorten, Error, Result};
 pub use migrate::MigrateReport;
 pub use saga::{Saga, SagaState, SagaStep, SagaStepState};
 pub use targets::{Target, TargetState, TargetStats};

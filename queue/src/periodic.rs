@@ -55,7 +55,8 @@ impl FromStr for CatchUp {
             "all" => Ok(CatchUp::All),
             "none" => Ok(CatchUp::None),
             _ => Err(crate::Error::InvalidArgument(format!(
-                "catch_up {s:?} must be \"latest\", \"all\" or \"none\""
+                "catch_up {} must be \"latest\", \"all\" or \"none\"",
+                crate::quote_short(s)
             ))),
         }
     }

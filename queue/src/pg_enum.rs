@@ -74,7 +74,7 @@ macro_rules! text_states {
                 match s {
                     $($text => Ok($name::$variant),)+
                     _ => Err(crate::Error::InvalidArgument(format!(
-                        concat!("{:?} is not one of: ", $($text, " "),+), s
+                        concat!("{} is not one of: ", $($text, " "),+), crate::quote_short(s)
                     ))),
                 }
             }

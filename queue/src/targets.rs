@@ -119,7 +119,7 @@ pub async fn target_get(pool: &PgPool, name: &str) -> Result<TargetStats> {
         .bind(name)
         .fetch_optional(pool)
         .await?
-        .ok_or_else(|| Error::NotFound(format!("no target named {name:?}")))
+        .ok_or_else(|| Error::NotFound(format!("no target named {}", crate::quote_short(name))))
 }
 
 /// One batch of the reaper (`bosun.reap_expunged`): fail up to `batch` unfinished jobs on

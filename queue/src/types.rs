@@ -90,7 +90,8 @@ impl std::str::FromStr for JobState {
             .find(|state| state.as_str() == s)
             .ok_or_else(|| {
                 Error::InvalidArgument(format!(
-                    "state {s:?} is not one of scheduled, available, running, retryable, completed, failed, cancelled"
+                    "state {} is not one of scheduled, available, running, retryable, completed, failed, cancelled",
+                    crate::quote_short(s)
                 ))
             })
     }

@@ -361,7 +361,10 @@ async fn drain(scratch: &Scratch, count: u64, processes: usize) -> anyhow::Resul
             .fetch_one(scratch.client.pool())
             .await?;
     if unfinished > 0 {
-        bail!("{unfinished} of {count} jobs not completed");
+        bail!(
+            "{unfinished} of {} not completed",
+            crate::commands::count(count, "job", "jobs")
+        );
     }
     let secs: f64 = sqlx::query_scalar(
         "SELECT extract(epoch FROM max(finalized_at) - $1)::float8 FROM bosun.jobs",

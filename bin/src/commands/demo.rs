@@ -54,8 +54,8 @@ pub async fn run(db: &Database, args: &DemoArgs) -> anyhow::Result<()> {
     let enqueued = client.enqueue_many((0..args.jobs).map(demo_job)).await?;
     let last_id = enqueued.iter().map(|e| e.id).max().unwrap_or(0);
     eprintln!(
-        "bosun demo: enqueued {} jobs on queue {DEMO_QUEUE}; working them with concurrency {}",
-        enqueued.len(),
+        "bosun demo: enqueued {} on queue {DEMO_QUEUE}; working them with concurrency {}",
+        super::count(enqueued.len(), "job", "jobs"),
         args.concurrency
     );
 
@@ -75,8 +75,8 @@ pub async fn run(db: &Database, args: &DemoArgs) -> anyhow::Result<()> {
         );
     }
     eprintln!(
-        "bosun demo: started {} sagas of example.provision (reserve, create, attach)",
-        sagas.len()
+        "bosun demo: started {} of example.provision (reserve, create, attach)",
+        super::count(sagas.len(), "saga", "sagas")
     );
 
     let pool = WorkerPool::builder(client.clone())
@@ -183,11 +183,15 @@ pub async fn run(db: &Database, args: &DemoArgs) -> anyhow::Result<()> {
     );
     let total_attempts: i64 = summary.values().map(|s| s.attempts).sum();
     say!(
-        "{} jobs in {:.1}s with {} attempts ({} retries). Failed jobs keep their error history: try `bosun jobs --state failed` and `bosun job ID` against a persistent DATABASE_URL.",
-        jobs.len(),
+        "{} in {:.1}s with {} ({}). Failed jobs keep their error history: try `bosun jobs --state failed` and `bosun job ID` against a persistent DATABASE_URL.",
+        super::count(jobs.len(), "job", "jobs"),
         elapsed.as_secs_f64(),
-        total_attempts,
-        total_attempts - i64::try_from(jobs.len())?,
+        super::count(total_attempts, "attempt", "attempts"),
+        super::count(
+            total_attempts - i64::try_from(jobs.len())?,
+            "retry",
+            "retries"
+        ),
     );
     if db.throwaway {
         say!("(This ran on a throwaway PostgreSQL, now removed.)");

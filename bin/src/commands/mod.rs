@@ -6,7 +6,8 @@ mod targets;
 
 use anyhow::Context;
 use bosun_queue::{
-    invariants::check_invariants, liveness::kinds_never_served, migrate, Job, JobFilter, NewJob,
+    invariants::check_invariants, liveness::kinds_never_served, migrate, quote_short, Job,
+    JobFilter, NewJob,
 };
 use bosun_workers::{maintenance::pruner::PrunerConfig, shutdown_signal, WorkerPool};
 use serde_json::json;
@@ -18,7 +19,7 @@ use crate::{
     },
     connect::{ensure_migrated, open, Database},
     kinds,
-    render::{clip, print_json, relative, short_duration, table},
+    render::{clip, print_json, printable, relative, short_duration, table},
     say,
 };
 
@@ -95,9 +96,13 @@ async fn doctor(db: &Database, args: &DoctorArgs) -> anyhow::Result<()> {
     }
 }
 
-/// `1 job`, `2 jobs`.
-pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
+/// `1 job`, `2 jobs`: every number printed with a noun goes through here.
+pub(crate) fn count<N>(n: N, one: &str, many: &str) -> String
+where
+    N: std::fmt::Display + PartialEq + From<u8>,
+{
+    let noun = if n == N::from(1) { one } else { many };
+    format!("{n} {noun}")
 }
 
 async fn migrate_cmd(db: &Database, args: &MigrateArgs) -> anyhow::Result<()> {
@@ -156,8 +161,8 @@ async fn worker(db: &Database, args: WorkerArgs) -> anyhow::Result<()> {
     let report = pool.run_until(shutdown_signal()).await?;
     if !report.released.is_empty() {
         eprintln!(
-            "bosun: handed {} unfinished jobs back to their queues",
-            report.released.len()
+            "bosun: handed {} back to their queues",
+            count(report.released.len(), "unfinished job", "unfinished jobs")
         );
     }
     Ok(())
@@ -222,7 +227,8 @@ pub(crate) async fn warn_unless_served(
     let never = kinds_never_served(db.client.pool(), &[kind.to_string()]).await?;
     if !never.is_empty() {
         eprintln!(
-            "bosun: warning: no worker has ever served kind {kind:?}; the {what} waits until a worker that registers it runs (check the kind for a typo)"
+            "bosun: warning: no worker has ever served kind {}; the {what} waits until a worker that registers it runs (check the kind for a typo)",
+            printable(&quote_short(kind))
         );
     }
     Ok(())
@@ -300,7 +306,7 @@ async fn jobs(db: &Database, args: JobsArgs) -> anyhow::Result<()> {
         ]);
     }
     say!("{out}");
-    say!("{} jobs", jobs.len());
+    say!("{}", count(jobs.len(), "job", "jobs"));
     Ok(())
 }
 
@@ -324,8 +330,12 @@ fn print_job(job: &Job) -> anyhow::Result<()> {
             |at| format!("{} ({})", at.to_rfc3339(), relative(at)),
         )
     };
-    say!("job {}  {}  [{}]", job.id, job.kind, job.state);
-    say!("  queue        {}  (priority {})", job.queue, job.priority);
+    say!("job {}  {}  [{}]", job.id, printable(&job.kind), job.state);
+    say!(
+        "  queue        {}  (priority {})",
+        printable(&job.queue),
+        job.priority
+    );
     say!("  attempt      {} of {}", job.attempt, job.max_attempts);
     say!("  scheduled    {}", when(Some(job.scheduled_at)));
     say!("  created      {}", when(Some(job.created_at)));
@@ -334,20 +344,23 @@ fn print_job(job: &Job) -> anyhow::Result<()> {
         when(job.attempted_at),
         job.attempted_by
             .as_deref()
-            .map(|w| format!(" by {w}"))
+            .map(|w| format!(" by {}", printable(w)))
             .unwrap_or_default()
     );
     say!("  finalized    {}", when(job.finalized_at));
     if let Some(key) = &job.unique_key {
-        say!("  unique key   {key}");
+        say!("  unique key   {}", printable(key));
     }
     if let Some(target) = &job.target {
-        say!("  target       {target}");
+        say!("  target       {}", printable(target));
     }
     if !job.tags.is_empty() {
-        say!("  tags         {}", job.tags.join(", "));
+        say!("  tags         {}", printable(&job.tags.join(", ")));
     }
-    say!("  args         {}", serde_json::to_string(&job.args)?);
+    say!(
+        "  args         {}",
+        printable(&serde_json::to_string(&job.args)?)
+    );
     let errors = job.attempt_errors();
     if !errors.is_empty() {
         say!("  errors:");
@@ -356,13 +369,13 @@ fn print_job(job: &Job) -> anyhow::Result<()> {
                 "    attempt {} at {} [{}]{}: {}",
                 error.attempt,
                 error.at.to_rfc3339(),
-                error.kind.as_deref().unwrap_or("error"),
+                printable(error.kind.as_deref().unwrap_or("error")),
                 error
                     .worker
                     .as_deref()
-                    .map(|w| format!(" on {w}"))
+                    .map(|w| format!(" on {}", printable(w)))
                     .unwrap_or_default(),
-                error.error
+                printable(&error.error)
             );
         }
     }
@@ -391,7 +404,15 @@ async fn retry(db: &Database, args: RetryArgs) -> anyhow::Result<()> {
     if args.json {
         return print_json(&jobs.iter().map(|j| j.id).collect::<Vec<_>>());
     }
-    say!("{} {} jobs are available again", jobs.len(), args.state);
+    let state = args.state;
+    say!(
+        "{} available again",
+        count(
+            jobs.len(),
+            &format!("{state} job is"),
+            &format!("{state} jobs are")
+        )
+    );
     Ok(())
 }
 
@@ -498,8 +519,8 @@ async fn workers(db: &Database, args: &WorkersArgs) -> anyhow::Result<()> {
     }
     say!("{out}");
     say!(
-        "{} workers, {} alive",
-        workers.len(),
+        "{}, {} alive",
+        count(workers.len(), "worker", "workers"),
         workers.iter().filter(|w| w.alive).count()
     );
     Ok(())
@@ -511,4 +532,15 @@ fn seconds(secs: f64) -> u64 {
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let whole = secs.max(0.0) as u64;
     whole
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_count_agrees_with_its_noun() {
+        assert_eq!(super::count(0_usize, "job", "jobs"), "0 jobs");
+        assert_eq!(super::count(1_usize, "job", "jobs"), "1 job");
+        assert_eq!(super::count(2_i64, "retry", "retries"), "2 retries");
+        assert_eq!(super::count(1_i64, "retry", "retries"), "1 retry");
+    }
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::{
     cli::{SagaArgs, SagasAction, SagasArgs},
     connect::Database,
-    render::{clip, print_json, relative, table},
+    render::{clip, print_json, printable, relative, table},
     say,
 };
 
@@ -30,7 +30,7 @@ pub async fn list_or_start(db: &Database, args: SagasArgs) -> anyhow::Result<()>
         if args.json {
             return print_json(&json!({ "id": id }));
         }
-        say!("saga {id} ({kind}, key {key})");
+        say!("saga {id} ({}, key {})", printable(&kind), printable(&key));
         return Ok(());
     }
     let sagas = saga_list(pool, args.state, args.kind.as_deref(), args.limit).await?;
@@ -52,7 +52,7 @@ pub async fn list_or_start(db: &Database, args: SagasArgs) -> anyhow::Result<()>
         out.add_row(vec![
             saga.id.to_string(),
             saga.kind.clone(),
-            clip(&saga.key, 32),
+            clip(&printable(&saga.key), 32),
             saga.state.to_string(),
             saga.current_step.to_string(),
             relative(saga.created_at),
@@ -64,7 +64,7 @@ pub async fn list_or_start(db: &Database, args: SagasArgs) -> anyhow::Result<()>
         ]);
     }
     say!("{out}");
-    say!("{} sagas", sagas.len());
+    say!("{}", super::count(sagas.len(), "saga", "sagas"));
     Ok(())
 }
 
@@ -75,7 +75,12 @@ pub async fn show(db: &Database, args: &SagaArgs) -> anyhow::Result<()> {
         if args.json {
             return print_json(&json!({ "deleted": saga }));
         }
-        say!("deleted saga {} ({}, key {})", saga.id, saga.kind, saga.key);
+        say!(
+            "deleted saga {} ({}, key {})",
+            saga.id,
+            printable(&saga.kind),
+            printable(&saga.key)
+        );
         return Ok(());
     }
     let saga = if args.cancel {
@@ -95,11 +100,16 @@ pub async fn show(db: &Database, args: &SagaArgs) -> anyhow::Result<()> {
 
 /// `create_snapshot: undone, delete_droplet: failed (attempt 3: HTTP 500)`, one step a line.
 fn print_timeline(saga: &Saga, steps: &[SagaStep]) {
-    say!("saga {}  {}  [{}]", saga.id, saga.kind, saga.state);
-    say!("  key          {}", saga.key);
-    say!("  inputs       {}", saga.inputs);
+    say!(
+        "saga {}  {}  [{}]",
+        saga.id,
+        printable(&saga.kind),
+        saga.state
+    );
+    say!("  key          {}", printable(&saga.key));
+    say!("  inputs       {}", printable(&saga.inputs.to_string()));
     if let Some(target) = &saga.target {
-        say!("  target       {target}");
+        say!("  target       {}", printable(target));
     }
     say!(
         "  started      {} ({})",
@@ -117,7 +127,7 @@ fn print_timeline(saga: &Saga, steps: &[SagaStep]) {
         say!("  cancel       requested");
     }
     if let Some(error) = &saga.error {
-        say!("  error        {error}");
+        say!("  error        {}", printable(error));
     }
     let history = saga.errors.as_array().map_or(&[][..], Vec::as_slice);
     if history.len() > 1 {
@@ -125,8 +135,8 @@ fn print_timeline(saga: &Saga, steps: &[SagaStep]) {
         for entry in history {
             say!(
                 "    {}  {}",
-                entry["at"].as_str().unwrap_or_default(),
-                entry["error"].as_str().unwrap_or_default()
+                printable(entry["at"].as_str().unwrap_or_default()),
+                printable(entry["error"].as_str().unwrap_or_default())
             );
         }
     }
@@ -136,7 +146,7 @@ fn print_timeline(saga: &Saga, steps: &[SagaStep]) {
     }
     say!("  steps:");
     for step in steps {
-        say!("    {}. {}", step.idx, step_line(step));
+        say!("    {}. {}", step.idx, printable(&step_line(step)));
     }
 }
 
@@ -153,9 +163,10 @@ fn step_line(step: &SagaStep) -> String {
             .error
             .as_deref()
             .map(|e| format!("undo attempt {}: {e}", step.undo_attempts)),
-        SagaStepState::Succeeded if step.attempts > 1 => {
-            Some(format!("after {} attempts", step.attempts))
-        }
+        SagaStepState::Succeeded if step.attempts > 1 => Some(format!(
+            "after {}",
+            super::count(step.attempts, "attempt", "attempts")
+        )),
         _ => None,
     };
     if let Some(detail) = detail {

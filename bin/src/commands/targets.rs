@@ -6,7 +6,7 @@ use bosun_queue::targets::{target_expunge, target_get, target_list, target_regis
 use crate::{
     cli::{ExpungeArgs, TargetsAction, TargetsArgs},
     connect::Database,
-    render::{clip, print_json, relative, table},
+    render::{clip, print_json, printable, relative, table},
     say,
 };
 
@@ -19,8 +19,8 @@ pub async fn list_or_register(db: &Database, args: TargetsArgs) -> anyhow::Resul
         }
         say!(
             "target {} ({}) is {}",
-            target.name,
-            target.kind.as_deref().unwrap_or("no kind"),
+            printable(&target.name),
+            printable(target.kind.as_deref().unwrap_or("no kind")),
             target.state
         );
         return Ok(());
@@ -54,8 +54,8 @@ pub async fn list_or_register(db: &Database, args: TargetsArgs) -> anyhow::Resul
     }
     say!("{out}");
     say!(
-        "{} targets, {} expunged",
-        targets.len(),
+        "{}, {} expunged",
+        super::count(targets.len(), "target", "targets"),
         targets
             .iter()
             .filter(|t| t.target.state == bosun_queue::TargetState::Expunged)
@@ -74,16 +74,16 @@ pub async fn expunge(db: &Database, args: &ExpungeArgs) -> anyhow::Result<()> {
     if before.target.state == bosun_queue::TargetState::Expunged {
         say!(
             "target {} was already expunged {} ({})",
-            target.name,
+            printable(&target.name),
             target.expunged_at.map(relative).unwrap_or_default(),
-            target.reason.as_deref().unwrap_or("no reason given")
+            printable(target.reason.as_deref().unwrap_or("no reason given"))
         );
     } else {
         say!(
-            "expunged target {}: {} live jobs and {} live sagas on it are reaped by the maintenance leader",
-            target.name,
-            before.live_jobs,
-            before.live_sagas
+            "expunged target {}: {} and {} on it are reaped by the maintenance leader",
+            printable(&target.name),
+            super::count(before.live_jobs, "live job", "live jobs"),
+            super::count(before.live_sagas, "live saga", "live sagas")
         );
     }
     Ok(())
