@@ -9,8 +9,9 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "bosun", version, propagate_version = true)]
 pub struct Cli {
-    /// PostgreSQL URL. Without it (and without DATABASE_URL), bosun starts a throwaway
-    /// PostgreSQL from the local installation and removes it on exit.
+    /// PostgreSQL URL (`postgres://user@host/db`). Every command needs one, except `demo`
+    /// and `bench`, which without it start a throwaway PostgreSQL from the local installation
+    /// and remove it on exit.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
 

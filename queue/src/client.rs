@@ -58,9 +58,7 @@ impl Client {
     /// [`Error::InvalidArgument`] for a malformed URL; [`Error::Database`] with the real cause
     /// (connection refused, authentication, unknown database) if the database cannot be used.
     pub async fn connect(url: &str) -> Result<Self> {
-        let options: PgConnectOptions = url
-            .parse()
-            .map_err(|e| Error::InvalidArgument(format!("database URL: {e}")))?;
+        let options = connect_options(url)?;
         let pool = pool_options()
             .max_connections(10)
             .connect_lazy_with(options.clone());
@@ -338,6 +336,28 @@ impl Client {
             .fetch_all(&self.pool)
             .await?)
     }
+}
+
+/// `url` as connect options, refused unless it is a PostgreSQL URL: sqlx reads any
+/// `scheme://` URL as PostgreSQL's, so a `mysql://` URL would otherwise be tried as one.
+fn connect_options(url: &str) -> Result<PgConnectOptions> {
+    let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+    if !scheme
+        .is_some_and(|s| s.eq_ignore_ascii_case("postgres") || s.eq_ignore_ascii_case("postgresql"))
+    {
+        let got = match scheme {
+            Some(scheme) => {
+                let scheme: String = scheme.chars().take(32).collect();
+                format!("one with the scheme {:?}", format!("{scheme}://"))
+            }
+            None => "one without a scheme".to_string(),
+        };
+        return Err(Error::InvalidArgument(format!(
+            "database URL: Bosun needs a PostgreSQL URL, postgres://user@host/db or postgresql://..., got {got}"
+        )));
+    }
+    url.parse()
+        .map_err(|e| Error::InvalidArgument(format!("database URL: {e}")))
 }
 
 fn collect_jobs<I>(jobs: I) -> Result<Vec<NewJob>>

@@ -16,7 +16,7 @@ use crate::{
         CancelArgs, Cli, Command, DoctorArgs, EnqueueArgs, JobArgs, JobsArgs, MigrateArgs,
         QueueAction, QueuesArgs, RetryArgs, WorkerArgs, WorkersArgs,
     },
-    connect::{ensure_migrated, open, Database},
+    connect::{ensure_migrated, open, open_or_throwaway, Database},
     kinds,
     render::{clip, print_json, relative, short_duration, table},
     say,
@@ -30,8 +30,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let url = cli.database_url.as_deref();
     match cli.command {
         Command::Migrate(args) => migrate_cmd(&open(url).await?, &args).await,
-        Command::Demo(args) => demo::run(&open(url).await?, &args).await,
-        Command::Bench(args) => crate::bench::run(&open(url).await?, &args).await,
+        Command::Demo(args) => demo::run(&open_or_throwaway(url).await?, &args).await,
+        Command::Bench(args) => crate::bench::run(&open_or_throwaway(url).await?, &args).await,
         command => {
             let db = open(url).await?;
             ensure_migrated(&db.client).await?;
@@ -69,6 +69,20 @@ impl std::fmt::Display for Exit {
 }
 
 impl std::error::Error for Exit {}
+
+/// The command line asks for something that cannot be done as given (no database, a URL
+/// that is not PostgreSQL's): `main` prints the message and exits with status 2, as for a
+/// usage error clap finds.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
 
 async fn doctor(db: &Database, args: &DoctorArgs) -> anyhow::Result<()> {
     let violations = check_invariants(db.client.pool(), args.grace).await?;
