@@ -4,7 +4,7 @@
 //! command wrote, so without a URL it is a usage error.
 
 use anyhow::{bail, Context};
-use bosun_queue::{migrate, Client};
+use bosun_queue::{migrate, Client, ClientOptions, Pooler};
 
 use crate::{commands::Usage, embedded::EmbeddedPostgres};
 
@@ -22,16 +22,16 @@ pub struct Database {
     _embedded: Option<EmbeddedPostgres>,
 }
 
-/// Connect to `url`; without one, fail with a usage error that says how to give one.
+/// Connect to `url` (through `pooler`); without one, fail with a usage error that says how to give one.
 ///
 /// # Errors
 /// [`Usage`] without a URL or with one that is not a PostgreSQL URL; otherwise when the
 /// server cannot be reached.
-pub async fn open(url: Option<&str>) -> anyhow::Result<Database> {
+pub async fn open(url: Option<&str>, pooler: Pooler) -> anyhow::Result<Database> {
     let Some(url) = url else {
         return Err(Usage(NO_DATABASE_URL.to_string()).into());
     };
-    let client = match Client::connect(url).await {
+    let client = match Client::connect_with(url, ClientOptions::new().pooler(pooler)).await {
         Ok(client) => client,
         Err(bosun_queue::Error::InvalidArgument(message)) => return Err(Usage(message).into()),
         Err(error) => {
@@ -47,13 +47,14 @@ pub async fn open(url: Option<&str>) -> anyhow::Result<Database> {
     })
 }
 
-/// Connect to `url`, or start a throwaway server when there is none (`demo`, `bench`).
+/// Connect to `url`, or start a throwaway server when there is none (`demo`, `bench`),
+/// which is reached directly whatever `pooler` says.
 ///
 /// # Errors
 /// As [`open`], or when the throwaway server cannot be started.
-pub async fn open_or_throwaway(url: Option<&str>) -> anyhow::Result<Database> {
+pub async fn open_or_throwaway(url: Option<&str>, pooler: Pooler) -> anyhow::Result<Database> {
     if url.is_some() {
-        return open(url).await;
+        return open(url, pooler).await;
     }
     let embedded = tokio::task::spawn_blocking(EmbeddedPostgres::start)
         .await
@@ -83,7 +84,7 @@ pub async fn open_or_throwaway(url: Option<&str>) -> anyhow::Result<Database> {
 /// # Errors
 /// When the database is behind (run `bosun migrate`) or ahead (upgrade bosun).
 pub async fn ensure_migrated(client: &Client) -> anyhow::Result<()> {
-    let current = migrate::current_version(client.pool()).await?;
+    let current = migrate::current_version(client.db()).await?;
     let latest = migrate::latest_version();
     if current < latest {
         bail!("the database's Bosun schema is at version {current}, this bosun needs {latest}: run `bosun migrate` first");
