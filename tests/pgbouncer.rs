@@ -421,3 +421,29 @@ async fn cli_client_and_workers_drain_jobs_through_pgbouncer_with_a_worker_kille
     }
     bosun_tests::assert_invariants_hold(&db.pool).await;
 }
+
+/// `bench` measures a direct connection, and says so rather than failing half-way through.
+#[test]
+fn bench_refuses_pooler_mode() {
+    let output = bosun(
+        "postgres://bosun@127.0.0.1:1/nowhere",
+        &["bench", "--runs", "1"],
+    );
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains("run it without --pooler transaction"), "{err}");
+}
+
+/// A mode that does not exist is a usage error naming the ones that do.
+#[test]
+fn an_unknown_pooler_mode_is_a_usage_error() {
+    let output = Command::new(bosun_bin())
+        .args(["jobs"])
+        .env("BOSUN_POOLER", "statement")
+        .env("DATABASE_URL", "postgres://bosun@127.0.0.1:1/nowhere")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains("use none or transaction"), "{err}");
+}

@@ -162,7 +162,9 @@ impl Client {
     }
 
     /// Enqueue one job inside the caller's transaction: if it rolls back, there is no job.
-    /// Pass `&mut *tx` for a `sqlx::Transaction`.
+    /// Pass `&mut *tx` for a `sqlx::Transaction`. Behind a transaction-mode pooler, begin it
+    /// with [`Db::begin`] (`client.db().begin()`), which clears what sqlx's own type look-ups
+    /// may have left on the server connection (see [`crate::pooler`]).
     ///
     /// # Errors
     /// As [`Client::enqueue`], except that a bad job's message names the table check it

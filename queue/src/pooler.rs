@@ -260,10 +260,11 @@ fn streamed<'e>(
         .boxed()
 }
 
-/// Explicitly prepared statements are named and outlive a transaction.
+/// Explicitly prepared (or described) statements are prepared in an exchange of their own,
+/// which a transaction-mode pooler may route to another server connection than the next.
 fn no_prepare<'e, T: Send + 'e>() -> future::BoxFuture<'e, sqlx::Result<T>> {
     Box::pin(future::ready(Err(sqlx::Error::Configuration(
-        "statements cannot be prepared explicitly behind a pooler in transaction mode".into(),
+        "statements cannot be prepared or described on their own behind a pooler in transaction mode".into(),
     ))))
 }
 
@@ -326,6 +327,9 @@ impl<'c> Executor<'c> for Db<'_> {
     where
         'c: 'e,
     {
+        if self.pooler.is_transaction() {
+            return no_prepare();
+        }
         self.pool.describe(sql)
     }
 }
@@ -389,6 +393,9 @@ impl<'c> Executor<'c> for Conn<'c> {
     where
         'c: 'e,
     {
+        if self.pooler.is_transaction() {
+            return no_prepare();
+        }
         self.conn.describe(sql)
     }
 }

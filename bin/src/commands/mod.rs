@@ -31,6 +31,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate(args) => migrate_cmd(&open(url, pooler).await?, &args).await,
         Command::Demo(args) => demo::run(&open_or_throwaway(url, pooler).await?, &args).await,
+        Command::Bench(_) if pooler.is_transaction() => Err(Usage(
+            "bosun bench measures a direct connection (it creates and drops a scratch database, and its workloads use prepared statements): run it without --pooler transaction".into(),
+        )
+        .into()),
         Command::Bench(args) => {
             crate::bench::run(&open_or_throwaway(url, pooler).await?, &args).await
         }
