@@ -299,6 +299,13 @@ async fn cli_client_and_workers_drain_jobs_through_pgbouncer_with_a_worker_kille
             "the key holds"
         );
     }
+    // In a transaction of the caller's, begun as the pooler needs: rolled back, no job.
+    let mut tx = client.db().begin().await.unwrap();
+    client
+        .enqueue_tx(&mut tx, NewJob::new("sleep", json!({ "ms": 1 })))
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
     let listed = client
         .job_list(&JobFilter {
             state: Some(JobState::Available),
@@ -413,7 +420,31 @@ async fn cli_client_and_workers_drain_jobs_through_pgbouncer_with_a_worker_kille
     let workers = json_of(&url, &["workers", "--json"]);
     assert!(workers.is_array(), "{workers}");
 
-    for log in [p1_log, bouncer.log()] {
+    // A saga through the pooler: its runner's transitions and its steps' own statements.
+    let started = json_of(
+        &url,
+        &[
+            "sagas",
+            "start",
+            "example.provision",
+            "vm-1",
+            "{}",
+            "--json",
+        ],
+    );
+    let saga: uuid::Uuid = started["id"].as_str().unwrap().parse().unwrap();
+    let p3 = through("p3");
+    eventually(Duration::from_secs(60), "the saga succeeded", || async {
+        let saga = bosun_queue::saga::saga_get(&db.pool, saga).await.unwrap();
+        (saga.state == bosun_queue::SagaState::Succeeded).then_some(())
+    })
+    .await;
+    let shown = json_of(&url, &["saga", &saga.to_string(), "--json"]);
+    assert!(shown.to_string().contains("succeeded"), "{shown}");
+    let p3_log = p3.log();
+    p3.stop().await;
+
+    for log in [p1_log, p3_log, bouncer.log()] {
         assert!(
             !log.contains("prepared statement") && !log.contains("ERROR"),
             "nothing went wrong on the way: {log}"
