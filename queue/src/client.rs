@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{postgres::PgConnectOptions, Connection, PgConnection, PgPool};
 
 use crate::{
-    enqueue, migrate, pooler, Conn, Db, Enqueued, Error, IntoNewJob, Job, JobFilter, JobState,
+    enqueue, migrate, Conn, Db, Enqueued, Error, IntoNewJob, Job, JobFilter, JobState,
     MigrateReport, NewJob, Pooler, QueueRow, QueueStats, Result, Target, TargetStats,
 };
 
@@ -83,8 +83,7 @@ impl Client {
     }
 
     /// A client on an existing pool whose connections go through `pooler`. Behind a
-    /// transaction-mode pooler, make the pool with [`Client::connect_with`] or with the connect
-    /// options that says (no `extra_float_digits`, `statement_cache_capacity(0)`).
+    /// transaction-mode pooler, make the pool with [`Pooler::connect_options`].
     pub fn with_pooler(pool: PgPool, pooler: Pooler) -> Self {
         Client { pool, pooler }
     }
@@ -105,7 +104,7 @@ impl Client {
     /// As [`Client::connect`].
     pub async fn connect_with(url: &str, options: ClientOptions) -> Result<Self> {
         let pooler = options.pooler;
-        let options = pooler::connect_options(connect_options(url)?, pooler);
+        let options = pooler.connect_options(connect_options(url)?);
         let pool = pool_options()
             .max_connections(10)
             .connect_lazy_with(options.clone());

@@ -54,6 +54,24 @@ impl Pooler {
     pub fn is_transaction(self) -> bool {
         self == Pooler::Transaction
     }
+
+    /// `options` adjusted for this mode, for a pool of one's own behind the pooler (then
+    /// [`crate::Client::with_pooler`]): behind a transaction-mode pooler no
+    /// `extra_float_digits` startup parameter (PgBouncer refuses it unless told to ignore
+    /// it, and Bosun reads floats in binary, where it does not matter) and no statement
+    /// cache (a cached statement would be looked for on whichever server connection comes
+    /// next). Unchanged otherwise.
+    pub fn connect_options(
+        self,
+        options: sqlx::postgres::PgConnectOptions,
+    ) -> sqlx::postgres::PgConnectOptions {
+        match self {
+            Pooler::None => options,
+            Pooler::Transaction => options
+                .extra_float_digits(None::<i8>)
+                .statement_cache_capacity(0),
+        }
+    }
 }
 
 impl std::str::FromStr for Pooler {
@@ -397,22 +415,6 @@ impl<'c> Executor<'c> for Conn<'c> {
             return no_prepare();
         }
         self.conn.describe(sql)
-    }
-}
-
-/// Connect options adjusted for `pooler`: behind a transaction-mode pooler no
-/// `extra_float_digits` startup parameter (PgBouncer refuses it unless told to ignore it,
-/// and Bosun reads floats in binary, where it does not matter) and no statement cache (a
-/// cached statement would be looked for on whichever server connection comes next).
-pub(crate) fn connect_options(
-    options: sqlx::postgres::PgConnectOptions,
-    pooler: Pooler,
-) -> sqlx::postgres::PgConnectOptions {
-    match pooler {
-        Pooler::None => options,
-        Pooler::Transaction => options
-            .extra_float_digits(None::<i8>)
-            .statement_cache_capacity(0),
     }
 }
 
