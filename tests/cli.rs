@@ -965,6 +965,18 @@ async fn a_url_that_is_not_postgresql_is_refused_with_exit_2() {
         "{err}"
     );
     assert_eq!(job_count(&db).await, 0, "nothing was enqueued");
+    // No scheme at all, or a huge one: the message says so and stays short.
+    let output = run(Some("127.0.0.1/db"), &["jobs"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("got one without a scheme"),
+        "{}",
+        stderr(&output)
+    );
+    let huge = format!("{}://u@h/db", "x".repeat(100_000));
+    let output = run(Some(&huge), &["jobs"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).len() < 500, "{}", stderr(&output));
     // The scheme is not case-sensitive, and `postgresql://` is as good as `postgres://`.
     let upper = db.url.replacen("postgres://", "PostgreSQL://", 1);
     assert_eq!(
