@@ -299,6 +299,17 @@ async fn cli_client_and_workers_drain_jobs_through_pgbouncer_with_a_worker_kille
             "the key holds"
         );
     }
+    // A job the table refuses fails alone, with the message a direct client gets, and the
+    // connection it failed on serves the next call.
+    let mut deep = json!({});
+    for _ in 0..150 {
+        deep = json!({ "a": deep });
+    }
+    let refused = client.enqueue(NewJob::new("sleep", deep)).await;
+    assert!(
+        matches!(&refused, Err(bosun_queue::Error::InvalidArgument(m)) if m.contains("nest")),
+        "{refused:?}"
+    );
     // In a transaction of the caller's, begun as the pooler needs: rolled back, no job.
     let mut tx = client.db().begin().await.unwrap();
     client
