@@ -13,10 +13,10 @@
 //!
 //! So with [`Pooler::Transaction`], a statement with parameters runs unnamed
 //! (`persistent(false)`) inside a transaction: the caller's, or else one of its own, which
-//! keeps both exchanges on one server connection. The transaction begins with
-//! `DEALLOCATE ALL`: sqlx looks up the types of Bosun's enums with named statements of its
-//! own (once per connection and type), and those must not meet a statement of the same name
-//! that an earlier transaction left on that server connection. A statement without
+//! keeps both exchanges on one server connection. The transaction begins by deallocating
+//! the `sqlx_s_N` statements on its server connection: sqlx looks up the types of Bosun's
+//! enums with named statements of its own (once per connection and type), and those must
+//! not meet a statement of the same name that an earlier transaction left there. A statement without
 //! parameters is one exchange (the simple protocol) and runs as it is. Nothing Bosun relies
 //! on outlives a transaction: its advisory locks and `set_config` calls are
 //! transaction-scoped, leadership is a row with a lease, and a worker that cannot `LISTEN`
@@ -99,9 +99,21 @@ impl std::fmt::Display for Pooler {
     }
 }
 
-/// How a transaction of Bosun's begins behind a transaction-mode pooler (see the module
-/// docs for why it deallocates).
-const BEGIN_BEHIND_POOLER: &str = "BEGIN; DEALLOCATE ALL";
+/// How a transaction of Bosun's begins behind a transaction-mode pooler: by deallocating the
+/// statements sqlx left on the server connection (see the module docs for why), and only
+/// those: PgBouncer 1.21 and newer can track named statements itself
+/// (`max_prepared_statements`), under names of its own that `DEALLOCATE ALL` would remove
+/// behind its back; sqlx's names never reach the server then, and nothing is deallocated.
+const BEGIN_BEHIND_POOLER: &str = r"BEGIN; DO $$
+DECLARE
+    statement text;
+BEGIN
+    FOR statement IN
+        SELECT p.name FROM pg_prepared_statements AS p WHERE p.name LIKE 'sqlx\_s\_%'
+    LOOP
+        EXECUTE format('DEALLOCATE %I', statement);
+    END LOOP;
+END $$";
 
 /// A pool and how to talk through it: the executor Bosun's functions take (any
 /// `sqlx::PgExecutor` that is `Copy`, so `&PgPool` too, which is [`Pooler::None`]).
