@@ -4,10 +4,12 @@
 //! ```sh
 //! DATABASE_URL=postgres://localhost/app cargo run -p bosun-examples --example worker
 //! ```
+//!
+//! Behind PgBouncer in transaction mode, also set `BOSUN_POOLER=transaction`.
 
 use std::time::Duration;
 
-use bosun_queue::{Client, JobArgs, JobFilter, JobOptions, JobState};
+use bosun_queue::{Client, ClientOptions, JobArgs, JobFilter, JobOptions, JobState, Pooler};
 use bosun_workers::{JobContext, JobError, JobResult, Worker, WorkerPool};
 use serde::{Deserialize, Serialize};
 
@@ -61,7 +63,10 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let url = std::env::var("DATABASE_URL")
         .map_err(|_| anyhow::anyhow!("set DATABASE_URL to a PostgreSQL database"))?;
-    let client = Client::connect(&url).await?;
+    let pooler: Pooler = std::env::var("BOSUN_POOLER")
+        .map_or(Ok(Pooler::None), |mode| mode.parse())
+        .map_err(|e| anyhow::anyhow!("BOSUN_POOLER: {e}"))?;
+    let client = Client::connect_with(&url, ClientOptions::new().pooler(pooler)).await?;
     client.migrate().await?;
 
     let jobs = [

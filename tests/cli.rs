@@ -926,6 +926,72 @@ async fn without_a_database_url_bosun_uses_a_throwaway_postgres() {
     );
 }
 
+/// Without a database, a command that writes or reads one refuses (exit 2) and says how to
+/// give one: a throwaway server would lose what it wrote when bosun exits.
+#[tokio::test]
+async fn without_a_database_url_commands_other_than_demo_and_bench_exit_2() {
+    for args in [
+        &["enqueue", "echo"][..],
+        &["jobs"],
+        &["queues"],
+        &["migrate"],
+        &["doctor"],
+        &["workers"],
+    ] {
+        let output = run(None, args);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "bosun {args:?}: {err}");
+        assert_eq!(stdout(&output), "", "bosun {args:?} prints nothing: {err}");
+        assert!(
+            err.starts_with("error: no database given")
+                && err.contains("DATABASE_URL=postgres://user@host/db")
+                && err.contains("--database-url"),
+            "bosun {args:?} says how to give a database: {err}"
+        );
+        assert!(
+            !err.contains("throwaway PostgreSQL from"),
+            "bosun {args:?}: {err}"
+        );
+    }
+}
+
+/// A URL of another database's scheme is refused before anything is sent, even when it
+/// points at a PostgreSQL server (sqlx would read it as a PostgreSQL URL).
+#[tokio::test]
+async fn a_url_that_is_not_postgresql_is_refused_with_exit_2() {
+    let db = TestDb::new().await;
+    let mysql = db.url.replacen("postgres://", "mysql://", 1);
+    assert_ne!(mysql, db.url);
+    let output = run(Some(&mysql), &["enqueue", "echo"]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert_eq!(stdout(&output), "");
+    assert!(
+        err.contains("Bosun needs a PostgreSQL URL") && err.contains("\"mysql://\""),
+        "{err}"
+    );
+    assert_eq!(job_count(&db).await, 0, "nothing was enqueued");
+    // No scheme at all, or a huge one: the message says so and stays short.
+    let output = run(Some("127.0.0.1/db"), &["jobs"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("got one without a scheme"),
+        "{}",
+        stderr(&output)
+    );
+    let huge = format!("{}://u@h/db", "x".repeat(100_000));
+    let output = run(Some(&huge), &["jobs"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).len() < 500, "{}", stderr(&output));
+    // The scheme is not case-sensitive, and `postgresql://` is as good as `postgres://`.
+    let upper = db.url.replacen("postgres://", "PostgreSQL://", 1);
+    assert_eq!(
+        run(Some(&upper), &["enqueue", "echo"]).status.code(),
+        Some(0)
+    );
+    assert_eq!(job_count(&db).await, 1);
+}
+
 #[tokio::test]
 async fn an_unreachable_database_fails_at_once_with_the_cause() {
     let started = Instant::now();

@@ -2,17 +2,30 @@
 
 use std::time::Duration;
 
-use bosun_queue::JobState;
+use bosun_queue::{JobState, Pooler};
 use clap::{Args, Parser, Subcommand};
 
 /// Bosun: a durable job queue, worker pool and saga engine on PostgreSQL.
 #[derive(Debug, Parser)]
 #[command(name = "bosun", version, propagate_version = true)]
 pub struct Cli {
-    /// PostgreSQL URL. Without it (and without DATABASE_URL), bosun starts a throwaway
-    /// PostgreSQL from the local installation and removes it on exit.
+    /// PostgreSQL URL (`postgres://user@host/db`). Every command needs one, except `demo`
+    /// and `bench`, which without it start a throwaway PostgreSQL from the local installation
+    /// and remove it on exit.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
+
+    /// How the database is reached: `none` (directly, or a pooler in session mode) or
+    /// `transaction`, through a pooler in transaction mode such as PgBouncer with
+    /// `pool_mode = transaction`: no named prepared statements and no LISTEN (workers poll).
+    #[arg(
+        long,
+        env = "BOSUN_POOLER",
+        global = true,
+        value_name = "MODE",
+        default_value_t = Pooler::None
+    )]
+    pub pooler: Pooler,
 
     /// Log format on stderr: `text` for people, `json` (one object per line) for machines.
     /// Filter with RUST_LOG, e.g. `RUST_LOG=bosun_workers=debug`.
@@ -132,7 +145,7 @@ pub struct WorkerArgs {
     /// Queues and their concurrency, e.g. `mail=8,default=32`.
     #[arg(long, default_value = "default=32", value_parser = parse_queues)]
     pub queues: QueueList,
-    /// Do not LISTEN for notifications; poll only (e.g. behind PgBouncer in transaction mode).
+    /// Do not LISTEN for notifications; poll only (implied by `--pooler transaction`).
     #[arg(long)]
     pub no_listen: bool,
     /// Serve Prometheus metrics at `http://ADDR/metrics`, e.g. `0.0.0.0:9464`.

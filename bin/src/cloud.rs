@@ -21,7 +21,7 @@
 use std::{future::Future, time::Duration};
 
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use sqlx::PgExecutor;
 
 const SCHEMA: &str = "
     SELECT pg_advisory_xact_lock(hashtext('bosun_example'));
@@ -65,7 +65,7 @@ pub enum Created {
 /// # Errors
 /// When the database cannot be reached.
 pub async fn create(
-    pool: &PgPool,
+    pool: impl PgExecutor<'_> + Copy,
     name: &str,
     kind: &str,
     listing_lag: Duration,
@@ -102,7 +102,7 @@ pub async fn create(
 ///
 /// # Errors
 /// When the database cannot be reached.
-pub async fn delete(pool: &PgPool, name: &str) -> sqlx::Result<bool> {
+pub async fn delete(pool: impl PgExecutor<'_> + Copy, name: &str) -> sqlx::Result<bool> {
     on_schema(pool, || {
         sqlx::query_scalar(
             "WITH gone AS (
@@ -124,7 +124,7 @@ pub async fn delete(pool: &PgPool, name: &str) -> sqlx::Result<bool> {
 ///
 /// # Errors
 /// When the database cannot be reached.
-pub async fn list(pool: &PgPool, prefix: &str) -> sqlx::Result<Vec<String>> {
+pub async fn list(pool: impl PgExecutor<'_> + Copy, prefix: &str) -> sqlx::Result<Vec<String>> {
     on_schema(pool, || {
         sqlx::query_scalar(
             "SELECT name FROM bosun_example.resources
@@ -141,7 +141,7 @@ pub async fn list(pool: &PgPool, prefix: &str) -> sqlx::Result<Vec<String>> {
 ///
 /// # Errors
 /// When the database cannot be reached.
-pub async fn calls(pool: &PgPool, name: &str) -> sqlx::Result<Vec<String>> {
+pub async fn calls(pool: impl PgExecutor<'_> + Copy, name: &str) -> sqlx::Result<Vec<String>> {
     on_schema(pool, || {
         sqlx::query_scalar("SELECT call FROM bosun_example.calls WHERE name = $1 ORDER BY id")
             .bind(name)
@@ -182,7 +182,7 @@ impl HoldPoint {
 /// # Errors
 /// When the database cannot be reached.
 pub async fn hold(
-    pool: &PgPool,
+    pool: impl PgExecutor<'_> + Copy,
     saga_key: &str,
     step: &str,
     point: HoldPoint,
@@ -242,7 +242,7 @@ pub struct Held {
 /// # Errors
 /// When the database cannot be reached.
 pub async fn held(
-    pool: &PgPool,
+    pool: impl PgExecutor<'_> + Copy,
     saga_key: &str,
     step: &str,
     point: HoldPoint,
@@ -269,7 +269,7 @@ pub async fn held(
 /// # Errors
 /// When the database cannot be reached.
 pub async fn release(
-    pool: &PgPool,
+    pool: impl PgExecutor<'_> + Copy,
     saga_key: &str,
     step: &str,
     point: HoldPoint,
@@ -293,7 +293,7 @@ fn pid() -> i32 {
 }
 
 /// Run `call`; when the schema does not exist yet, make it and run `call` once more.
-async fn on_schema<T, F, Fut>(pool: &PgPool, call: F) -> sqlx::Result<T>
+async fn on_schema<T, F, Fut>(pool: impl PgExecutor<'_> + Copy, call: F) -> sqlx::Result<T>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = sqlx::Result<T>>,

@@ -124,7 +124,7 @@ impl Worker for BenchStartedWorker {
         ))
         .bind(ctx.id())
         .bind(started)
-        .execute(ctx.client().pool())
+        .execute(ctx.client().db())
         .await
         .map_err(JobError::retry)?;
         Ok(())
@@ -270,7 +270,7 @@ impl ProvisionInputs {
         });
         if asked {
             cloud::hold(
-                ctx.client().pool(),
+                ctx.client().db(),
                 ctx.key(),
                 ctx.step_name(),
                 point,
@@ -302,7 +302,7 @@ pub fn provision_saga() -> SagaDefinition {
                 }
                 let name = ctx.resource_name(resource);
                 let lag = Duration::from_millis(inputs.listing_lag_ms);
-                let created = cloud::create(ctx.client().pool(), &name, resource, lag)
+                let created = cloud::create(ctx.client().db(), &name, resource, lag)
                     .await
                     .map_err(JobError::retry)?;
                 inputs.hold(&ctx, HoldPoint::After).await?;
@@ -314,7 +314,7 @@ pub fn provision_saga() -> SagaDefinition {
             .undo(move |ctx: StepContext| async move {
                 let inputs: ProvisionInputs = ctx.inputs()?;
                 inputs.hold(&ctx, HoldPoint::UndoBefore).await?;
-                cloud::delete(ctx.client().pool(), &ctx.resource_name(resource))
+                cloud::delete(ctx.client().db(), &ctx.resource_name(resource))
                     .await
                     .map_err(JobError::retry)?;
                 inputs.hold(&ctx, HoldPoint::UndoAfter).await?;

@@ -35,13 +35,16 @@ fn main() -> std::process::ExitCode {
     };
     match runtime.block_on(bosun_cli::commands::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => match error.downcast_ref::<bosun_cli::commands::Exit>() {
-            Some(bosun_cli::commands::Exit(status)) => std::process::ExitCode::from(*status),
-            None => {
-                eprintln!("error: {}", bosun_cli::render::error_report(&error));
-                std::process::ExitCode::FAILURE
+        Err(error) => {
+            if let Some(bosun_cli::commands::Exit(status)) = error.downcast_ref() {
+                return std::process::ExitCode::from(*status);
             }
-        },
+            eprintln!("error: {}", bosun_cli::render::error_report(&error));
+            if error.downcast_ref::<bosun_cli::commands::Usage>().is_some() {
+                return std::process::ExitCode::from(2);
+            }
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 

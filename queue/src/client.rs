@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{postgres::PgConnectOptions, Connection, PgConnection, PgPool};
 
 use crate::{
-    enqueue, migrate, Enqueued, Error, IntoNewJob, Job, JobFilter, JobState, MigrateReport, NewJob,
-    QueueRow, QueueStats, Result, Target, TargetStats,
+    enqueue, migrate, Conn, Db, Enqueued, Error, IntoNewJob, Job, JobFilter, JobState,
+    MigrateReport, NewJob, Pooler, QueueRow, QueueStats, Result, Target, TargetStats,
 };
 
 /// How long [`Client::connect`] lets its pool retry a refused first connection before it
@@ -40,27 +40,71 @@ pub fn pool_options() -> sqlx::postgres::PgPoolOptions {
         })
 }
 
+/// How [`Client::connect_with`] connects.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientOptions {
+    pooler: Pooler,
+}
+
+impl ClientOptions {
+    /// The defaults: a direct connection.
+    pub fn new() -> Self {
+        ClientOptions::default()
+    }
+
+    /// Whether a pooler in transaction mode (PgBouncer `pool_mode = transaction`) sits between
+    /// the client and the server (see [`Pooler`]).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> bosun_queue::Result<()> {
+    /// use bosun_queue::{Client, ClientOptions, Pooler};
+    /// let options = ClientOptions::new().pooler(Pooler::Transaction);
+    /// let client = Client::connect_with("postgres://app@pgbouncer:6432/app", options).await?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn pooler(mut self, pooler: Pooler) -> Self {
+        self.pooler = pooler;
+        self
+    }
+}
+
 /// A handle on a Bosun database. Cheap to clone (it wraps a connection pool).
 #[derive(Debug, Clone)]
 pub struct Client {
     pool: PgPool,
+    pooler: Pooler,
 }
 
 impl Client {
-    /// A client on an existing pool.
+    /// A client on an existing pool, connected directly.
     pub fn new(pool: PgPool) -> Self {
-        Client { pool }
+        Client::with_pooler(pool, Pooler::None)
     }
 
-    /// Connect to `url` with a small pool.
+    /// A client on an existing pool whose connections go through `pooler`. Behind a
+    /// transaction-mode pooler, make the pool with [`Pooler::connect_options`].
+    pub fn with_pooler(pool: PgPool, pooler: Pooler) -> Self {
+        Client { pool, pooler }
+    }
+
+    /// Connect to `url` directly, with a small pool.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for a malformed URL; [`Error::Database`] with the real cause
-    /// (connection refused, authentication, unknown database) if the database cannot be used.
+    /// [`Error::InvalidArgument`] for a malformed URL or one that is not a PostgreSQL URL;
+    /// [`Error::Database`] with the real cause (connection refused, authentication, unknown
+    /// database) if the database cannot be used.
     pub async fn connect(url: &str) -> Result<Self> {
-        let options: PgConnectOptions = url
-            .parse()
-            .map_err(|e| Error::InvalidArgument(format!("database URL: {e}")))?;
+        Client::connect_with(url, ClientOptions::new()).await
+    }
+
+    /// Connect to `url` as `options` say, with a small pool.
+    ///
+    /// # Errors
+    /// As [`Client::connect`].
+    pub async fn connect_with(url: &str, options: ClientOptions) -> Result<Self> {
+        let pooler = options.pooler;
+        let options = pooler.connect_options(connect_options(url)?);
         let pool = pool_options()
             .max_connections(10)
             .connect_lazy_with(options.clone());
@@ -70,12 +114,23 @@ impl Client {
             // only the timeout, so one direct attempt asks for the actual reason.
             Err(_) => PgConnection::connect_with(&options).await?.close().await?,
         }
-        Ok(Client::new(pool))
+        Ok(Client::with_pooler(pool, pooler))
     }
 
-    /// The underlying pool.
+    /// The underlying pool. Statements run on it directly do not go through the pooler mode:
+    /// run them on [`Client::db`].
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The pool as the executor Bosun's functions take, talking as the pooler mode needs.
+    pub fn db(&self) -> Db<'_> {
+        Db::new(&self.pool, self.pooler)
+    }
+
+    /// The pooler mode the client was made with.
+    pub fn pooler(&self) -> Pooler {
+        self.pooler
     }
 
     /// Apply pending migrations (see [`migrate::migrate_up`]).
@@ -83,7 +138,7 @@ impl Client {
     /// # Errors
     /// As [`migrate::migrate_up`].
     pub async fn migrate(&self) -> Result<MigrateReport> {
-        migrate::migrate_up(&self.pool).await
+        migrate::migrate_up(self.db()).await
     }
 
     /// Enqueue one job. With a `unique_key` that exists, returns the existing job's id and
@@ -102,11 +157,13 @@ impl Client {
     /// [`Error::InvalidArgument`] naming the bad field; nothing is written then.
     pub async fn enqueue(&self, job: impl IntoNewJob) -> Result<Enqueued> {
         let job = job.into_new_job()?;
-        enqueue::one(&mut *self.pool.acquire().await?, &job, true).await
+        enqueue::one(self.db().on(&mut *self.pool.acquire().await?), &job, true).await
     }
 
     /// Enqueue one job inside the caller's transaction: if it rolls back, there is no job.
-    /// Pass `&mut *tx` for a `sqlx::Transaction`.
+    /// Pass `&mut *tx` for a `sqlx::Transaction`. Behind a transaction-mode pooler, begin it
+    /// with [`Db::begin`] (`client.db().begin()`), which clears what sqlx's own type look-ups
+    /// may have left on the server connection (see [`crate::pooler`]).
     ///
     /// # Errors
     /// As [`Client::enqueue`], except that a bad job's message names the table check it
@@ -117,7 +174,7 @@ impl Client {
         conn: &mut PgConnection,
         job: impl IntoNewJob,
     ) -> Result<Enqueued> {
-        enqueue::one(conn, &job.into_new_job()?, false).await
+        enqueue::one(Conn::new(conn, self.pooler), &job.into_new_job()?, false).await
     }
 
     /// Enqueue many jobs in one round trip. All are validated first: one bad job and none
@@ -131,7 +188,7 @@ impl Client {
         I::Item: IntoNewJob,
     {
         let jobs = collect_jobs(jobs)?;
-        enqueue::many(&mut *self.pool.acquire().await?, &jobs).await
+        enqueue::many(self.db().on(&mut *self.pool.acquire().await?), &jobs).await
     }
 
     /// [`Client::enqueue_many`] inside the caller's transaction.
@@ -148,7 +205,7 @@ impl Client {
         I::Item: IntoNewJob,
     {
         let jobs = collect_jobs(jobs)?;
-        enqueue::many(conn, &jobs).await
+        enqueue::many(Conn::new(conn, self.pooler), &jobs).await
     }
 
     /// One job by id.
@@ -158,7 +215,7 @@ impl Client {
     pub async fn job_get(&self, id: i64) -> Result<Job> {
         sqlx::query_as("SELECT * FROM bosun.jobs WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db())
             .await?
             .ok_or_else(|| Error::NotFound(format!("no job with id {id}")))
     }
@@ -180,7 +237,7 @@ impl Client {
             .bind(filter.kind.as_deref())
             .bind(filter.before_id)
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(self.db())
             .await?)
     }
 
@@ -191,7 +248,7 @@ impl Client {
     pub async fn retry_job(&self, id: i64) -> Result<Job> {
         Ok(sqlx::query_as("SELECT * FROM bosun.retry_job($1)")
             .bind(id)
-            .fetch_one(&self.pool)
+            .fetch_one(self.db())
             .await?)
     }
 
@@ -209,7 +266,7 @@ impl Client {
             .bind(queue)
             .bind(kind)
             .bind(state)
-            .fetch_all(&self.pool)
+            .fetch_all(self.db())
             .await?)
     }
 
@@ -220,7 +277,7 @@ impl Client {
     pub async fn cancel_job(&self, id: i64) -> Result<Job> {
         Ok(sqlx::query_as("SELECT * FROM bosun.cancel_job($1)")
             .bind(id)
-            .fetch_one(&self.pool)
+            .fetch_one(self.db())
             .await?)
     }
 
@@ -232,7 +289,7 @@ impl Client {
         Ok(sqlx::query_as("SELECT * FROM bosun.reschedule_job($1, $2)")
             .bind(id)
             .bind(at)
-            .fetch_one(&self.pool)
+            .fetch_one(self.db())
             .await?)
     }
 
@@ -243,7 +300,7 @@ impl Client {
     pub async fn pause_queue(&self, queue: &str) -> Result<QueueRow> {
         Ok(sqlx::query_as("SELECT * FROM bosun.pause_queue($1)")
             .bind(queue)
-            .fetch_one(&self.pool)
+            .fetch_one(self.db())
             .await?)
     }
 
@@ -254,7 +311,7 @@ impl Client {
     pub async fn resume_queue(&self, queue: &str) -> Result<QueueRow> {
         Ok(sqlx::query_as("SELECT * FROM bosun.resume_queue($1)")
             .bind(queue)
-            .fetch_one(&self.pool)
+            .fetch_one(self.db())
             .await?)
     }
 
@@ -270,7 +327,7 @@ impl Client {
         key: &str,
         inputs: &serde_json::Value,
     ) -> Result<uuid::Uuid> {
-        crate::saga::saga_start(&self.pool, kind, key, inputs, None).await
+        crate::saga::saga_start(self.db(), kind, key, inputs, None).await
     }
 
     /// [`Client::start_saga`] for a saga whose steps act on `target` (see
@@ -286,7 +343,7 @@ impl Client {
         key: &str,
         inputs: &serde_json::Value,
     ) -> Result<uuid::Uuid> {
-        crate::saga::saga_start(&self.pool, kind, key, inputs, Some(target)).await
+        crate::saga::saga_start(self.db(), kind, key, inputs, Some(target)).await
     }
 
     /// [`Client::start_saga`] inside the caller's transaction: rolled back, no saga.
@@ -300,7 +357,7 @@ impl Client {
         key: &str,
         inputs: &serde_json::Value,
     ) -> Result<uuid::Uuid> {
-        crate::saga::saga_start(conn, kind, key, inputs, None).await
+        crate::saga::saga_start(Conn::new(conn, self.pooler), kind, key, inputs, None).await
     }
 
     /// Make target `name` known, with its `kind` if given (`bosun.register_target`).
@@ -309,7 +366,7 @@ impl Client {
     /// [`Error::InvalidArgument`] for a bad name or kind; [`Error::WrongState`] when the
     /// target is expunged.
     pub async fn register_target(&self, name: &str, kind: Option<&str>) -> Result<Target> {
-        crate::targets::target_register(&self.pool, name, kind).await
+        crate::targets::target_register(self.db(), name, kind).await
     }
 
     /// Expunge target `name` for good (`bosun.expunge_target`): new work onto it is refused
@@ -318,7 +375,7 @@ impl Client {
     /// # Errors
     /// [`Error::NotFound`] for an unknown target.
     pub async fn expunge_target(&self, name: &str, reason: Option<&str>) -> Result<Target> {
-        crate::targets::target_expunge(&self.pool, name, reason).await
+        crate::targets::target_expunge(self.db(), name, reason).await
     }
 
     /// Every target with its live and reaped work.
@@ -326,7 +383,7 @@ impl Client {
     /// # Errors
     /// [`Error::Database`] if the query fails.
     pub async fn targets(&self) -> Result<Vec<TargetStats>> {
-        crate::targets::target_list(&self.pool).await
+        crate::targets::target_list(self.db()).await
     }
 
     /// Per-queue counts by state (`bosun.queue_stats`).
@@ -335,9 +392,31 @@ impl Client {
     /// [`Error::Database`] if the query fails.
     pub async fn queue_stats(&self) -> Result<Vec<QueueStats>> {
         Ok(sqlx::query_as(include_str!("sql/queue_stats.sql"))
-            .fetch_all(&self.pool)
+            .fetch_all(self.db())
             .await?)
     }
+}
+
+/// `url` as connect options, refused unless it is a PostgreSQL URL: sqlx reads any
+/// `scheme://` URL as PostgreSQL's, so a `mysql://` URL would otherwise be tried as one.
+fn connect_options(url: &str) -> Result<PgConnectOptions> {
+    let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+    if !scheme
+        .is_some_and(|s| s.eq_ignore_ascii_case("postgres") || s.eq_ignore_ascii_case("postgresql"))
+    {
+        let got = match scheme {
+            Some(scheme) => {
+                let scheme: String = scheme.chars().take(32).collect();
+                format!("one with the scheme {:?}", format!("{scheme}://"))
+            }
+            None => "one without a scheme".to_string(),
+        };
+        return Err(Error::InvalidArgument(format!(
+            "database URL: Bosun needs a PostgreSQL URL, postgres://user@host/db or postgresql://..., got {got}"
+        )));
+    }
+    url.parse()
+        .map_err(|e| Error::InvalidArgument(format!("database URL: {e}")))
 }
 
 fn collect_jobs<I>(jobs: I) -> Result<Vec<NewJob>>

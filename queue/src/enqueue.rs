@@ -12,9 +12,7 @@
 //!
 //! Every path returns the ids in input order.
 
-use sqlx::{Connection, PgConnection};
-
-use crate::{copy_binary::CopyBuffer, Enqueued, Error, NewJob, Result};
+use crate::{copy_binary::CopyBuffer, Conn, Enqueued, Error, NewJob, Result};
 
 /// Batches at least this large go through `COPY`: below it the extra round trips (begin,
 /// reserve ids, copy, commit) cost more than they save.
@@ -28,7 +26,7 @@ const COPY_FROM: usize = 256;
 /// A unique key that is taken inserts nothing (`ON CONFLICT DO NOTHING`, no row back): the
 /// array path then finds the job that holds it.
 pub(crate) async fn one(
-    conn: &mut PgConnection,
+    mut conn: Conn<'_>,
     job: &NewJob,
     own_transaction: bool,
 ) -> Result<Enqueued> {
@@ -61,7 +59,10 @@ pub(crate) async fn one(
     if let Some(key) = &job.unique_key {
         query = query.bind(key.as_str());
     }
-    let inserted: Result<Option<i64>> = query.fetch_optional(&mut *conn).await.map_err(Error::from);
+    let inserted: Result<Option<i64>> = query
+        .fetch_optional(conn.reborrow())
+        .await
+        .map_err(Error::from);
     match inserted {
         Ok(Some(id)) => Ok(Enqueued { id, inserted: true }),
         // The unique key is taken: the array path finds the job that holds it.
@@ -74,9 +75,9 @@ pub(crate) async fn one(
 }
 
 /// Enqueue a batch; one bad job and none is written.
-pub(crate) async fn many(conn: &mut PgConnection, jobs: &[NewJob]) -> Result<Vec<Enqueued>> {
+pub(crate) async fn many(mut conn: Conn<'_>, jobs: &[NewJob]) -> Result<Vec<Enqueued>> {
     match Columns::for_copy(jobs) {
-        Some(columns) => match copy(conn, jobs, &columns).await {
+        Some(columns) => match copy(conn.reborrow(), jobs, &columns).await {
             Err(Error::InvalidArgument(_)) => arrays(conn, jobs, true).await,
             result => result,
         },
@@ -193,15 +194,12 @@ impl Columns {
 }
 
 /// Reserve ids, then `COPY` the batch in, in one transaction (a savepoint inside the caller's).
-async fn copy(
-    conn: &mut PgConnection,
-    jobs: &[NewJob],
-    columns: &Columns,
-) -> Result<Vec<Enqueued>> {
+async fn copy(mut conn: Conn<'_>, jobs: &[NewJob], columns: &Columns) -> Result<Vec<Enqueued>> {
+    let pooler = conn.pooler();
     let mut tx = conn.begin().await?;
     let ids: Vec<i64> = sqlx::query_scalar(include_str!("sql/enqueue_reserve_ids.sql"))
         .bind(i64::try_from(jobs.len()).expect("fewer than 2^63 jobs"))
-        .fetch_all(&mut *tx)
+        .fetch_all(Conn::new(&mut tx, pooler))
         .await?;
     let payload = encode(jobs, &ids, columns);
     let mut copy_in = tx.copy_in_raw(&columns.copy_statement()).await?;
@@ -252,7 +250,7 @@ fn encode(jobs: &[NewJob], ids: &[i64], columns: &Columns) -> Vec<u8> {
 
 /// `bosun.enqueue_arrays` with the batch as parallel arrays. `labelled` names a bad job by
 /// its index (`jobs[3].kind ...`), for batches.
-async fn arrays(conn: &mut PgConnection, jobs: &[NewJob], labelled: bool) -> Result<Vec<Enqueued>> {
+async fn arrays(conn: Conn<'_>, jobs: &[NewJob], labelled: bool) -> Result<Vec<Enqueued>> {
     if jobs.is_empty() {
         return Ok(Vec::new());
     }

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use sqlx::PgExecutor;
 
 use crate::Result;
 
@@ -30,7 +30,10 @@ pub struct Violation {
 ///
 /// # Errors
 /// [`crate::Error::Database`] if the query fails.
-pub async fn check_invariants(pool: &PgPool, grace: Duration) -> Result<Vec<Violation>> {
+pub async fn check_invariants(
+    pool: impl PgExecutor<'_> + Copy,
+    grace: Duration,
+) -> Result<Vec<Violation>> {
     Ok(sqlx::query_as(
         "SELECT invariant, subject, detail
          FROM bosun.check_invariants(make_interval(secs => $1))",

@@ -27,15 +27,17 @@ pub mod liveness;
 pub mod migrate;
 pub mod periodic;
 mod pg_enum;
+pub mod pooler;
 pub mod runtime;
 pub mod saga;
 pub mod sampling;
 pub mod targets;
 mod types;
 
-pub use client::{pool_options, Client, CHECK_CONNECTIONS_IDLE_FOR};
+pub use client::{pool_options, Client, ClientOptions, CHECK_CONNECTIONS_IDLE_FOR};
 pub use error::{quote_short, shorten, Error, Result};
 pub use migrate::MigrateReport;
+pub use pooler::{Conn, Db, Pooler};
 pub use saga::{Saga, SagaState, SagaStep, SagaStepState};
 pub use targets::{Target, TargetState, TargetStats};
 pub use types::{is_valid_kind, is_valid_queue_name};

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use sqlx::PgExecutor;
 
 use crate::{JobState, Result};
 
@@ -74,7 +74,7 @@ pub struct RescueResult {
 /// # Errors
 /// [`crate::Error::Database`] if the write fails.
 pub async fn worker_heartbeat(
-    pool: &PgPool,
+    pool: impl PgExecutor<'_> + Copy,
     worker: &WorkerIdentity,
     lease: Duration,
 ) -> Result<bool> {
@@ -93,7 +93,11 @@ pub async fn worker_heartbeat(
 ///
 /// # Errors
 /// [`crate::Error::Database`] if the query fails.
-pub async fn worker_has_peers(pool: &PgPool, worker_id: &str, queue: &str) -> Result<bool> {
+pub async fn worker_has_peers(
+    pool: impl PgExecutor<'_> + Copy,
+    worker_id: &str,
+    queue: &str,
+) -> Result<bool> {
     Ok(sqlx::query_scalar(include_str!("sql/worker_peers.sql"))
         .bind(worker_id)
         .bind(queue)
@@ -105,7 +109,7 @@ pub async fn worker_has_peers(pool: &PgPool, worker_id: &str, queue: &str) -> Re
 ///
 /// # Errors
 /// [`crate::Error::Database`] if the write fails.
-pub async fn worker_deregister(pool: &PgPool, worker_id: &str) -> Result<()> {
+pub async fn worker_deregister(pool: impl PgExecutor<'_> + Copy, worker_id: &str) -> Result<()> {
     sqlx::query("DELETE FROM bosun.leaders WHERE worker_id = $1")
         .bind(worker_id)
         .execute(pool)
@@ -125,7 +129,7 @@ pub async fn worker_deregister(pool: &PgPool, worker_id: &str) -> Result<()> {
 ///
 /// # Errors
 /// [`crate::Error::Database`] if the query fails.
-pub async fn worker_list(pool: &PgPool) -> Result<Vec<WorkerRow>> {
+pub async fn worker_list(pool: impl PgExecutor<'_> + Copy) -> Result<Vec<WorkerRow>> {
     Ok(sqlx::query_as(include_str!("sql/worker_list.sql"))
         .fetch_all(pool)
         .await?)
@@ -137,7 +141,10 @@ pub async fn worker_list(pool: &PgPool) -> Result<Vec<WorkerRow>> {
 ///
 /// # Errors
 /// [`crate::Error::Database`] if the write fails.
-pub async fn worker_prune_expired(pool: &PgPool, after: Duration) -> Result<u64> {
+pub async fn worker_prune_expired(
+    pool: impl PgExecutor<'_> + Copy,
+    after: Duration,
+) -> Result<u64> {
     let pruned = sqlx::query(
         "DELETE FROM bosun.workers AS w
          WHERE w.expires_at < now() - make_interval(secs => $1)
@@ -163,7 +170,7 @@ pub async fn worker_prune_expired(pool: &PgPool, after: Duration) -> Result<u64>
 /// # Errors
 /// [`crate::Error::Database`] if the write fails.
 pub async fn leader_acquire(
-    pool: &PgPool,
+    pool: impl PgExecutor<'_> + Copy,
     name: &str,
     worker_id: &str,
     term: Duration,
@@ -182,7 +189,11 @@ pub async fn leader_acquire(
 ///
 /// # Errors
 /// [`crate::Error::Database`] if the write fails (nothing is rescued then).
-pub async fn job_rescue_many(pool: &PgPool, limit: i64, min_age: Duration) -> Result<RescueResult> {
+pub async fn job_rescue_many(
+    pool: impl PgExecutor<'_> + Copy,
+    limit: i64,
+    min_age: Duration,
+) -> Result<RescueResult> {
     rescue(pool, limit, min_age, None).await
 }
 
@@ -194,7 +205,7 @@ pub async fn job_rescue_many(pool: &PgPool, limit: i64, min_age: Duration) -> Re
 /// # Errors
 /// [`crate::Error::Database`] if the write fails.
 pub async fn job_rescue_unheld(
-    pool: &PgPool,
+    pool: impl PgExecutor<'_> + Copy,
     worker_id: &str,
     held: &[i64],
     min_age: Duration,
@@ -204,7 +215,7 @@ pub async fn job_rescue_unheld(
 }
 
 async fn rescue(
-    pool: &PgPool,
+    pool: impl PgExecutor<'_> + Copy,
     limit: i64,
     min_age: Duration,
     unheld_by: Option<(&str, &[i64])>,
@@ -230,7 +241,7 @@ async fn rescue(
 /// [`crate::Error::InvalidArgument`] for a state that is not final; [`crate::Error::Database`]
 /// if the delete fails.
 pub async fn job_prune_batch(
-    pool: &PgPool,
+    pool: impl PgExecutor<'_> + Copy,
     state: JobState,
     older_than: Duration,
     limit: i64,
@@ -254,7 +265,11 @@ pub async fn job_prune_batch(
 ///
 /// # Errors
 /// [`crate::Error::Database`] if the delete fails.
-pub async fn saga_prune_batch(pool: &PgPool, older_than: Duration, limit: i64) -> Result<u64> {
+pub async fn saga_prune_batch(
+    pool: impl PgExecutor<'_> + Copy,
+    older_than: Duration,
+    limit: i64,
+) -> Result<u64> {
     Ok(sqlx::query(include_str!("sql/saga_prune_batch.sql"))
         .bind(older_than.as_secs_f64())
         .bind(limit)
@@ -268,7 +283,10 @@ pub async fn saga_prune_batch(pool: &PgPool, older_than: Duration, limit: i64) -
 ///
 /// # Errors
 /// [`crate::Error::Database`] if the query fails.
-pub async fn kinds_never_served(pool: &PgPool, kinds: &[String]) -> Result<Vec<String>> {
+pub async fn kinds_never_served(
+    pool: impl PgExecutor<'_> + Copy,
+    kinds: &[String],
+) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(
         "SELECT k.kind FROM unnest($1::text[]) WITH ORDINALITY AS k(kind, ord)
          WHERE NOT EXISTS (SELECT 1 FROM bosun.served_kinds AS s WHERE s.kind = k.kind)
@@ -294,7 +312,7 @@ pub struct DeadRows {
 ///
 /// # Errors
 /// [`crate::Error::Database`] if the query fails.
-pub async fn jobs_dead_rows(pool: &PgPool) -> Result<DeadRows> {
+pub async fn jobs_dead_rows(pool: impl PgExecutor<'_> + Copy) -> Result<DeadRows> {
     Ok(sqlx::query_as(include_str!("sql/jobs_dead_rows.sql"))
         .fetch_one(pool)
         .await?)
@@ -305,7 +323,7 @@ pub async fn jobs_dead_rows(pool: &PgPool) -> Result<DeadRows> {
 ///
 /// # Errors
 /// [`crate::Error::Database`] if it fails (e.g. the role may not vacuum the table).
-pub async fn jobs_vacuum(pool: &PgPool) -> Result<()> {
+pub async fn jobs_vacuum(pool: impl PgExecutor<'_> + Copy) -> Result<()> {
     sqlx::raw_sql("VACUUM bosun.jobs").execute(pool).await?;
     Ok(())
 }

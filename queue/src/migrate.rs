@@ -10,9 +10,9 @@
 //! the later ones find everything applied and do nothing. PostgreSQL DDL is transactional, so
 //! a failed migration leaves no half-applied schema behind.
 
-use sqlx::{migrate::MigrationType, Executor, PgConnection, PgPool};
+use sqlx::{migrate::MigrationType, Executor, PgExecutor};
 
-use crate::{Error, Result};
+use crate::{Conn, Db, Error, Result};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
@@ -64,10 +64,11 @@ fn is_up(kind: MigrationType) -> bool {
 /// [`Error::Migration`] if an applied migration's text differs from this build's (someone
 /// edited a released migration) or the database is at a version this build does not know;
 /// [`Error::Database`] if a statement fails (nothing is applied then).
-pub async fn migrate_up(pool: &PgPool) -> Result<MigrateReport> {
-    let mut tx = pool.begin().await?;
-    prepare(&mut tx).await?;
-    let applied = applied_versions(&mut tx).await?;
+pub async fn migrate_up<'a>(db: impl Into<Db<'a>>) -> Result<MigrateReport> {
+    let db = db.into();
+    let mut tx = db.begin().await?;
+    prepare(db.on(&mut tx)).await?;
+    let applied = applied_versions(db.on(&mut tx)).await?;
     let known = latest_version();
     if let Some((version, _)) = applied.iter().find(|(v, _)| *v > known) {
         return Err(Error::Migration(format!(
@@ -85,7 +86,7 @@ pub async fn migrate_up(pool: &PgPool) -> Result<MigrateReport> {
             }
             Some(_) => {}
             None => {
-                (&mut *tx)
+                db.on(&mut tx)
                     .execute(sqlx::raw_sql(&migration.sql))
                     .await
                     .map_err(|e| {
@@ -100,13 +101,13 @@ pub async fn migrate_up(pool: &PgPool) -> Result<MigrateReport> {
                 .bind(migration.version)
                 .bind(&*migration.description)
                 .bind(&*migration.checksum)
-                .execute(&mut *tx)
+                .execute(db.on(&mut tx))
                 .await?;
                 report.changed.push(migration.version);
             }
         }
     }
-    report.current = applied_versions(&mut tx)
+    report.current = applied_versions(db.on(&mut tx))
         .await?
         .last()
         .map_or(0, |(v, _)| *v);
@@ -119,15 +120,16 @@ pub async fn migrate_up(pool: &PgPool) -> Result<MigrateReport> {
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] for a negative target; otherwise as [`migrate_up`].
-pub async fn migrate_down(pool: &PgPool, target: i64) -> Result<MigrateReport> {
+pub async fn migrate_down<'a>(db: impl Into<Db<'a>>, target: i64) -> Result<MigrateReport> {
+    let db = db.into();
     if target < 0 {
         return Err(Error::InvalidArgument(format!(
             "target version must be 0 or more, got {target}"
         )));
     }
-    let mut tx = pool.begin().await?;
-    prepare(&mut tx).await?;
-    let applied = applied_versions(&mut tx).await?;
+    let mut tx = db.begin().await?;
+    prepare(db.on(&mut tx)).await?;
+    let applied = applied_versions(db.on(&mut tx)).await?;
     let mut report = MigrateReport::default();
     for (version, _) in applied.iter().rev().filter(|(v, _)| *v > target) {
         let down = MIGRATOR
@@ -136,24 +138,24 @@ pub async fn migrate_down(pool: &PgPool, target: i64) -> Result<MigrateReport> {
             .ok_or_else(|| {
                 Error::Migration(format!("migration {version} has no down migration"))
             })?;
-        (&mut *tx)
+        db.on(&mut tx)
             .execute(sqlx::raw_sql(&down.sql))
             .await
             .map_err(|e| Error::Migration(format!("reverting migration {version} failed: {e}")))?;
         sqlx::query("DELETE FROM bosun.schema_migrations WHERE version = $1")
             .bind(version)
-            .execute(&mut *tx)
+            .execute(db.on(&mut tx))
             .await?;
         report.changed.push(*version);
     }
-    report.current = applied_versions(&mut tx)
+    report.current = applied_versions(db.on(&mut tx))
         .await?
         .last()
         .map_or(0, |(v, _)| *v);
     if target == 0 {
         // Nothing of Bosun's is left but the bookkeeping: remove it and the schema, unless
         // someone put objects of their own into it.
-        (&mut *tx)
+        db.on(&mut tx)
             .execute(sqlx::raw_sql(include_str!("sql/migrate_drop_schema.sql")))
             .await?;
     }
@@ -165,7 +167,7 @@ pub async fn migrate_down(pool: &PgPool, target: i64) -> Result<MigrateReport> {
 ///
 /// # Errors
 /// [`Error::Database`] if the query fails.
-pub async fn current_version(pool: &PgPool) -> Result<i64> {
+pub async fn current_version(pool: impl PgExecutor<'_> + Copy) -> Result<i64> {
     let version: Option<i64> = sqlx::query_scalar(
         "SELECT CASE WHEN to_regclass('bosun.schema_migrations') IS NULL THEN 0::bigint END",
     )
@@ -181,20 +183,20 @@ pub async fn current_version(pool: &PgPool) -> Result<i64> {
 }
 
 /// Take the migration lock and make sure the schema and bookkeeping table exist.
-async fn prepare(conn: &mut PgConnection) -> Result<()> {
+async fn prepare(mut conn: Conn<'_>) -> Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(MIGRATE_LOCK_KEY)
-        .execute(&mut *conn)
+        .execute(conn.reborrow())
         .await?;
     conn.execute(sqlx::raw_sql(include_str!("sql/migrate_prepare.sql")))
         .await?;
     Ok(())
 }
 
-async fn applied_versions(conn: &mut PgConnection) -> Result<Vec<(i64, Vec<u8>)>> {
+async fn applied_versions(conn: Conn<'_>) -> Result<Vec<(i64, Vec<u8>)>> {
     Ok(
         sqlx::query_as("SELECT version, checksum FROM bosun.schema_migrations ORDER BY version")
-            .fetch_all(&mut *conn)
+            .fetch_all(conn)
             .await?,
     )
 }

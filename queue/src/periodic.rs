@@ -7,7 +7,7 @@ use std::{fmt, str::FromStr};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use sqlx::PgExecutor;
 
 use crate::{NewJob, Result};
 
@@ -174,7 +174,7 @@ pub struct PeriodicJob {
 /// # Errors
 /// [`crate::Error::InvalidArgument`] naming the bad argument.
 pub async fn periodic_schedule(
-    pool: &PgPool,
+    pool: impl PgExecutor<'_> + Copy,
     name: &str,
     cron: &str,
     job: &NewJob,
@@ -188,7 +188,7 @@ pub async fn periodic_schedule(
 /// [`crate::Error::InvalidArgument`] naming the bad argument, e.g. a time zone PostgreSQL
 /// does not know or a `catch_up_max` out of range.
 pub async fn periodic_schedule_with(
-    pool: &PgPool,
+    pool: impl PgExecutor<'_> + Copy,
     name: &str,
     cron: &str,
     job: &NewJob,
@@ -219,7 +219,7 @@ pub async fn periodic_schedule_with(
 ///
 /// # Errors
 /// [`crate::Error::Database`] if the query fails.
-pub async fn periodic_list(pool: &PgPool) -> Result<Vec<PeriodicJob>> {
+pub async fn periodic_list(pool: impl PgExecutor<'_> + Copy) -> Result<Vec<PeriodicJob>> {
     Ok(
         sqlx::query_as("SELECT * FROM bosun.periodic_jobs ORDER BY name")
             .fetch_all(pool)
@@ -231,7 +231,11 @@ pub async fn periodic_list(pool: &PgPool) -> Result<Vec<PeriodicJob>> {
 ///
 /// # Errors
 /// [`crate::Error::NotFound`] for an unknown name.
-pub async fn periodic_set_enabled(pool: &PgPool, name: &str, enabled: bool) -> Result<PeriodicJob> {
+pub async fn periodic_set_enabled(
+    pool: impl PgExecutor<'_> + Copy,
+    name: &str,
+    enabled: bool,
+) -> Result<PeriodicJob> {
     let sql = if enabled {
         "SELECT * FROM bosun.resume_periodic($1)"
     } else {
@@ -244,7 +248,10 @@ pub async fn periodic_set_enabled(pool: &PgPool, name: &str, enabled: bool) -> R
 ///
 /// # Errors
 /// [`crate::Error::NotFound`] for an unknown name.
-pub async fn periodic_unschedule(pool: &PgPool, name: &str) -> Result<PeriodicJob> {
+pub async fn periodic_unschedule(
+    pool: impl PgExecutor<'_> + Copy,
+    name: &str,
+) -> Result<PeriodicJob> {
     Ok(
         sqlx::query_as("SELECT * FROM bosun.unschedule_periodic($1)")
             .bind(name)
@@ -259,7 +266,7 @@ pub async fn periodic_unschedule(pool: &PgPool, name: &str) -> Result<PeriodicJo
 /// # Errors
 /// [`crate::Error::Database`] if the call fails.
 pub async fn periodic_fire(
-    pool: &PgPool,
+    pool: impl PgExecutor<'_> + Copy,
     name: &str,
     slot: DateTime<Utc>,
     next_at: Option<DateTime<Utc>>,
@@ -280,7 +287,7 @@ pub async fn periodic_fire(
 /// [`crate::Error::InvalidArgument`] when `last` is before `first`; [`crate::Error::Database`]
 /// if the call fails.
 pub async fn periodic_skip(
-    pool: &PgPool,
+    pool: impl PgExecutor<'_> + Copy,
     name: &str,
     first: DateTime<Utc>,
     last: DateTime<Utc>,
@@ -298,7 +305,7 @@ pub async fn periodic_skip(
 /// # Errors
 /// [`crate::Error::Database`] if the call fails.
 pub async fn periodic_note(
-    pool: &PgPool,
+    pool: impl PgExecutor<'_> + Copy,
     name: &str,
     next_at: Option<DateTime<Utc>>,
     error: Option<&str>,
@@ -316,7 +323,7 @@ pub async fn periodic_note(
 ///
 /// # Errors
 /// [`crate::Error::Database`] if the query fails.
-pub async fn database_now(pool: &PgPool) -> Result<DateTime<Utc>> {
+pub async fn database_now(pool: impl PgExecutor<'_> + Copy) -> Result<DateTime<Utc>> {
     Ok(sqlx::query_scalar("SELECT clock_timestamp()")
         .fetch_one(pool)
         .await?)

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use sqlx::{PgPool, Row};
+use sqlx::{PgExecutor, Row};
 
 use crate::{Job, JobState, Result};
 
@@ -175,7 +175,10 @@ fn read_job(row: &sqlx::postgres::PgRow) -> std::result::Result<Job, String> {
 ///
 /// # Errors
 /// [`crate::Error::Database`] if the statement fails (then none was completed).
-pub async fn job_complete_many(pool: &PgPool, held: &[(i64, i32)]) -> Result<Vec<i64>> {
+pub async fn job_complete_many(
+    pool: impl PgExecutor<'_> + Copy,
+    held: &[(i64, i32)],
+) -> Result<Vec<i64>> {
     let (ids, attempts): (Vec<i64>, Vec<i32>) = held.iter().copied().unzip();
     Ok(
         sqlx::query_scalar(include_str!("sql/job_complete_many.sql"))
@@ -191,7 +194,7 @@ pub async fn job_complete_many(pool: &PgPool, held: &[(i64, i32)]) -> Result<Vec
 /// # Errors
 /// [`crate::Error::Database`] if the write fails; the job stays `running` then.
 pub async fn job_record(
-    pool: &PgPool,
+    pool: impl PgExecutor<'_> + Copy,
     id: i64,
     attempt: i32,
     outcome: &Outcome,
@@ -210,7 +213,7 @@ pub async fn job_record(
 /// # Errors
 /// [`crate::Error::Database`] if the write fails; the job stays `running` then.
 pub async fn job_record_due(
-    pool: &PgPool,
+    pool: impl PgExecutor<'_> + Copy,
     id: i64,
     attempt: i32,
     outcome: &Outcome,
@@ -270,7 +273,10 @@ pub async fn job_record_due(
 ///
 /// # Errors
 /// [`crate::Error::Database`] if the write fails.
-pub async fn job_release_many(pool: &PgPool, held: &[(i64, i32)]) -> Result<Vec<i64>> {
+pub async fn job_release_many(
+    pool: impl PgExecutor<'_> + Copy,
+    held: &[(i64, i32)],
+) -> Result<Vec<i64>> {
     if held.is_empty() {
         return Ok(Vec::new());
     }
@@ -281,7 +287,10 @@ pub async fn job_release_many(pool: &PgPool, held: &[(i64, i32)]) -> Result<Vec<
 ///
 /// # Errors
 /// [`crate::Error::Database`] if the query fails.
-pub async fn job_lost_leases(pool: &PgPool, held: &[(i64, i32)]) -> Result<Vec<i64>> {
+pub async fn job_lost_leases(
+    pool: impl PgExecutor<'_> + Copy,
+    held: &[(i64, i32)],
+) -> Result<Vec<i64>> {
     if held.is_empty() {
         return Ok(Vec::new());
     }
@@ -289,7 +298,11 @@ pub async fn job_lost_leases(pool: &PgPool, held: &[(i64, i32)]) -> Result<Vec<i
 }
 
 /// Run a query over `(id, attempt)` pairs bound as two arrays, returning job ids.
-async fn held_query(sql: &'static str, pool: &PgPool, held: &[(i64, i32)]) -> Result<Vec<i64>> {
+async fn held_query(
+    sql: &'static str,
+    pool: impl PgExecutor<'_> + Copy,
+    held: &[(i64, i32)],
+) -> Result<Vec<i64>> {
     let (ids, attempts): (Vec<i64>, Vec<i32>) = held.iter().copied().unzip();
     Ok(sqlx::query_scalar(sql)
         .bind(ids)

@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{PgExecutor, PgPool};
+use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::{pg_enum::text_states, Error, Result};
@@ -148,7 +148,7 @@ pub async fn saga_start<'c>(
 ///
 /// # Errors
 /// [`Error::NotFound`].
-pub async fn saga_get(pool: &PgPool, id: Uuid) -> Result<Saga> {
+pub async fn saga_get(pool: impl PgExecutor<'_> + Copy, id: Uuid) -> Result<Saga> {
     sqlx::query_as("SELECT * FROM bosun.sagas WHERE id = $1")
         .bind(id)
         .fetch_optional(pool)
@@ -160,7 +160,7 @@ pub async fn saga_get(pool: &PgPool, id: Uuid) -> Result<Saga> {
 ///
 /// # Errors
 /// [`Error::Database`] if the query fails.
-pub async fn saga_steps(pool: &PgPool, id: Uuid) -> Result<Vec<SagaStep>> {
+pub async fn saga_steps(pool: impl PgExecutor<'_> + Copy, id: Uuid) -> Result<Vec<SagaStep>> {
     Ok(
         sqlx::query_as("SELECT * FROM bosun.saga_steps WHERE saga_id = $1 ORDER BY idx")
             .bind(id)
@@ -174,7 +174,7 @@ pub async fn saga_steps(pool: &PgPool, id: Uuid) -> Result<Vec<SagaStep>> {
 /// # Errors
 /// [`Error::InvalidArgument`] for a limit below 1.
 pub async fn saga_list(
-    pool: &PgPool,
+    pool: impl PgExecutor<'_> + Copy,
     state: Option<SagaState>,
     kind: Option<&str>,
     limit: i64,
@@ -200,7 +200,7 @@ pub async fn saga_list(
 ///
 /// # Errors
 /// [`Error::NotFound`]; [`Error::WrongState`] for a finished saga.
-pub async fn saga_cancel(pool: &PgPool, id: Uuid) -> Result<Saga> {
+pub async fn saga_cancel(pool: impl PgExecutor<'_> + Copy, id: Uuid) -> Result<Saga> {
     Ok(sqlx::query_as("SELECT * FROM bosun.cancel_saga($1)")
         .bind(id)
         .fetch_one(pool)
@@ -214,7 +214,7 @@ pub async fn saga_cancel(pool: &PgPool, id: Uuid) -> Result<Saga> {
 /// # Errors
 /// [`Error::NotFound`]; [`Error::WrongState`] for a finished saga, or one whose step job
 /// will run anyway.
-pub async fn saga_retry(pool: &PgPool, id: Uuid) -> Result<Saga> {
+pub async fn saga_retry(pool: impl PgExecutor<'_> + Copy, id: Uuid) -> Result<Saga> {
     Ok(sqlx::query_as("SELECT * FROM bosun.retry_saga($1)")
         .bind(id)
         .fetch_one(pool)
@@ -226,7 +226,7 @@ pub async fn saga_retry(pool: &PgPool, id: Uuid) -> Result<Saga> {
 ///
 /// # Errors
 /// [`Error::NotFound`]; [`Error::WrongState`] once a step has started.
-pub async fn saga_delete(pool: &PgPool, id: Uuid) -> Result<Saga> {
+pub async fn saga_delete(pool: impl PgExecutor<'_> + Copy, id: Uuid) -> Result<Saga> {
     Ok(sqlx::query_as("SELECT * FROM bosun.delete_saga($1)")
         .bind(id)
         .fetch_one(pool)
@@ -242,7 +242,7 @@ pub async fn saga_delete(pool: &PgPool, id: Uuid) -> Result<Saga> {
 /// the next job is on the queue of the worker that calls them, which claims it itself.
 /// A caller that is not that worker must wake one.
 pub mod runner {
-    use super::{PgPool, Result, Saga, Uuid};
+    use super::{PgExecutor, Result, Saga, Uuid};
 
     /// `SELECT <call>` in a transaction that inserts jobs without notifying.
     macro_rules! quietly {
@@ -262,7 +262,7 @@ pub mod runner {
     /// # Errors
     /// [`crate::Error::Database`] if the call fails.
     pub async fn step_begin(
-        pool: &PgPool,
+        pool: impl PgExecutor<'_> + Copy,
         job: (i64, i32),
         saga_id: Uuid,
         step: i32,
@@ -290,7 +290,7 @@ pub mod runner {
     /// # Errors
     /// [`crate::Error::Database`] if the query fails.
     pub async fn step_outputs(
-        pool: &PgPool,
+        pool: impl PgExecutor<'_> + Copy,
         saga_id: Uuid,
     ) -> Result<Vec<(String, serde_json::Value)>> {
         Ok(sqlx::query_as(
@@ -307,7 +307,7 @@ pub mod runner {
     /// # Errors
     /// [`crate::Error::Database`] if the call fails (nothing is recorded then).
     pub async fn step_done(
-        pool: &PgPool,
+        pool: impl PgExecutor<'_> + Copy,
         job: (i64, i32),
         saga_id: Uuid,
         step: i32,
@@ -332,7 +332,7 @@ pub mod runner {
     /// # Errors
     /// [`crate::Error::Database`] if the call fails.
     pub async fn step_fail(
-        pool: &PgPool,
+        pool: impl PgExecutor<'_> + Copy,
         job: (i64, i32),
         saga_id: Uuid,
         step: i32,
@@ -354,7 +354,7 @@ pub mod runner {
     /// # Errors
     /// [`crate::Error::Database`] if the call fails.
     pub async fn step_skip(
-        pool: &PgPool,
+        pool: impl PgExecutor<'_> + Copy,
         job: (i64, i32),
         saga_id: Uuid,
         step: i32,
@@ -375,7 +375,7 @@ pub mod runner {
     /// # Errors
     /// [`crate::Error::Database`] if the call fails.
     pub async fn undo_begin(
-        pool: &PgPool,
+        pool: impl PgExecutor<'_> + Copy,
         job: (i64, i32),
         saga_id: Uuid,
         step: i32,
@@ -398,7 +398,7 @@ pub mod runner {
     /// # Errors
     /// [`crate::Error::Database`] if the call fails.
     pub async fn undo_done(
-        pool: &PgPool,
+        pool: impl PgExecutor<'_> + Copy,
         job: (i64, i32),
         saga_id: Uuid,
         step: i32,
@@ -420,7 +420,7 @@ pub mod runner {
     /// # Errors
     /// [`crate::Error::Database`] if the call fails.
     pub async fn undo_gone(
-        pool: &PgPool,
+        pool: impl PgExecutor<'_> + Copy,
         job: (i64, i32),
         saga_id: Uuid,
         step: i32,
@@ -442,7 +442,7 @@ pub mod runner {
     /// # Errors
     /// [`crate::Error::Database`] if the call fails.
     pub async fn undo_fail(
-        pool: &PgPool,
+        pool: impl PgExecutor<'_> + Copy,
         job: (i64, i32),
         saga_id: Uuid,
         step: i32,
@@ -464,7 +464,7 @@ pub mod runner {
     /// # Errors
     /// [`crate::Error::Database`] if the call fails.
     pub async fn step_note_error(
-        pool: &PgPool,
+        pool: impl PgExecutor<'_> + Copy,
         saga_id: Uuid,
         step: i32,
         error: &str,
@@ -483,7 +483,7 @@ pub mod runner {
     /// # Errors
     /// [`crate::Error::Database`] if the call fails.
     pub async fn step_progress(
-        pool: &PgPool,
+        pool: impl PgExecutor<'_> + Copy,
         saga_id: Uuid,
         step: i32,
         pct: f32,
@@ -500,7 +500,7 @@ pub mod runner {
     }
 
     async fn fenced(
-        pool: &PgPool,
+        pool: impl PgExecutor<'_> + Copy,
         sql: &'static str,
         job: (i64, i32),
         saga_id: Uuid,

@@ -2,7 +2,7 @@
 //! leader runs on an interval, so that scraping metrics never touches the jobs table.
 
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use sqlx::PgExecutor;
 
 use crate::Result;
 
@@ -48,7 +48,7 @@ pub struct Sample {
 ///
 /// # Errors
 /// [`crate::Error::Database`] if a query fails.
-pub async fn sample(pool: &PgPool, exact_below: i64) -> Result<Sample> {
+pub async fn sample(pool: impl PgExecutor<'_> + Copy, exact_below: i64) -> Result<Sample> {
     let queues = sqlx::query_as("SELECT * FROM bosun.sample_queues($1)")
         .bind(exact_below)
         .fetch_all(pool)

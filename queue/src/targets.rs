@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use sqlx::PgExecutor;
 
 use crate::{pg_enum::text_states, Error, Result};
 
@@ -75,7 +75,11 @@ pub struct Reaped {
 /// # Errors
 /// [`Error::InvalidArgument`] for a bad name or kind; [`Error::WrongState`] when it is
 /// expunged.
-pub async fn target_register(pool: &PgPool, name: &str, kind: Option<&str>) -> Result<Target> {
+pub async fn target_register(
+    pool: impl PgExecutor<'_> + Copy,
+    name: &str,
+    kind: Option<&str>,
+) -> Result<Target> {
     Ok(
         sqlx::query_as("SELECT * FROM bosun.register_target($1, $2)")
             .bind(name)
@@ -90,7 +94,11 @@ pub async fn target_register(pool: &PgPool, name: &str, kind: Option<&str>) -> R
 ///
 /// # Errors
 /// [`Error::NotFound`] when no work ever named it and it was never registered.
-pub async fn target_expunge(pool: &PgPool, name: &str, reason: Option<&str>) -> Result<Target> {
+pub async fn target_expunge(
+    pool: impl PgExecutor<'_> + Copy,
+    name: &str,
+    reason: Option<&str>,
+) -> Result<Target> {
     Ok(sqlx::query_as("SELECT * FROM bosun.expunge_target($1, $2)")
         .bind(name)
         .bind(reason)
@@ -102,7 +110,7 @@ pub async fn target_expunge(pool: &PgPool, name: &str, reason: Option<&str>) -> 
 ///
 /// # Errors
 /// [`Error::Database`] if the query fails.
-pub async fn target_list(pool: &PgPool) -> Result<Vec<TargetStats>> {
+pub async fn target_list(pool: impl PgExecutor<'_> + Copy) -> Result<Vec<TargetStats>> {
     Ok(
         sqlx::query_as("SELECT * FROM bosun.target_stats ORDER BY state, name")
             .fetch_all(pool)
@@ -114,7 +122,7 @@ pub async fn target_list(pool: &PgPool) -> Result<Vec<TargetStats>> {
 ///
 /// # Errors
 /// [`Error::NotFound`] when there is no such target.
-pub async fn target_get(pool: &PgPool, name: &str) -> Result<TargetStats> {
+pub async fn target_get(pool: impl PgExecutor<'_> + Copy, name: &str) -> Result<TargetStats> {
     sqlx::query_as("SELECT * FROM bosun.target_stats WHERE name = $1")
         .bind(name)
         .fetch_optional(pool)
@@ -127,7 +135,7 @@ pub async fn target_get(pool: &PgPool, name: &str) -> Result<TargetStats> {
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] when `batch` is below 1.
-pub async fn reap_expunged(pool: &PgPool, batch: i32) -> Result<Vec<Reaped>> {
+pub async fn reap_expunged(pool: impl PgExecutor<'_> + Copy, batch: i32) -> Result<Vec<Reaped>> {
     Ok(sqlx::query_as("SELECT * FROM bosun.reap_expunged($1)")
         .bind(batch)
         .fetch_all(pool)

@@ -23,7 +23,7 @@
 
 use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 
-use bosun_queue::{liveness::worker_deregister, runtime::job_release_many, Client};
+use bosun_queue::{liveness::worker_deregister, runtime::job_release_many, Client, Db};
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
@@ -145,9 +145,11 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// The worker's own pool ([`Shared::own`]), made on first use.
-    pub(crate) fn own(&self) -> &sqlx::PgPool {
-        self.own
-            .get_or_init(|| own_pool(&self.client, self.config.queues.len()))
+    pub(crate) fn own(&self) -> Db<'_> {
+        let pool = self
+            .own
+            .get_or_init(|| own_pool(&self.client, self.config.queues.len()));
+        Db::new(pool, self.client.pooler())
     }
 
     pub(crate) fn record_handed_back(&self, id: i64) {
@@ -229,8 +231,9 @@ impl PoolBuilder {
         self
     }
 
-    /// LISTEN for notifications (default on). Off: polling alone, e.g. behind PgBouncer in
-    /// transaction mode.
+    /// LISTEN for notifications (default on). Off: polling alone. A client behind a pooler in
+    /// transaction mode ([`bosun_queue::Pooler::Transaction`]) never listens: a pooler that
+    /// lends a server connection per transaction cannot hold a `LISTEN`.
     pub fn listen(mut self, listen: bool) -> Self {
         self.listen = listen;
         self
@@ -381,6 +384,7 @@ impl PoolBuilder {
         }
         let worker_id = self.worker_id.unwrap_or_else(default_worker_id);
         let kinds = registry.kinds();
+        let listen = self.listen && !self.client.pooler().is_transaction();
         Ok(WorkerPool {
             shared: Arc::new(Shared {
                 client: self.client,
@@ -401,7 +405,7 @@ impl PoolBuilder {
                 config: PoolConfig {
                     queues: self.queues,
                     poll_interval: self.poll_interval,
-                    listen: self.listen,
+                    listen,
                     lease_check_interval: self.lease_check_interval,
                     shutdown_timeout: self.shutdown_timeout,
                     cancel_grace: self.cancel_grace,
@@ -488,7 +492,7 @@ impl WorkerPool {
         heartbeat::register(shared).await?;
         for periodic in &shared.config.periodic {
             bosun_queue::periodic::periodic_schedule_with(
-                shared.client.pool(),
+                shared.client.db(),
                 &periodic.name,
                 &periodic.cron,
                 &periodic.job,

@@ -279,7 +279,7 @@ pub(crate) async fn run(
         // The connection is taken here, in the order the claims are made, so that they reach
         // the database in that order too (see [`claim`]).
         let connection = tokio::select! {
-            connection = shared.own().acquire() => connection,
+            connection = shared.own().pool().acquire() => connection,
             () = stop.cancelled() => break,
         };
         claims.spawn(claim(
@@ -422,7 +422,11 @@ async fn claim(
     let limit = room.num_permits();
     let claimed = match connection {
         Ok(mut connection) => {
-            let (conn, kinds, worker) = (&mut *connection, &shared.kinds, &shared.worker_id);
+            let (conn, kinds, worker) = (
+                shared.own().on(&mut connection),
+                &shared.kinds,
+                &shared.worker_id,
+            );
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             if marking {
                 job_claim_or_wait(conn, &queue, kinds, limit, worker).await

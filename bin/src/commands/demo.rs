@@ -107,7 +107,7 @@ pub async fn run(db: &Database, args: &DemoArgs) -> anyhow::Result<()> {
         let finished = jobs.iter().filter(|j| j.state.is_final()).count();
         let mut sagas_done = 0;
         for id in &sagas {
-            let saga = bosun_queue::saga::saga_get(client.pool(), *id).await?;
+            let saga = bosun_queue::saga::saga_get(client.db(), *id).await?;
             if matches!(
                 saga.state,
                 SagaState::Succeeded | SagaState::Compensated | SagaState::Stuck
@@ -141,7 +141,7 @@ pub async fn run(db: &Database, args: &DemoArgs) -> anyhow::Result<()> {
     let summary = summarize(&jobs);
     let mut saga_outcomes: BTreeMap<String, usize> = BTreeMap::new();
     for id in &sagas {
-        let saga = bosun_queue::saga::saga_get(client.pool(), *id).await?;
+        let saga = bosun_queue::saga::saga_get(client.db(), *id).await?;
         *saga_outcomes.entry(saga.state.to_string()).or_default() += 1;
     }
     if args.json {

@@ -17,7 +17,7 @@ use crate::{
         CancelArgs, Cli, Command, DoctorArgs, EnqueueArgs, JobArgs, JobsArgs, MigrateArgs,
         QueueAction, QueuesArgs, RetryArgs, WorkerArgs, WorkersArgs,
     },
-    connect::{ensure_migrated, open, Database},
+    connect::{ensure_migrated, open, open_or_throwaway, Database},
     kinds,
     render::{clip, print_json, printable, relative, short_duration, table},
     say,
@@ -28,13 +28,19 @@ use crate::{
 /// # Errors
 /// Whatever the command failed with; `main` prints it and exits with status 1.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let url = cli.database_url.as_deref();
+    let (url, pooler) = (cli.database_url.as_deref(), cli.pooler);
     match cli.command {
-        Command::Migrate(args) => migrate_cmd(&open(url).await?, &args).await,
-        Command::Demo(args) => demo::run(&open(url).await?, &args).await,
-        Command::Bench(args) => crate::bench::run(&open(url).await?, &args).await,
+        Command::Migrate(args) => migrate_cmd(&open(url, pooler).await?, &args).await,
+        Command::Demo(args) => demo::run(&open_or_throwaway(url, pooler).await?, &args).await,
+        Command::Bench(_) if pooler.is_transaction() => Err(Usage(
+            "bosun bench measures a direct connection (it creates and drops a scratch database, and its workloads use prepared statements): run it without --pooler transaction".into(),
+        )
+        .into()),
+        Command::Bench(args) => {
+            crate::bench::run(&open_or_throwaway(url, pooler).await?, &args).await
+        }
         command => {
-            let db = open(url).await?;
+            let db = open(url, pooler).await?;
             ensure_migrated(&db.client).await?;
             match command {
                 Command::Worker(args) => worker(&db, args).await,
@@ -71,8 +77,22 @@ impl std::fmt::Display for Exit {
 
 impl std::error::Error for Exit {}
 
+/// The command line asks for something that cannot be done as given (no database, a URL
+/// that is not PostgreSQL's): `main` prints the message and exits with status 2, as for a
+/// usage error clap finds.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
 async fn doctor(db: &Database, args: &DoctorArgs) -> anyhow::Result<()> {
-    let violations = check_invariants(db.client.pool(), args.grace).await?;
+    let violations = check_invariants(db.client.db(), args.grace).await?;
     if args.json {
         print_json(&violations)?;
     } else if violations.is_empty() {
@@ -106,7 +126,7 @@ where
 }
 
 async fn migrate_cmd(db: &Database, args: &MigrateArgs) -> anyhow::Result<()> {
-    let pool = db.client.pool();
+    let pool = db.client.db();
     let latest = migrate::latest_version();
     let (changed, current, verb) = if args.status {
         (Vec::new(), migrate::current_version(pool).await?, "")
@@ -224,7 +244,7 @@ pub(crate) async fn warn_unless_served(
     kind: &str,
     what: &str,
 ) -> anyhow::Result<()> {
-    let never = kinds_never_served(db.client.pool(), &[kind.to_string()]).await?;
+    let never = kinds_never_served(db.client.db(), &[kind.to_string()]).await?;
     if !never.is_empty() {
         eprintln!(
             "bosun: warning: no worker has ever served kind {}; the {what} waits until a worker that registers it runs (check the kind for a typo)",
@@ -242,7 +262,7 @@ pub(crate) async fn unserved(
     let mut kinds: Vec<String> = kinds.collect();
     kinds.sort_unstable();
     kinds.dedup();
-    Ok(kinds_never_served(db.client.pool(), &kinds)
+    Ok(kinds_never_served(db.client.db(), &kinds)
         .await?
         .into_iter()
         .collect())
@@ -491,7 +511,7 @@ async fn queues(db: &Database, args: QueuesArgs) -> anyhow::Result<()> {
 }
 
 async fn workers(db: &Database, args: &WorkersArgs) -> anyhow::Result<()> {
-    let workers = bosun_queue::liveness::worker_list(db.client.pool()).await?;
+    let workers = bosun_queue::liveness::worker_list(db.client.db()).await?;
     if args.json {
         return print_json(&workers);
     }

@@ -17,7 +17,7 @@ use crate::{
 };
 
 pub async fn list_or_start(db: &Database, args: SagasArgs) -> anyhow::Result<()> {
-    let pool = db.client.pool();
+    let pool = db.client.db();
     if let Some(SagasAction::Start {
         kind,
         key,
@@ -69,7 +69,7 @@ pub async fn list_or_start(db: &Database, args: SagasArgs) -> anyhow::Result<()>
 }
 
 pub async fn show(db: &Database, args: &SagaArgs) -> anyhow::Result<()> {
-    let pool = db.client.pool();
+    let pool = db.client.db();
     if args.delete {
         let saga = saga_delete(pool, args.id).await?;
         if args.json {

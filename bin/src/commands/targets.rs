@@ -11,7 +11,7 @@ use crate::{
 };
 
 pub async fn list_or_register(db: &Database, args: TargetsArgs) -> anyhow::Result<()> {
-    let pool = db.client.pool();
+    let pool = db.client.db();
     if let Some(TargetsAction::Register { name, kind }) = args.action {
         let target = target_register(pool, &name, kind.as_deref()).await?;
         if args.json {
@@ -65,7 +65,7 @@ pub async fn list_or_register(db: &Database, args: TargetsArgs) -> anyhow::Resul
 }
 
 pub async fn expunge(db: &Database, args: &ExpungeArgs) -> anyhow::Result<()> {
-    let pool = db.client.pool();
+    let pool = db.client.db();
     let before = target_get(pool, &args.target).await?;
     let target = target_expunge(pool, &args.target, args.reason.as_deref()).await?;
     if args.json {

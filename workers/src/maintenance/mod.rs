@@ -48,7 +48,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     // Maintenance runs on the worker's own connections, but for the prune passes and the
     // VACUUM: they hold a connection for as long as the table takes, which the hot path must
     // not wait behind.
-    let own = bosun_queue::Client::new(shared.own().clone());
+    let own = bosun_queue::Client::with_pooler(shared.own().pool().clone(), shared.own().pooler());
     let rescuer = rescuer::Rescuer::new(own.clone(), shared.config.rescuer.clone());
     let pruner = pruner::Pruner::new(shared.client.clone(), shared.config.pruner.clone());
     let reaper = reaper::Reaper::new(own.clone(), shared.config.reaper.clone());

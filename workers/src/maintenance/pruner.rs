@@ -101,7 +101,7 @@ impl Pruner {
         ] {
             loop {
                 let deleted =
-                    job_prune_batch(self.client.pool(), state, retain, self.config.batch_size)
+                    job_prune_batch(self.client.db(), state, retain, self.config.batch_size)
                         .await?;
                 *count += deleted;
                 if i64::try_from(deleted).unwrap_or(i64::MAX) < self.config.batch_size {
@@ -111,7 +111,7 @@ impl Pruner {
         }
         loop {
             let deleted = saga_prune_batch(
-                self.client.pool(),
+                self.client.db(),
                 self.config.retain_sagas,
                 self.config.batch_size,
             )

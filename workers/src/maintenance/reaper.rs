@@ -52,7 +52,7 @@ impl Reaper {
     pub async fn run_once(&self) -> bosun_queue::Result<Vec<Reaped>> {
         let mut reaped = Vec::new();
         loop {
-            let batch = reap_expunged(self.client.pool(), self.config.batch_size).await?;
+            let batch = reap_expunged(self.client.db(), self.config.batch_size).await?;
             let short = batch.len() < usize::try_from(self.config.batch_size).unwrap_or(0);
             reaped.extend(batch);
             if short {

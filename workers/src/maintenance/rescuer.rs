@@ -59,7 +59,7 @@ impl Rescuer {
     /// # Errors
     /// [`bosun_queue::Error::Database`] if a batch fails; earlier batches stay done.
     pub async fn run_once(&self) -> bosun_queue::Result<RescueResult> {
-        let pool = self.client.pool();
+        let pool = self.client.db();
         let mut total = RescueResult::default();
         loop {
             let batch = job_rescue_many(pool, self.config.batch_size, self.config.min_age).await?;

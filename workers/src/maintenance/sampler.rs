@@ -49,7 +49,7 @@ impl Sampler {
     /// # Errors
     /// [`bosun_queue::Error::Database`] if a query fails; the gauges keep their values.
     pub async fn run_once(&self) -> bosun_queue::Result<Sample> {
-        let sample = sample(self.client.pool(), self.exact_below).await?;
+        let sample = sample(self.client.db(), self.exact_below).await?;
         let depth: BTreeSet<_> = sample
             .queues
             .iter()

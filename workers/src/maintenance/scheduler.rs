@@ -55,7 +55,7 @@ impl Scheduler {
     /// # Errors
     /// [`bosun_queue::Error::Database`] if a call fails; schedules fired before stay fired.
     pub async fn run_once(&self) -> bosun_queue::Result<Vec<Fired>> {
-        let pool = self.client.pool();
+        let pool = self.client.db();
         // Slots are whole seconds; cron arithmetic on a time with a fraction would carry the
         // fraction into the slot, and two passes would then see two "different" slots.
         let now = database_now(pool).await?.trunc_subsecs(0);

@@ -70,13 +70,13 @@ impl Vacuumer {
         if !self.config.enabled {
             return Ok(None);
         }
-        let rows = jobs_dead_rows(self.client.pool()).await?;
+        let rows = jobs_dead_rows(self.client.db()).await?;
         #[allow(clippy::cast_precision_loss)] // row counts far below 2^52
         let over_fraction = rows.dead as f64 > rows.live as f64 * self.config.dead_fraction;
         if rows.vacuuming || rows.dead < self.config.dead_min || !over_fraction {
             return Ok(None);
         }
-        jobs_vacuum(self.client.pool()).await?;
+        jobs_vacuum(self.client.db()).await?;
         Ok(Some(rows.dead))
     }
 }

@@ -230,14 +230,7 @@ impl StepContext {
 
     /// Report progress (best effort): shown by `bosun saga ID`.
     pub async fn progress(&self, percent: f32, message: &str) {
-        let _ = step_progress(
-            self.client.pool(),
-            self.saga.id,
-            self.step,
-            percent,
-            message,
-        )
-        .await;
+        let _ = step_progress(self.client.db(), self.saga.id, self.step, percent, message).await;
     }
 
     /// A client on the same database.

@@ -72,7 +72,7 @@ impl SagaRunner {
         if let Some(message) = died_on_last_attempt(ctx.job(), step) {
             // The step used its attempts and the last one never came back: end it as its own
             // last error would have, through the saga's fenced transition.
-            let pool = ctx.client().pool();
+            let pool = ctx.client().db();
             let held = (ctx.id(), ctx.attempt());
             return match job.direction {
                 Direction::Do => recorded(
@@ -94,7 +94,7 @@ impl SagaRunner {
     }
 
     async fn run_forward(&self, ctx: &JobContext, job: &StepJob, step: &Step) -> Handled {
-        let pool = ctx.client().pool();
+        let pool = ctx.client().db();
         let held = (ctx.id(), ctx.attempt());
         let saga = match step_begin(
             pool,
@@ -147,7 +147,7 @@ impl SagaRunner {
     }
 
     async fn run_undo(&self, ctx: &JobContext, job: &StepJob, step: &Step) -> Handled {
-        let pool = ctx.client().pool();
+        let pool = ctx.client().db();
         let held = (ctx.id(), ctx.attempt());
         let Some(undo) = &step.undo else {
             // Nothing to undo: the step counts as undone.
@@ -200,12 +200,11 @@ impl SagaRunner {
         step: i32,
         name: &str,
     ) -> Result<StepContext, JobError> {
-        let outputs: BTreeMap<String, serde_json::Value> =
-            step_outputs(ctx.client().pool(), saga.id)
-                .await
-                .map_err(JobError::retry)?
-                .into_iter()
-                .collect();
+        let outputs: BTreeMap<String, serde_json::Value> = step_outputs(ctx.client().db(), saga.id)
+            .await
+            .map_err(JobError::retry)?
+            .into_iter()
+            .collect();
         Ok(StepContext {
             saga: Arc::new(saga),
             step,

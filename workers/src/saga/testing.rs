@@ -173,7 +173,7 @@ async fn run(
     pool.run_until(async move {
         loop {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            if let Ok(s) = saga_get(watcher.pool(), id).await {
+            if let Ok(s) = saga_get(watcher.db(), id).await {
                 let done = matches!(
                     s.state,
                     SagaState::Succeeded | SagaState::Compensated | SagaState::Stuck
@@ -194,7 +194,7 @@ async fn run(
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .take()
         .expect("the saga was read");
-    let steps = saga_steps(client.pool(), id)
+    let steps = saga_steps(client.db(), id)
         .await
         .expect("reading the ledger");
     (saga, steps)
