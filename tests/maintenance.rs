@@ -570,7 +570,7 @@ async fn the_vacuumer_vacuums_once_dead_rows_pile_up() {
     })
     .await;
     assert!(dead >= 1_000, "it vacuumed with {dead} dead rows counted");
-    // The empty pages stay (migration 0020: giving them back would lock the table), and the
+    // The empty pages stay (`vacuum_truncate = false`: giving them back would lock the table), and the
     // space is free: as many new jobs fit in it.
     assert_eq!(
         heap_size().await,

@@ -1,4 +1,7 @@
-//! Migrations: up, down to zero, up again; idempotent; safe when replicas run them at once.
+//! Migrations: up, down to zero, up again; idempotent; safe when replicas run them at once;
+//! and migrations/schema.sql, the schema they make, kept in step with them.
+
+use std::collections::BTreeMap;
 
 use bosun_queue::migrate::{self, latest_version};
 use bosun_tests::TestDb;
@@ -71,24 +74,69 @@ async fn replicas_migrating_at_once_apply_each_migration_once() {
 }
 
 #[tokio::test]
-async fn partial_down_keeps_earlier_migrations() {
+async fn down_to_the_current_version_changes_nothing_and_a_negative_one_is_refused() {
     let db = TestDb::empty().await;
     migrate::migrate_up(&db.pool).await.unwrap();
-    let down = migrate::migrate_down(&db.pool, 1).await.unwrap();
-    assert_eq!(down.current, 1);
-    let enqueue_exists: bool =
-        sqlx::query_scalar("SELECT to_regproc('bosun.enqueue_many') IS NOT NULL")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
-    assert!(!enqueue_exists, "migration 2's functions are gone");
+    let down = migrate::migrate_down(&db.pool, latest_version())
+        .await
+        .unwrap();
+    assert!(down.changed.is_empty());
+    assert_eq!(down.current, latest_version());
     let jobs_exists: bool = sqlx::query_scalar("SELECT to_regclass('bosun.jobs') IS NOT NULL")
         .fetch_one(&db.pool)
         .await
         .unwrap();
-    assert!(jobs_exists, "migration 1's table stays");
+    assert!(jobs_exists);
     assert!(matches!(
         migrate::migrate_down(&db.pool, -1).await,
         Err(bosun_queue::Error::InvalidArgument(_))
     ));
+}
+
+/// Every object of schema `bosun` with its definition, as the catalog has it.
+async fn catalog(pool: &sqlx::PgPool) -> BTreeMap<(String, String), Option<String>> {
+    let rows: Vec<(String, String, Option<String>)> =
+        sqlx::query_as(include_str!("sql/schema_catalog.sql"))
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    rows.into_iter()
+        .map(|(kind, name, definition)| ((kind, name), definition))
+        .collect()
+}
+
+/// migrations/schema.sql shows the schema as the migrations make it: a database made from
+/// that file holds the same objects, with the same definitions, as a migrated one.
+#[tokio::test]
+async fn the_checked_in_schema_is_what_the_migrations_make() {
+    let migrated = TestDb::empty().await;
+    migrate::migrate_up(&migrated.pool).await.unwrap();
+    let written = TestDb::empty().await;
+    let mut tx = written.pool.begin().await.unwrap();
+    sqlx::raw_sql("CREATE SCHEMA bosun")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::raw_sql(include_str!("../migrations/schema.sql"))
+        .execute(&mut *tx)
+        .await
+        .expect("migrations/schema.sql runs on an empty database");
+    tx.commit().await.unwrap();
+
+    let (want, have) = (catalog(&migrated.pool).await, catalog(&written.pool).await);
+    assert!(want.len() > 100, "{} objects", want.len());
+    let differ: Vec<String> = want
+        .keys()
+        .chain(have.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|key| want.get(*key) != have.get(*key))
+        .map(|(kind, name)| format!("{kind} {name}"))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "migrations/schema.sql differs from what the migrations make in: {}; run \
+         scripts/dump-schema on a freshly migrated database and commit what it writes",
+        differ.join(", ")
+    );
 }

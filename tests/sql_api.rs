@@ -1556,7 +1556,7 @@ async fn a_claim_reads_only_the_jobs_it_takes_whatever_the_statistics() {
 
 /// Every statement that writes jobs prepares the table's trigger conditions and checks
 /// afresh, and preparing them tries to inline each SQL-language function they name, which
-/// means parsing its body, whether or not a row ever calls it (migration 0019). None may name
+/// means parsing its body, whether or not a row ever calls it. None may name
 /// one.
 #[tokio::test]
 async fn the_jobs_tables_checks_name_no_sql_function() {

@@ -1,4 +1,4 @@
-//! Periodic jobs' storage (migrations 0009 and 0026): schedules, and the fenced "fire this
+//! Periodic jobs' storage: schedules, and the fenced "fire this
 //! slot" and "skip these slots" calls the maintenance leader makes. Cron parsing, time zones
 //! and the choice of slots live in `bosun-workers`' scheduler; the database only makes sure a
 //! slot is enqueued at most once and that the schedule's record only moves forward.

@@ -103,7 +103,7 @@ pub async fn job_claim(
 }
 
 /// As [`job_claim`], and if fewer than `limit` jobs were due, mark `worker_id` as waiting on
-/// `queue` in the same transaction (migration 0018): from its commit, inserts into the queue
+/// `queue` in the same transaction (`bosun.claim_jobs`): from its commit, inserts into the queue
 /// notify, and none committed before it was missed by this claim. So a worker that gets
 /// fewer jobs than it asked for may sleep until a notification. A claim that fills `limit`
 /// removes the mark: its worker claims again as soon as it has room.

@@ -1,5 +1,5 @@
 //! Sagas' storage: the saga rows, their step ledger, and the fenced transitions the runner in
-//! `bosun-workers` makes (each one SQL function of migration 0007, so a step's outcome, its
+//! `bosun-workers` makes (each one SQL function, so a step's outcome, its
 //! output and the enqueue of what comes next commit together).
 //!
 //! A saga's steps run as jobs of kind `saga:<saga kind>` with args
@@ -233,13 +233,13 @@ pub async fn saga_delete(pool: impl PgExecutor<'_> + Copy, id: Uuid) -> Result<S
         .await?)
 }
 
-/// The runner's calls: each is one SQL function of migration 0007; the `bool` ones return
+/// The runner's calls: each is one SQL function; the `bool` ones return
 /// false when fenced out (the runner no longer holds its job).
 ///
 /// The transitions that may enqueue the saga's next job ([`step_done`], [`step_fail`],
 /// [`step_skip`], [`undo_done`], [`undo_gone`], [`undo_fail`]) do so without a wake-up
-/// notification (migration 0015): a notifying commit waits its turn behind every other, and
-/// the next job is on the queue of the worker that calls them, which claims it itself.
+/// notification (setting `bosun.notify_inserts` off): a notifying commit waits its turn
+/// behind every other, and the next job is on the queue of the worker that calls them, which claims it itself.
 /// A caller that is not that worker must wake one.
 pub mod runner {
     use super::{PgExecutor, Result, Saga, Uuid};

@@ -1,4 +1,4 @@
-//! What the metrics sampler reads (migration 0010): cheap, bounded queries the maintenance
+//! What the metrics sampler reads: cheap, bounded queries the maintenance
 //! leader runs on an interval, so that scraping metrics never touches the jobs table.
 
 use serde::{Deserialize, Serialize};

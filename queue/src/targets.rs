@@ -1,5 +1,5 @@
 //! Targets: the external things work acts on (a host, a storage pantry, a droplet), and the
-//! reaper's storage calls (migration 0008).
+//! reaper's storage calls.
 //!
 //! A job names its target with `target` on enqueue and a saga with
 //! [`Client::start_saga_on`](crate::Client::start_saga_on); an unknown name is registered as

@@ -21,10 +21,10 @@
 //!
 //! A batch that filled its room means more jobs may be waiting, so the producer claims again
 //! as soon as there is room; otherwise it sleeps until a notification, the poll tick, or
-//! shutdown. Inserts notify only while some worker is marked as waiting on their queue (see
-//! migration 0016: a notifying commit waits for every other one). A listening producer's
-//! claims outside a backlog mark it in the same transaction when they come back short
-//! (migration 0018), so it sleeps right after one of those; a claim made in a backlog does
+//! shutdown. Inserts notify only while some worker is marked as waiting on their queue
+//! (`bosun.waiting_workers`: a notifying commit waits for every other one). A listening
+//! producer's claims outside a backlog mark it in the same transaction when they come back
+//! short (`bosun.claim_jobs`), so it sleeps right after one of those; a claim made in a backlog does
 //! not mark (it would wait for the inserts committing meanwhile), so when one comes back
 //! short the producer claims once more, marking, before it sleeps. A claim that fills its
 //! room removes the mark. At shutdown, jobs claimed but not started are handed back at once.

@@ -15,7 +15,7 @@
 //! second) holds the table level from about the sixth round on, at two to three times its
 //! size after the first; without a vacuum it grows by a round's worth every round.
 //!
-//! The vacuums leave the table's empty end in place (migration 0020): truncating it takes the
+//! The vacuums leave the table's empty end in place (`vacuum_truncate = false` on the table): truncating it takes the
 //! table's ACCESS EXCLUSIVE lock, which every claim and insert then waits behind.
 
 use bosun_queue::{

@@ -1,2 +1,0 @@
--- Bosun 0004 down.
-DROP INDEX IF EXISTS bosun.jobs_finalized_idx;
