@@ -145,6 +145,9 @@ pub struct WorkerArgs {
     /// Queues and their concurrency, e.g. `mail=8,default=32`.
     #[arg(long, default_value = "default=32", value_parser = parse_queues)]
     pub queues: QueueList,
+    /// Also run the kinds `bosun bench` uses (`bench.started`, the saga `bench.noop3`).
+    #[arg(long)]
+    pub bench_kinds: bool,
     /// Do not LISTEN for notifications; poll only (implied by `--pooler transaction`).
     #[arg(long)]
     pub no_listen: bool,

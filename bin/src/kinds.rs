@@ -7,7 +7,9 @@
 //! | `sleep` | `{"ms": N, "ignore_cancel": bool}`          | sleeps N ms, completes; stops early when cancelled, unless `ignore_cancel` (then the worker aborts it after `--cancel-grace`) |
 //! | `fail`  | `{"permanent": bool, "message": text}`      | fails every attempt                    |
 //! | `flaky` | `{"p": 0.0..1.0}`                           | fails with probability p, else completes |
-//! | `bench.started` | `{}`                                | writes when its handler started (`bosun bench` W3) |
+//!
+//! `bosun worker --bench-kinds` (which `bosun bench` starts) also runs `bench.started` (`{}`:
+//! writes when its handler started, for W3) and the saga `bench.noop3` (S1, S4).
 //!
 //! `fail` and `flaky` accept `"backoff_ms"` to shorten the retry delay (the demo uses it);
 //! without it they use Bosun's default backoff.
@@ -216,9 +218,14 @@ pub fn registry() -> Registry {
         .register(EchoWorker)
         .register(SleepWorker)
         .register(FailWorker)
-        .register(FlakyWorker)
-        .register(BenchStartedWorker);
+        .register(FlakyWorker);
     registry
+}
+
+/// What `bosun worker --bench-kinds` adds for `bosun bench`: the kind `bench.started` (to
+/// the built-in kinds of `registry`) and the saga `bench.noop3`.
+pub fn with_bench_kinds(builder: bosun_workers::PoolBuilder) -> bosun_workers::PoolBuilder {
+    builder.register(BenchStartedWorker).saga(bench_saga())
 }
 
 /// Inputs of `example.provision`.
@@ -326,8 +333,8 @@ pub fn provision_saga() -> SagaDefinition {
     saga
 }
 
-/// The built-in saga `bench.noop3`: three steps that do nothing, for `bosun bench`.
-pub fn bench_saga() -> SagaDefinition {
+/// The saga `bench.noop3`: three steps that do nothing, for `bosun bench`.
+fn bench_saga() -> SagaDefinition {
     ["one", "two", "three"]
         .into_iter()
         .fold(SagaDefinition::new("bench.noop3"), |saga, name| {

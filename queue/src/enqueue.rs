@@ -3,8 +3,8 @@
 //!
 //! - one job: a plain `INSERT` that names only the columns the job sets (the table's defaults
 //!   fill the rest), checked by the table, so that it costs what any single-row insert of the
-//!   same job costs: naming all ten columns, most of them as `coalesce($n, default)`, cost
-//!   the server 10 µs more per job, a fortieth of a durable single-row transaction;
+//!   same job costs (naming every column as `coalesce($n, default)` costs the server more
+//!   per job);
 //! - a large batch without unique keys: ids reserved up front, then a binary `COPY`, checked
 //!   row by row by the table's trigger and constraints. A bad row rolls the batch back and the
 //!   batch is tried again through `bosun.enqueue_arrays`, whose error names the bad job;

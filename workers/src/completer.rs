@@ -6,8 +6,8 @@
 //! hundreds of jobs per round trip.
 //!
 //! Why the slot is not held until the write: a slot that waits for a round trip is a slot
-//! that runs nothing. With 32 slots and writes of a millisecond, a worker of no-op jobs could
-//! never pass 32,000 jobs/s however fast the database is, and in practice far less.
+//! that runs nothing: with writes of a millisecond, a slot held through its write could
+//! never run more than a thousand jobs a second, however fast the database is.
 //!
 //! Nothing is lost on a crash: a job whose completion was not written yet is still `running`
 //! under this worker, and is rescued and run again like any job of a dead worker (at least
@@ -27,10 +27,9 @@ use tracing::{debug, info, warn};
 
 use crate::{pool::Shared, running::StopReason};
 
-/// Most completions per statement, and statements in flight at once. Measured with `bosun
-/// bench` (W2, docs/performance.md): while slots were held until the write, small batches
-/// overlapping won (8 per statement, 8 in flight); once slots are given up at once, the
-/// completions of a busy worker queue up during a write and one statement takes them all.
+/// Most completions per statement, and statements in flight at once. Since slots are given
+/// up before the write, the completions of a busy worker queue up during a write and the
+/// next statement takes them all: few large statements, rather than many small ones.
 const MAX_BATCH: usize = 500;
 const IN_FLIGHT: usize = 2;
 /// Most completions waiting for their write before handlers have to wait.

@@ -56,10 +56,9 @@ pub const SAMPLE_INTERVAL_DEFAULT: Duration = Duration::from_secs(10);
 /// Connections of the worker's own pool besides one per queue (for its claims): one for
 /// the batched completions, which the rest (heartbeats, lease checks, failed attempts,
 /// maintenance) share with the claims. Every connection is a server process to start and
-/// warm up, and a worker opens all of them in its first few milliseconds: four workers
-/// starting together drained 0.90 – 1.00 of one worker's rate with a third connection, 0.93
-/// – 1.02 without (medians of five sets of eight paired `bosun bench` runs), and 1.02 when
-/// they were already running as the jobs arrived.
+/// warm up, and a worker opens all of them in its first few milliseconds: with several
+/// workers starting together, a connection more each slows the drain more than the work it
+/// takes off the others (docs/performance.md has the runs).
 const OWN_CONNECTIONS_BESIDES_QUEUES: usize = 1;
 /// Most connections of the worker's own pool, however many queues it works.
 const OWN_CONNECTIONS_MAX: usize = 10;

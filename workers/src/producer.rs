@@ -16,8 +16,8 @@
 //!
 //! Why so much room for the shortest jobs: a claim costs the database a fixed part (its
 //! statement, its commit, walking the claim index to the first due job) and a part per job,
-//! and one producer claims one batch at a time. Batches of 64 spent half of each claim on
-//! the fixed part; see [`MAX_ROOM`] for what larger ones gave.
+//! and one producer claims one batch at a time; small batches spend most of each claim on
+//! the fixed part (see [`MAX_ROOM`]).
 //!
 //! A batch that filled its room means more jobs may be waiting, so the producer claims again
 //! as soon as there is room; otherwise it sleeps until a notification, the poll tick, or
@@ -58,9 +58,9 @@ const AHEAD: Duration = Duration::from_millis(50);
 /// Handlers a queue must have seen finish before it may claim ahead (see [`RunTimes::room`]).
 const WARM_UP_SAMPLES: u64 = 32;
 /// Most jobs a queue of short jobs holds (unless its concurrency is higher), so claims bring
-/// up to half of it. Measured with `bosun bench` (W2, one worker of concurrency 32, no-op
-/// jobs, docs/performance.md): room for 128 jobs (claims of 64) drained 19,000 - 21,000
-/// jobs/s, 512 about 30,000, 1,024 (claims of 512) 37,000 - 47,000.
+/// up to half of it: large enough that a claim's fixed cost is a small part of it, small
+/// enough that what is held is tens of milliseconds of work (docs/performance.md has the
+/// runs that chose it).
 const MAX_ROOM: usize = 1024;
 /// Claims in flight at once while a backlog of short jobs lasts, each for up to an equal
 /// share of the room, when no other worker serves the queue. One claim at a time left the
@@ -70,9 +70,8 @@ const MAX_ROOM: usize = 1024;
 /// [`Turn`]).
 ///
 /// Where other workers serve the queue, their claims overlap this worker's already, and a
-/// second claim each only has every claim skip more rows that others have locked: four
-/// workers drained 45,000 – 47,000 jobs/s with two claims each in flight, 50,000 – 51,000
-/// with one (`bosun bench` W2x4).
+/// second claim each only has every claim skip more rows that others have locked, which
+/// drains more slowly than one claim each.
 const CLAIMS_IN_FLIGHT: usize = 2;
 /// How often a worker in a backlog looks again for other live workers on its queue, once it
 /// has been at it for a while: a few trivial queries a second, next to the hundreds of claims

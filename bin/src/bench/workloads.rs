@@ -273,7 +273,13 @@ impl Workers {
         for i in 0..count {
             children.push(
                 Command::new(&exe)
-                    .args(["worker", "--queues", "default=32", "--worker-id"])
+                    .args([
+                        "worker",
+                        "--bench-kinds",
+                        "--queues",
+                        "default=32",
+                        "--worker-id",
+                    ])
                     .arg(format!("bench-{i}"))
                     .args(extra)
                     .env("DATABASE_URL", &scratch.url)

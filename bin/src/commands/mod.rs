@@ -154,7 +154,6 @@ async fn worker(db: &Database, args: WorkerArgs) -> anyhow::Result<()> {
     let mut builder = WorkerPool::builder(db.client.clone())
         .registry(kinds::registry())
         .saga(kinds::provision_saga())
-        .saga(kinds::bench_saga())
         .listen(!args.no_listen)
         .poll_interval(args.poll_interval)
         .shutdown_timeout(args.shutdown_timeout)
@@ -171,6 +170,9 @@ async fn worker(db: &Database, args: WorkerArgs) -> anyhow::Result<()> {
             retain_sagas: args.retain_sagas,
             ..PrunerConfig::default()
         });
+    if args.bench_kinds {
+        builder = kinds::with_bench_kinds(builder);
+    }
     for (queue, concurrency) in args.queues.0 {
         builder = builder.queue(queue, concurrency);
     }
