@@ -61,7 +61,7 @@ DROP FUNCTION IF EXISTS bosun.saga_enqueue_step(uuid,text,text,integer,text) CAS
 DROP FUNCTION IF EXISTS bosun.saga_job_finish(bigint,integer,bosun.job_state,text) CASCADE;
 DROP FUNCTION IF EXISTS bosun.saga_job_held(bigint,integer) CASCADE;
 DROP FUNCTION IF EXISTS bosun.saga_job_keys(bosun.sagas) CASCADE;
-DROP FUNCTION IF EXISTS bosun.saga_job_take_limit(bigint,integer) CASCADE;
+DROP FUNCTION IF EXISTS bosun.saga_job_hold_taking_limit(bigint,integer,integer) CASCADE;
 DROP FUNCTION IF EXISTS bosun.saga_keep_error() CASCADE;
 DROP FUNCTION IF EXISTS bosun.saga_lock_for(text,uuid) CASCADE;
 DROP FUNCTION IF EXISTS bosun.saga_reap_step(bosun.jobs,text) CASCADE;

@@ -581,8 +581,10 @@ DECLARE
     result_ids   bigint[];
     result_new   boolean[];
 BEGIN
-    PERFORM bosun.require_arguments('bosun.enqueue_arrays', ARRAY['caller', 'labelled'],
-                                    ARRAY[caller IS NULL, labelled IS NULL]);
+    IF caller IS NULL OR labelled IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.enqueue_arrays', ARRAY['caller', 'labelled'],
+                                        ARRAY[caller IS NULL, labelled IS NULL]);
+    END IF;
     IF kinds IS NULL THEN
         RAISE EXCEPTION '%: kinds must not be null', caller USING ERRCODE = '22004';
     END IF;
@@ -948,7 +950,9 @@ AS $function$
 DECLARE
     j bosun.jobs;
 BEGIN
-    PERFORM bosun.require_arguments('bosun.job_lock_for', ARRAY['caller'], ARRAY[job_lock_for.caller IS NULL]);
+    IF job_lock_for.caller IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.job_lock_for', ARRAY['caller'], ARRAY[job_lock_for.caller IS NULL]);
+    END IF;
     IF job_id IS NULL THEN
         RAISE EXCEPTION '%: id must not be null', caller USING ERRCODE = '22004';
     END IF;
@@ -966,8 +970,10 @@ CREATE FUNCTION bosun.job_refuse_expunged(caller text, j bosun.jobs) RETURNS voi
 DECLARE
     gone text := bosun.target_gone_reason(j.target);
 BEGIN
-    PERFORM bosun.require_arguments('bosun.job_refuse_expunged', ARRAY['caller', 'j'],
-                                    ARRAY[caller IS NULL, (j).id IS NULL]);
+    IF caller IS NULL OR (j).id IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.job_refuse_expunged', ARRAY['caller', 'j'],
+                                        ARRAY[caller IS NULL, (j).id IS NULL]);
+    END IF;
     IF gone IS NOT NULL THEN
         RAISE EXCEPTION '%: job % cannot run again: %', caller, j.id, gone
             USING ERRCODE = '55000';
@@ -981,8 +987,10 @@ CREATE FUNCTION bosun.job_refuse_saga_step(caller text, j bosun.jobs, instead te
 DECLARE
     s record;
 BEGIN
-    PERFORM bosun.require_arguments('bosun.job_refuse_saga_step', ARRAY['caller', 'j', 'instead'],
-                                    ARRAY[caller IS NULL, (j).id IS NULL, instead IS NULL]);
+    IF caller IS NULL OR (j).id IS NULL OR instead IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.job_refuse_saga_step', ARRAY['caller', 'j', 'instead'],
+                                        ARRAY[caller IS NULL, (j).id IS NULL, instead IS NULL]);
+    END IF;
     SELECT * INTO s FROM bosun.job_saga(j);
     IF FOUND THEN
         RAISE EXCEPTION '%: job % is the % of step % of saga %; use bosun.%_saga(''%'') (bosun saga % --%) instead',
@@ -1000,7 +1008,9 @@ CREATE FUNCTION bosun.job_revive(job_id bigint) RETURNS bosun.jobs
 DECLARE
     j bosun.jobs;
 BEGIN
-    PERFORM bosun.require_arguments('bosun.job_revive', ARRAY['job_id'], ARRAY[job_id IS NULL]);
+    IF job_id IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.job_revive', ARRAY['job_id'], ARRAY[job_id IS NULL]);
+    END IF;
     UPDATE bosun.jobs
     SET state = 'available', scheduled_at = now(), finalized_at = NULL,
         max_attempts = greatest(max_attempts, attempt + 1)
@@ -1135,7 +1145,9 @@ AS $function$
 DECLARE
     payload text := array_to_string(queues, ',');
 BEGIN
-    PERFORM bosun.require_arguments('bosun.notify_queues', ARRAY['queues'], ARRAY[notify_queues.queues IS NULL]);
+    IF notify_queues.queues IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.notify_queues', ARRAY['queues'], ARRAY[notify_queues.queues IS NULL]);
+    END IF;
     IF payload IS NULL OR payload = '' THEN
         RETURN;
     END IF;
@@ -1221,7 +1233,9 @@ AS $function$
 DECLARE
     p bosun.periodic_jobs;
 BEGIN
-    PERFORM bosun.require_arguments('bosun.periodic_lock_for', ARRAY['caller'], ARRAY[periodic_lock_for.caller IS NULL]);
+    IF periodic_lock_for.caller IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.periodic_lock_for', ARRAY['caller'], ARRAY[periodic_lock_for.caller IS NULL]);
+    END IF;
     IF name IS NULL THEN
         RAISE EXCEPTION '%: name must not be null', caller USING ERRCODE = '22004';
     END IF;
@@ -1295,7 +1309,9 @@ AS $function$
 DECLARE
     q bosun.queues;
 BEGIN
-    PERFORM bosun.require_arguments('bosun.queue_set_paused', ARRAY['caller', 'pause'], ARRAY[queue_set_paused.caller IS NULL, queue_set_paused.pause IS NULL]);
+    IF queue_set_paused.caller IS NULL OR queue_set_paused.pause IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.queue_set_paused', ARRAY['caller', 'pause'], ARRAY[queue_set_paused.caller IS NULL, queue_set_paused.pause IS NULL]);
+    END IF;
     IF queue_name IS NULL THEN
         RAISE EXCEPTION '%: name must not be null', caller USING ERRCODE = '22004';
     END IF;
@@ -1631,7 +1647,9 @@ AS $function$
 DECLARE
     next_undo integer;
 BEGIN
-    PERFORM bosun.require_arguments('bosun.saga_compensate_below', ARRAY['s', 'below'], ARRAY[(s).id IS NULL, saga_compensate_below.below IS NULL]);
+    IF (s).id IS NULL OR saga_compensate_below.below IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.saga_compensate_below', ARRAY['s', 'below'], ARRAY[(s).id IS NULL, saga_compensate_below.below IS NULL]);
+    END IF;
     SELECT max(st.idx) INTO next_undo FROM bosun.saga_steps AS st
     WHERE st.saga_id = s.id AND st.idx < below AND st.state = 'succeeded';
     IF next_undo IS NULL THEN
@@ -1666,7 +1684,9 @@ DECLARE
     s    bosun.sagas;
     gone text;
 BEGIN
-    PERFORM bosun.require_arguments('bosun.saga_enqueue_step', ARRAY['saga_id', 'saga_kind', 'queue', 'step', 'direction'], ARRAY[saga_enqueue_step.saga_id IS NULL, saga_enqueue_step.saga_kind IS NULL, saga_enqueue_step.queue IS NULL, saga_enqueue_step.step IS NULL, saga_enqueue_step.direction IS NULL]);
+    IF saga_enqueue_step.saga_id IS NULL OR saga_enqueue_step.saga_kind IS NULL OR saga_enqueue_step.queue IS NULL OR saga_enqueue_step.step IS NULL OR saga_enqueue_step.direction IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.saga_enqueue_step', ARRAY['saga_id', 'saga_kind', 'queue', 'step', 'direction'], ARRAY[saga_enqueue_step.saga_id IS NULL, saga_enqueue_step.saga_kind IS NULL, saga_enqueue_step.queue IS NULL, saga_enqueue_step.step IS NULL, saga_enqueue_step.direction IS NULL]);
+    END IF;
     SELECT * INTO s FROM bosun.sagas AS x WHERE x.id = saga_enqueue_step.saga_id;
     gone := bosun.target_gone_reason(s.target);
     IF gone IS NULL THEN
@@ -1674,6 +1694,7 @@ BEGIN
             'saga:' || saga_kind,
             jsonb_build_object('saga_id', saga_id, 'step', step, 'direction', direction),
             queue => queue,
+            max_attempts => 5,
             unique_key => format('saga:%s:%s:%s', saga_id, step, direction),
             target => s.target);
     END IF;
@@ -1688,7 +1709,9 @@ CREATE FUNCTION bosun.saga_job_finish(job_id bigint, job_attempt integer, state 
  LANGUAGE plpgsql
 AS $function$
 BEGIN
-    PERFORM bosun.require_arguments('bosun.saga_job_finish', ARRAY['job_id', 'job_attempt', 'state'], ARRAY[saga_job_finish.job_id IS NULL, saga_job_finish.job_attempt IS NULL, saga_job_finish.state IS NULL]);
+    IF saga_job_finish.job_id IS NULL OR saga_job_finish.job_attempt IS NULL OR saga_job_finish.state IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.saga_job_finish', ARRAY['job_id', 'job_attempt', 'state'], ARRAY[saga_job_finish.job_id IS NULL, saga_job_finish.job_attempt IS NULL, saga_job_finish.state IS NULL]);
+    END IF;
     UPDATE bosun.jobs AS j
     SET state = saga_job_finish.state,
         finalized_at = now(),
@@ -1709,11 +1732,44 @@ CREATE FUNCTION bosun.saga_job_held(job_id bigint, job_attempt integer)
  LANGUAGE plpgsql
 AS $function$
 BEGIN
-    PERFORM bosun.require_arguments('bosun.saga_job_held', ARRAY['job_id', 'job_attempt'], ARRAY[saga_job_held.job_id IS NULL, saga_job_held.job_attempt IS NULL]);
+    IF saga_job_held.job_id IS NULL OR saga_job_held.job_attempt IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.saga_job_held', ARRAY['job_id', 'job_attempt'], ARRAY[saga_job_held.job_id IS NULL, saga_job_held.job_attempt IS NULL]);
+    END IF;
     PERFORM 1 FROM bosun.jobs AS j
     WHERE j.id = job_id AND j.state = 'running' AND j.attempt = job_attempt
     FOR UPDATE;
     RETURN FOUND;
+END;
+$function$;
+
+-- Whether the runner still holds its job (running at its attempt), as bosun.saga_job_held,
+-- and the job's limit of attempts becomes the step's: never below the attempt it is on, so
+-- a revived job keeps the attempt it was given. Step jobs are enqueued with the steps'
+-- default limit (5, as Step::max_attempts), so only a step with a limit of its own writes.
+CREATE FUNCTION bosun.saga_job_hold_taking_limit(job_id bigint, job_attempt integer, step_max_attempts integer)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    j      bosun.jobs;
+    wanted integer;
+BEGIN
+    IF saga_job_hold_taking_limit.job_id IS NULL OR saga_job_hold_taking_limit.job_attempt IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.saga_job_hold_taking_limit',
+            ARRAY['job_id', 'job_attempt'],
+            ARRAY[saga_job_hold_taking_limit.job_id IS NULL, saga_job_hold_taking_limit.job_attempt IS NULL]);
+    END IF;
+    SELECT * INTO j FROM bosun.jobs AS x
+    WHERE x.id = job_id AND x.state = 'running' AND x.attempt = job_attempt
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    wanted := greatest(j.attempt, least(step_max_attempts, 1000000000));
+    IF wanted IS DISTINCT FROM j.max_attempts AND wanted IS NOT NULL THEN
+        UPDATE bosun.jobs AS x SET max_attempts = wanted WHERE x.id = j.id;
+    END IF;
+    RETURN true;
 END;
 $function$;
 
@@ -1727,17 +1783,6 @@ CREATE FUNCTION bosun.saga_job_keys(s bosun.sagas) RETURNS text[]
                                      (SELECT max(st.idx) FROM bosun.saga_steps AS st
                                       WHERE st.saga_id = s.id), 0)) AS i,
          (VALUES ('do'), ('undo')) AS d(direction)
-$$;
-
--- A held step job's limit of attempts becomes the step's, if that is lower; never below the
--- attempt it is on, and a revived job keeps the attempt it was given.
-CREATE FUNCTION bosun.saga_job_take_limit(job_id bigint, step_max_attempts integer) RETURNS void
-    LANGUAGE sql AS $$
-    SELECT bosun.require_arguments('bosun.saga_job_take_limit', ARRAY['job_id'], ARRAY[job_id IS NULL]);
-    UPDATE bosun.jobs AS j
-    SET max_attempts = greatest(j.attempt, step_max_attempts)
-    WHERE j.id = job_id AND step_max_attempts IS NOT NULL
-      AND j.max_attempts > greatest(j.attempt, step_max_attempts)
 $$;
 
 -- Whatever sets a saga's error also adds it to the history, with the step and state it was in.
@@ -1758,7 +1803,9 @@ AS $function$
 DECLARE
     s bosun.sagas;
 BEGIN
-    PERFORM bosun.require_arguments('bosun.saga_lock_for', ARRAY['caller'], ARRAY[saga_lock_for.caller IS NULL]);
+    IF saga_lock_for.caller IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.saga_lock_for', ARRAY['caller'], ARRAY[saga_lock_for.caller IS NULL]);
+    END IF;
     IF saga_id IS NULL THEN
         RAISE EXCEPTION '%: id must not be null', caller USING ERRCODE = '22004';
     END IF;
@@ -1783,7 +1830,9 @@ DECLARE
     step      integer := (j.args->>'step')::integer;
     direction text := j.args->>'direction';
 BEGIN
-    PERFORM bosun.require_arguments('bosun.saga_reap_step', ARRAY['j', 'reason'], ARRAY[(j).id IS NULL, saga_reap_step.reason IS NULL]);
+    IF (j).id IS NULL OR saga_reap_step.reason IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.saga_reap_step', ARRAY['j', 'reason'], ARRAY[(j).id IS NULL, saga_reap_step.reason IS NULL]);
+    END IF;
     SELECT * INTO s FROM bosun.sagas WHERE id = (j.args->>'saga_id')::uuid FOR UPDATE;
     IF NOT FOUND THEN
         RETURN;
@@ -1814,14 +1863,15 @@ AS $function$
 DECLARE
     s bosun.sagas;
 BEGIN
-    PERFORM bosun.require_arguments('bosun.saga_step_begin',
-        ARRAY['job_id', 'job_attempt', 'saga_id', 'step', 'step_names', 'step_has_undo'],
-        ARRAY[job_id IS NULL, job_attempt IS NULL, saga_id IS NULL, step IS NULL,
-              step_names IS NULL, step_has_undo IS NULL]);
-    IF NOT bosun.saga_job_held(job_id, job_attempt) THEN
+    IF job_id IS NULL OR job_attempt IS NULL OR saga_id IS NULL OR step IS NULL OR step_names IS NULL OR step_has_undo IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.saga_step_begin',
+            ARRAY['job_id', 'job_attempt', 'saga_id', 'step', 'step_names', 'step_has_undo'],
+            ARRAY[job_id IS NULL, job_attempt IS NULL, saga_id IS NULL, step IS NULL,
+                  step_names IS NULL, step_has_undo IS NULL]);
+    END IF;
+    IF NOT bosun.saga_job_hold_taking_limit(job_id, job_attempt, step_max_attempts) THEN
         RETURN NULL;
     END IF;
-    PERFORM bosun.saga_job_take_limit(job_id, step_max_attempts);
     INSERT INTO bosun.saga_steps (saga_id, idx, name, has_undo)
     SELECT saga_step_begin.saga_id, t.ord - 1, t.name, t.has_undo
     FROM unnest(step_names, step_has_undo) WITH ORDINALITY AS t(name, has_undo, ord)
@@ -1848,7 +1898,9 @@ AS $function$
 DECLARE
     s bosun.sagas;
 BEGIN
-    PERFORM bosun.require_arguments('bosun.saga_step_done', ARRAY['job_id', 'job_attempt', 'saga_id', 'step', 'step_count', 'output'], ARRAY[saga_step_done.job_id IS NULL, saga_step_done.job_attempt IS NULL, saga_step_done.saga_id IS NULL, saga_step_done.step IS NULL, saga_step_done.step_count IS NULL, saga_step_done.output IS NULL]);
+    IF saga_step_done.job_id IS NULL OR saga_step_done.job_attempt IS NULL OR saga_step_done.saga_id IS NULL OR saga_step_done.step IS NULL OR saga_step_done.step_count IS NULL OR saga_step_done.output IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.saga_step_done', ARRAY['job_id', 'job_attempt', 'saga_id', 'step', 'step_count', 'output'], ARRAY[saga_step_done.job_id IS NULL, saga_step_done.job_attempt IS NULL, saga_step_done.saga_id IS NULL, saga_step_done.step IS NULL, saga_step_done.step_count IS NULL, saga_step_done.output IS NULL]);
+    END IF;
     IF NOT bosun.saga_job_finish(job_id, job_attempt, 'completed') THEN
         RETURN false;
     END IF;
@@ -1881,7 +1933,9 @@ AS $function$
 DECLARE
     s bosun.sagas;
 BEGIN
-    PERFORM bosun.require_arguments('bosun.saga_step_fail', ARRAY['job_id', 'job_attempt', 'saga_id', 'step', 'error'], ARRAY[saga_step_fail.job_id IS NULL, saga_step_fail.job_attempt IS NULL, saga_step_fail.saga_id IS NULL, saga_step_fail.step IS NULL, saga_step_fail.error IS NULL]);
+    IF saga_step_fail.job_id IS NULL OR saga_step_fail.job_attempt IS NULL OR saga_step_fail.saga_id IS NULL OR saga_step_fail.step IS NULL OR saga_step_fail.error IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.saga_step_fail', ARRAY['job_id', 'job_attempt', 'saga_id', 'step', 'error'], ARRAY[saga_step_fail.job_id IS NULL, saga_step_fail.job_attempt IS NULL, saga_step_fail.saga_id IS NULL, saga_step_fail.step IS NULL, saga_step_fail.error IS NULL]);
+    END IF;
     IF NOT bosun.saga_job_finish(job_id, job_attempt, 'failed', error) THEN
         RETURN false;
     END IF;
@@ -1931,7 +1985,9 @@ AS $function$
 DECLARE
     s bosun.sagas;
 BEGIN
-    PERFORM bosun.require_arguments('bosun.saga_step_skip', ARRAY['job_id', 'job_attempt', 'saga_id', 'step'], ARRAY[saga_step_skip.job_id IS NULL, saga_step_skip.job_attempt IS NULL, saga_step_skip.saga_id IS NULL, saga_step_skip.step IS NULL]);
+    IF saga_step_skip.job_id IS NULL OR saga_step_skip.job_attempt IS NULL OR saga_step_skip.saga_id IS NULL OR saga_step_skip.step IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.saga_step_skip', ARRAY['job_id', 'job_attempt', 'saga_id', 'step'], ARRAY[saga_step_skip.job_id IS NULL, saga_step_skip.job_attempt IS NULL, saga_step_skip.saga_id IS NULL, saga_step_skip.step IS NULL]);
+    END IF;
     IF NOT bosun.saga_job_finish(job_id, job_attempt, 'completed') THEN
         RETURN false;
     END IF;
@@ -1952,7 +2008,9 @@ CREATE FUNCTION bosun.saga_target_gone(s bosun.sagas, step integer, direction te
  LANGUAGE plpgsql
 AS $function$
 BEGIN
-    PERFORM bosun.require_arguments('bosun.saga_target_gone', ARRAY['s', 'step', 'direction', 'reason'], ARRAY[(s).id IS NULL, saga_target_gone.step IS NULL, saga_target_gone.direction IS NULL, saga_target_gone.reason IS NULL]);
+    IF (s).id IS NULL OR saga_target_gone.step IS NULL OR saga_target_gone.direction IS NULL OR saga_target_gone.reason IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.saga_target_gone', ARRAY['s', 'step', 'direction', 'reason'], ARRAY[(s).id IS NULL, saga_target_gone.step IS NULL, saga_target_gone.direction IS NULL, saga_target_gone.reason IS NULL]);
+    END IF;
     IF direction = 'do' THEN
         UPDATE bosun.saga_steps
         SET state = 'failed', error = reason, finished_at = now()
@@ -1978,13 +2036,14 @@ AS $function$
 DECLARE
     s bosun.sagas;
 BEGIN
-    PERFORM bosun.require_arguments('bosun.saga_undo_begin',
-        ARRAY['job_id', 'job_attempt', 'saga_id', 'step'],
-        ARRAY[job_id IS NULL, job_attempt IS NULL, saga_id IS NULL, step IS NULL]);
-    IF NOT bosun.saga_job_held(job_id, job_attempt) THEN
+    IF job_id IS NULL OR job_attempt IS NULL OR saga_id IS NULL OR step IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.saga_undo_begin',
+            ARRAY['job_id', 'job_attempt', 'saga_id', 'step'],
+            ARRAY[job_id IS NULL, job_attempt IS NULL, saga_id IS NULL, step IS NULL]);
+    END IF;
+    IF NOT bosun.saga_job_hold_taking_limit(job_id, job_attempt, step_max_attempts) THEN
         RETURN NULL;
     END IF;
-    PERFORM bosun.saga_job_take_limit(job_id, step_max_attempts);
     UPDATE bosun.saga_steps
     SET state = 'undoing', undo_attempts = undo_attempts + 1,
         undo_started_at = coalesce(undo_started_at, now())
@@ -2002,7 +2061,9 @@ AS $function$
 DECLARE
     s bosun.sagas;
 BEGIN
-    PERFORM bosun.require_arguments('bosun.saga_undo_done', ARRAY['job_id', 'job_attempt', 'saga_id', 'step'], ARRAY[saga_undo_done.job_id IS NULL, saga_undo_done.job_attempt IS NULL, saga_undo_done.saga_id IS NULL, saga_undo_done.step IS NULL]);
+    IF saga_undo_done.job_id IS NULL OR saga_undo_done.job_attempt IS NULL OR saga_undo_done.saga_id IS NULL OR saga_undo_done.step IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.saga_undo_done', ARRAY['job_id', 'job_attempt', 'saga_id', 'step'], ARRAY[saga_undo_done.job_id IS NULL, saga_undo_done.job_attempt IS NULL, saga_undo_done.saga_id IS NULL, saga_undo_done.step IS NULL]);
+    END IF;
     IF NOT bosun.saga_job_finish(job_id, job_attempt, 'completed') THEN
         RETURN false;
     END IF;
@@ -2020,7 +2081,9 @@ CREATE FUNCTION bosun.saga_undo_fail(job_id bigint, job_attempt integer, saga_id
  LANGUAGE plpgsql
 AS $function$
 BEGIN
-    PERFORM bosun.require_arguments('bosun.saga_undo_fail', ARRAY['job_id', 'job_attempt', 'saga_id', 'step', 'error'], ARRAY[saga_undo_fail.job_id IS NULL, saga_undo_fail.job_attempt IS NULL, saga_undo_fail.saga_id IS NULL, saga_undo_fail.step IS NULL, saga_undo_fail.error IS NULL]);
+    IF saga_undo_fail.job_id IS NULL OR saga_undo_fail.job_attempt IS NULL OR saga_undo_fail.saga_id IS NULL OR saga_undo_fail.step IS NULL OR saga_undo_fail.error IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.saga_undo_fail', ARRAY['job_id', 'job_attempt', 'saga_id', 'step', 'error'], ARRAY[saga_undo_fail.job_id IS NULL, saga_undo_fail.job_attempt IS NULL, saga_undo_fail.saga_id IS NULL, saga_undo_fail.step IS NULL, saga_undo_fail.error IS NULL]);
+    END IF;
     IF NOT bosun.saga_job_finish(job_id, job_attempt, 'failed', error) THEN
         RETURN false;
     END IF;
@@ -2043,7 +2106,9 @@ AS $function$
 DECLARE
     s bosun.sagas;
 BEGIN
-    PERFORM bosun.require_arguments('bosun.saga_undo_gone', ARRAY['job_id', 'job_attempt', 'saga_id', 'step', 'reason'], ARRAY[saga_undo_gone.job_id IS NULL, saga_undo_gone.job_attempt IS NULL, saga_undo_gone.saga_id IS NULL, saga_undo_gone.step IS NULL, saga_undo_gone.reason IS NULL]);
+    IF saga_undo_gone.job_id IS NULL OR saga_undo_gone.job_attempt IS NULL OR saga_undo_gone.saga_id IS NULL OR saga_undo_gone.step IS NULL OR saga_undo_gone.reason IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.saga_undo_gone', ARRAY['job_id', 'job_attempt', 'saga_id', 'step', 'reason'], ARRAY[saga_undo_gone.job_id IS NULL, saga_undo_gone.job_attempt IS NULL, saga_undo_gone.saga_id IS NULL, saga_undo_gone.step IS NULL, saga_undo_gone.reason IS NULL]);
+    END IF;
     IF NOT bosun.saga_job_finish(job_id, job_attempt, 'completed') THEN
         RETURN false;
     END IF;
@@ -2075,7 +2140,9 @@ DECLARE
     q          text;
     plan       json;
 BEGIN
-    PERFORM bosun.require_arguments('bosun.sample_queues', ARRAY['exact_below'], ARRAY[sample_queues.exact_below IS NULL]);
+    IF sample_queues.exact_below IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.sample_queues', ARRAY['exact_below'], ARRAY[sample_queues.exact_below IS NULL]);
+    END IF;
     RETURN QUERY
         SELECT j.queue, j.state::text, count(*), false
         FROM bosun.jobs AS j
@@ -2301,7 +2368,9 @@ AS $function$
 DECLARE
     t bosun.targets;
 BEGIN
-    PERFORM bosun.require_arguments('bosun.target_attach', ARRAY['caller', 'target'], ARRAY[target_attach.caller IS NULL, target_attach.target IS NULL]);
+    IF target_attach.caller IS NULL OR target_attach.target IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.target_attach', ARRAY['caller', 'target'], ARRAY[target_attach.caller IS NULL, target_attach.target IS NULL]);
+    END IF;
     SELECT * INTO t FROM bosun.targets AS x WHERE x.name = target FOR SHARE;
     IF NOT FOUND THEN
         INSERT INTO bosun.targets (name) VALUES (target) ON CONFLICT DO NOTHING;
@@ -2344,7 +2413,9 @@ CREATE FUNCTION bosun.worker_waits(queue_name text, worker text)
  SET lock_timeout TO '200ms'
 AS $function$
 BEGIN
-    PERFORM bosun.require_arguments('bosun.worker_waits', ARRAY['queue_name', 'worker'], ARRAY[worker_waits.queue_name IS NULL, worker_waits.worker IS NULL]);
+    IF worker_waits.queue_name IS NULL OR worker_waits.worker IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.worker_waits', ARRAY['queue_name', 'worker'], ARRAY[worker_waits.queue_name IS NULL, worker_waits.worker IS NULL]);
+    END IF;
     PERFORM pg_advisory_xact_lock(hashtext('bosun.waiting_workers'), hashtext(queue_name));
     INSERT INTO bosun.waiting_workers AS w (queue, worker)
     VALUES (queue_name, worker_waits.worker)

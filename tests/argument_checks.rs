@@ -50,7 +50,7 @@ const NULLABLE: &[(&str, &str)] = &[
     ("saga_step_progress", "message"),
     ("saga_step_begin", "step_max_attempts"),
     ("saga_undo_begin", "step_max_attempts"),
-    ("saga_job_take_limit", "step_max_attempts"),
+    ("saga_job_hold_taking_limit", "step_max_attempts"),
 ];
 
 /// A value of `sql_type` that is not NULL, for the arguments not under test.

@@ -53,6 +53,20 @@ async fn a_runner_that_lost_its_job_cannot_reopen_a_finished_step() {
 }
 
 #[tokio::test]
+async fn a_step_job_is_enqueued_with_the_steps_default_limit_of_attempts() {
+    let db = TestDb::new().await;
+    let mut sql = db.raw().await;
+    let saga = start(&mut sql, "limit-1").await;
+    let limit: i32 =
+        sqlx::query_scalar("SELECT max_attempts FROM bosun.jobs WHERE args->>'saga_id' = $1::text")
+            .bind(saga)
+            .fetch_one(&mut sql)
+            .await
+            .unwrap();
+    assert_eq!(limit, bosun_workers::saga::STEP_MAX_ATTEMPTS_DEFAULT);
+}
+
+#[tokio::test]
 async fn start_saga_is_idempotent_on_its_key() {
     let db = TestDb::new().await;
     let mut sql = db.raw().await;

@@ -62,7 +62,9 @@ impl std::fmt::Debug for Step {
     }
 }
 
-/// Default attempts of a step's run or undo before it gives up.
+/// Default attempts of a step's run or undo before it gives up. `bosun.saga_enqueue_step`
+/// enqueues step jobs with this limit, so that a step with the default changes nothing when
+/// it starts (a test keeps the two equal).
 pub const STEP_MAX_ATTEMPTS_DEFAULT: i32 = 5;
 
 impl Step {
