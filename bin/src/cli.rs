@@ -94,7 +94,7 @@ pub struct BenchArgs {
     pub runs: u32,
     /// Only these workloads, e.g. `W2,W3` (W0 W0j W1 W1b W1c W1w W1p W2 W2x4 W2r W3 W4 S1 S4).
     #[arg(long, value_delimiter = ',', value_parser = parse_workload)]
-    pub only: Option<Vec<String>>,
+    pub only: Option<Vec<crate::bench::Workload>>,
     /// Jobs of W0, W1 and W2.
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub jobs: u64,
@@ -112,17 +112,12 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
-fn parse_workload(text: &str) -> Result<String, String> {
-    crate::bench::WORKLOADS
-        .iter()
-        .find(|w| w.eq_ignore_ascii_case(text))
-        .map(|w| (*w).to_string())
-        .ok_or_else(|| {
-            format!(
-                "no workload {text:?}: use {}",
-                crate::bench::WORKLOADS.join(", ")
-            )
-        })
+fn parse_workload(text: &str) -> Result<crate::bench::Workload, String> {
+    use crate::bench::Workload;
+    Workload::named(text).ok_or_else(|| {
+        let names: Vec<&str> = Workload::ALL.into_iter().map(Workload::name).collect();
+        format!("no workload {text:?}: use {}", names.join(", "))
+    })
 }
 
 /// `bosun migrate`.
@@ -562,13 +557,10 @@ mod tests {
             .expect("a bench subcommand")
             .render_help()
             .to_string();
-        let listed: Vec<&str> = help
-            .split(|c: char| !c.is_ascii_alphanumeric())
-            .filter(|word| crate::bench::WORKLOADS.contains(word))
-            .collect();
-        for workload in crate::bench::WORKLOADS {
+        let listed: Vec<&str> = help.split(|c: char| !c.is_ascii_alphanumeric()).collect();
+        for workload in crate::bench::Workload::ALL {
             assert!(
-                listed.contains(workload),
+                listed.contains(&workload.name()),
                 "{workload} missing from:\n{help}"
             );
         }

@@ -25,6 +25,8 @@
 
 mod workloads;
 
+pub use workloads::Workload;
+
 use std::time::Duration;
 
 use anyhow::Context;
@@ -42,11 +44,6 @@ use crate::{
 fn scratch_name() -> String {
     format!("bosun_bench_{}", std::process::id())
 }
-
-/// Every workload, in the order they run.
-pub const WORKLOADS: &[&str] = &[
-    "W0", "W0j", "W1", "W1b", "W1c", "W1w", "W1p", "W2", "W2x4", "W2r", "W3", "W4", "S1", "S4",
-];
 
 /// What one run of a workload measured.
 #[derive(Debug, Clone, Default)]
@@ -153,9 +150,9 @@ impl Scratch {
 }
 
 pub async fn run(db: &Database, args: &BenchArgs) -> anyhow::Result<()> {
-    let only: Vec<&str> = match &args.only {
-        Some(list) => list.iter().map(String::as_str).collect(),
-        None => WORKLOADS.to_vec(),
+    let only: &[Workload] = match &args.only {
+        Some(list) => list,
+        None => &Workload::ALL,
     };
     let sizes = Sizes {
         jobs: args.jobs,
@@ -163,9 +160,8 @@ pub async fn run(db: &Database, args: &BenchArgs) -> anyhow::Result<()> {
         latency: args.latency_jobs,
         sagas: args.sagas,
     };
-    let selected: Vec<&str> = WORKLOADS
-        .iter()
-        .copied()
+    let selected: Vec<Workload> = Workload::ALL
+        .into_iter()
         .filter(|w| only.contains(w))
         .collect();
     let mut scratch = open_scratch(db).await?;
@@ -176,7 +172,8 @@ pub async fn run(db: &Database, args: &BenchArgs) -> anyhow::Result<()> {
     for run in 1..=args.runs {
         for (&workload, results) in selected.iter().zip(&mut all) {
             scratch.reset().await?;
-            let result = workloads::run(workload, &scratch, sizes)
+            let result = workload
+                .run(&scratch, sizes)
                 .await
                 .with_context(|| format!("{workload}, run {run}"))?;
             if !args.json {
@@ -200,9 +197,9 @@ pub async fn run(db: &Database, args: &BenchArgs) -> anyhow::Result<()> {
         let rss = spread_of(results.iter().filter_map(|r| r.rss_mib).collect());
         let growth = spread_of(results.iter().filter_map(|r| r.growth).collect());
         let report = Report {
-            workload,
+            workload: workload.name(),
             runs: results.len(),
-            jobs: workloads::size_of(workload, sizes),
+            jobs: workload.size(sizes),
             jobs_per_s: per_s,
             p50_ms: pick(0),
             p95_ms: pick(1),
@@ -215,10 +212,13 @@ pub async fn run(db: &Database, args: &BenchArgs) -> anyhow::Result<()> {
     }
     let ceiling = reports
         .iter()
-        .find(|r| r.workload == "W0")
+        .find(|r| r.workload == Workload::W0.name())
         .map(|r| r.jobs_per_s.median)
         .filter(|&ceiling| ceiling > 0.0);
-    for report in reports.iter_mut().filter(|r| r.workload.starts_with("W2")) {
+    for report in reports
+        .iter_mut()
+        .filter(|r| Workload::named(r.workload).is_some_and(Workload::drains))
+    {
         report.of_w0_ceiling = ceiling.map(|ceiling| report.jobs_per_s.median / ceiling);
     }
     drop(scratch);

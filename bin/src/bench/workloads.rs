@@ -30,34 +30,112 @@ const RETAINED: u64 = 10;
 const SUSTAINED_ROUNDS: u64 = 16;
 const SUSTAINED_RETENTION: &str = "1s";
 
-/// How many jobs (or sagas) `workload` handles at `sizes`.
-pub fn size_of(workload: &str, sizes: Sizes) -> u64 {
-    match workload {
-        "W1b" | "W1c" | "W1w" | "W1p" => sizes.single,
-        "W3" => sizes.latency,
-        "S1" | "S4" => sizes.sagas,
-        "W4" => sizes.jobs * SUSTAINED_ROUNDS,
-        _ => sizes.jobs,
+/// One of the workloads (the table in the module docs of [`crate::bench`] says what each
+/// measures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    W0,
+    W0j,
+    W1,
+    W1b,
+    W1c,
+    W1w,
+    W1p,
+    W2,
+    W2x4,
+    W2r,
+    W3,
+    W4,
+    S1,
+    S4,
+}
+
+impl Workload {
+    /// Every workload, in the order they run.
+    pub const ALL: [Workload; 14] = [
+        Workload::W0,
+        Workload::W0j,
+        Workload::W1,
+        Workload::W1b,
+        Workload::W1c,
+        Workload::W1w,
+        Workload::W1p,
+        Workload::W2,
+        Workload::W2x4,
+        Workload::W2r,
+        Workload::W3,
+        Workload::W4,
+        Workload::S1,
+        Workload::S4,
+    ];
+
+    /// Its name, as `--only` takes it and the report prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::W0 => "W0",
+            Workload::W0j => "W0j",
+            Workload::W1 => "W1",
+            Workload::W1b => "W1b",
+            Workload::W1c => "W1c",
+            Workload::W1w => "W1w",
+            Workload::W1p => "W1p",
+            Workload::W2 => "W2",
+            Workload::W2x4 => "W2x4",
+            Workload::W2r => "W2r",
+            Workload::W3 => "W3",
+            Workload::W4 => "W4",
+            Workload::S1 => "S1",
+            Workload::S4 => "S4",
+        }
+    }
+
+    /// The workload named `text`, in any case.
+    pub fn named(text: &str) -> Option<Workload> {
+        Workload::ALL
+            .into_iter()
+            .find(|w| w.name().eq_ignore_ascii_case(text))
+    }
+
+    /// Whether it drains jobs through workers (its rate is reported against W0's ceiling).
+    pub fn drains(self) -> bool {
+        matches!(self, Workload::W2 | Workload::W2x4 | Workload::W2r)
+    }
+
+    /// How many jobs (or sagas) it handles at `sizes`.
+    pub fn size(self, sizes: Sizes) -> u64 {
+        match self {
+            Workload::W1b | Workload::W1c | Workload::W1w | Workload::W1p => sizes.single,
+            Workload::W3 => sizes.latency,
+            Workload::S1 | Workload::S4 => sizes.sagas,
+            Workload::W4 => sizes.jobs * SUSTAINED_ROUNDS,
+            _ => sizes.jobs,
+        }
+    }
+
+    /// One run of it on `scratch`.
+    pub async fn run(self, scratch: &Scratch, sizes: Sizes) -> anyhow::Result<RunResult> {
+        match self {
+            Workload::W0 => ceiling(scratch, sizes.jobs).await,
+            Workload::W0j => ceiling_on_jobs(scratch, sizes.jobs).await,
+            Workload::W1 => bulk_enqueue(scratch, sizes.jobs).await,
+            Workload::W1b => single_enqueue(scratch, sizes.single).await,
+            Workload::W1c => concurrent_enqueue(scratch, sizes.single).await,
+            Workload::W1w => concurrent_enqueue_to_a_worker(scratch, sizes.single).await,
+            Workload::W1p => plain_inserts(scratch, sizes.single).await,
+            Workload::W2 => drain(scratch, sizes.jobs, 1).await,
+            Workload::W2x4 => drain(scratch, sizes.jobs, 4).await,
+            Workload::W2r => drain_with_history(scratch, sizes.jobs).await,
+            Workload::W4 => sustained(scratch, sizes.jobs).await,
+            Workload::W3 => latency(scratch, sizes.latency).await,
+            Workload::S1 => sagas(scratch, sizes.sagas, 1).await,
+            Workload::S4 => sagas(scratch, sizes.sagas, 4).await,
+        }
     }
 }
 
-pub async fn run(workload: &str, scratch: &Scratch, sizes: Sizes) -> anyhow::Result<RunResult> {
-    match workload {
-        "W0" => ceiling(scratch, sizes.jobs).await,
-        "W0j" => ceiling_on_jobs(scratch, sizes.jobs).await,
-        "W1" => bulk_enqueue(scratch, sizes.jobs).await,
-        "W1b" => single_enqueue(scratch, sizes.single).await,
-        "W1c" => concurrent_enqueue(scratch, sizes.single).await,
-        "W1w" => concurrent_enqueue_to_a_worker(scratch, sizes.single).await,
-        "W1p" => plain_inserts(scratch, sizes.single).await,
-        "W2" => drain(scratch, sizes.jobs, 1).await,
-        "W2x4" => drain(scratch, sizes.jobs, 4).await,
-        "W2r" => drain_with_history(scratch, sizes.jobs).await,
-        "W4" => sustained(scratch, sizes.jobs).await,
-        "W3" => latency(scratch, sizes.latency).await,
-        "S1" => sagas(scratch, sizes.sagas, 1).await,
-        "S4" => sagas(scratch, sizes.sagas, 4).await,
-        other => bail!("no workload {other:?}"),
+impl std::fmt::Display for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
