@@ -16,7 +16,7 @@ use std::{
 
 use bosun_queue::{
     runtime::{job_claim, job_complete_many, job_lost_leases, job_record, Outcome, Recorded},
-    Client, Job, JobArgs, JobState, NewJob,
+    Client, Job, JobArgs, JobState, Lease, NewJob,
 };
 use bosun_tests::{eventually, state_counts, wait_state, RunningPool as Running, TestDb};
 use bosun_workers::{JobContext, JobError, JobResult, Worker, WorkerPool};
@@ -1347,7 +1347,9 @@ async fn writes_by_a_worker_that_lost_the_job_are_fenced_out() {
     );
     let cancelled = db.client.cancel_job(id).await.unwrap();
     assert_eq!(
-        job_lost_leases(&db.pool, &[(id, 1)]).await.unwrap(),
+        job_lost_leases(&db.pool, &[Lease { id, attempt: 1 }])
+            .await
+            .unwrap(),
         [id],
         "the lease check sees the loss"
     );
@@ -1379,7 +1381,7 @@ async fn writes_by_a_worker_that_lost_the_job_are_fenced_out() {
         );
     }
     // The batched completion is fenced per row in the same way.
-    assert!(job_complete_many(&db.pool, &[(id, 1)])
+    assert!(job_complete_many(&db.pool, &[Lease { id, attempt: 1 }])
         .await
         .unwrap()
         .is_empty());
@@ -1496,14 +1498,14 @@ async fn a_batched_completion_completes_exactly_the_attempts_still_held() {
         .await
         .unwrap()
         .jobs;
-    let held: Vec<(i64, i32)> = claimed.iter().map(|j| (j.id, j.attempt)).collect();
-    // One was cancelled meanwhile, and one pair names a stale attempt.
-    db.client.cancel_job(held[0].0).await.unwrap();
+    let held: Vec<Lease> = claimed.iter().map(Job::lease).collect();
+    // One was cancelled meanwhile, and one lease names a stale attempt.
+    db.client.cancel_job(held[0].id).await.unwrap();
     let mut sent = held.clone();
-    sent[1].1 = 7;
+    sent[1].attempt = 7;
     let mut done = job_complete_many(&db.pool, &sent).await.unwrap();
     done.sort_unstable();
-    assert_eq!(done, [held[2].0, held[3].0]);
+    assert_eq!(done, [held[2].id, held[3].id]);
     let counts = state_counts(&db.pool).await;
     assert_eq!(counts.get("completed"), Some(&2));
     assert_eq!(counts.get("cancelled"), Some(&1));

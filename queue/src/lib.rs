@@ -42,8 +42,8 @@ pub use saga::{Saga, SagaState, SagaStep, SagaStepState};
 pub use targets::{Target, TargetState, TargetStats};
 pub use types::{is_valid_kind, is_valid_queue_name};
 pub use types::{
-    AttemptError, Enqueued, IntoNewJob, Job, JobArgs, JobFilter, JobOptions, JobState, NewJob,
-    OnConflict, QueueRow, QueueStats,
+    AttemptError, Enqueued, IntoNewJob, Job, JobArgs, JobFilter, JobOptions, JobState, Lease,
+    NewJob, OnConflict, QueueRow, QueueStats,
 };
 
 /// Re-exported so that users name the same sqlx version Bosun uses.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sqlx::{PgExecutor, Row};
 
-use crate::{Job, JobState, Result};
+use crate::{Job, JobState, Lease, Result};
 
 /// Longest error text stored per attempt; longer messages are cut (on a char boundary).
 pub const MAX_ERROR_LEN: usize = 4096;
@@ -170,16 +170,16 @@ fn read_job(row: &sqlx::postgres::PgRow) -> std::result::Result<Job, String> {
     }
 }
 
-/// Complete many jobs at once, each fenced by its attempt (`held`: id and attempt). Returns
+/// Complete many jobs at once, each fenced by its lease. Returns
 /// the ids completed now; a job missing from it was cancelled or taken over meanwhile.
 ///
 /// # Errors
 /// [`crate::Error::Database`] if the statement fails (then none was completed).
 pub async fn job_complete_many(
     pool: impl PgExecutor<'_> + Copy,
-    held: &[(i64, i32)],
+    held: &[Lease],
 ) -> Result<Vec<i64>> {
-    let (ids, attempts): (Vec<i64>, Vec<i32>) = held.iter().copied().unzip();
+    let (ids, attempts): (Vec<i64>, Vec<i32>) = held.iter().map(|l| (l.id, l.attempt)).unzip();
     Ok(
         sqlx::query_scalar(include_str!("sql/job_complete_many.sql"))
             .bind(&ids)
@@ -268,14 +268,14 @@ pub async fn job_record_due(
     })
 }
 
-/// Hand back `(id, attempt)` pairs at shutdown: available now, the attempt not counted.
+/// Hand back the jobs of these leases at shutdown: available now, the attempt not counted.
 /// Returns the ids actually handed back (the others were no longer held).
 ///
 /// # Errors
 /// [`crate::Error::Database`] if the write fails.
 pub async fn job_release_many(
     pool: impl PgExecutor<'_> + Copy,
-    held: &[(i64, i32)],
+    held: &[Lease],
 ) -> Result<Vec<i64>> {
     if held.is_empty() {
         return Ok(Vec::new());
@@ -283,27 +283,24 @@ pub async fn job_release_many(
     held_query(include_str!("sql/job_release_many.sql"), pool, held).await
 }
 
-/// Of the `(id, attempt)` pairs a worker runs, the ids it no longer holds.
+/// Of the leases a worker holds, the ids of the jobs it no longer holds.
 ///
 /// # Errors
 /// [`crate::Error::Database`] if the query fails.
-pub async fn job_lost_leases(
-    pool: impl PgExecutor<'_> + Copy,
-    held: &[(i64, i32)],
-) -> Result<Vec<i64>> {
+pub async fn job_lost_leases(pool: impl PgExecutor<'_> + Copy, held: &[Lease]) -> Result<Vec<i64>> {
     if held.is_empty() {
         return Ok(Vec::new());
     }
     held_query(include_str!("sql/job_lost_leases.sql"), pool, held).await
 }
 
-/// Run a query over `(id, attempt)` pairs bound as two arrays, returning job ids.
+/// Run a query over leases bound as two arrays (ids, attempts), returning job ids.
 async fn held_query(
     sql: &'static str,
     pool: impl PgExecutor<'_> + Copy,
-    held: &[(i64, i32)],
+    held: &[Lease],
 ) -> Result<Vec<i64>> {
-    let (ids, attempts): (Vec<i64>, Vec<i32>) = held.iter().copied().unzip();
+    let (ids, attempts): (Vec<i64>, Vec<i32>) = held.iter().map(|l| (l.id, l.attempt)).unzip();
     Ok(sqlx::query_scalar(sql)
         .bind(ids)
         .bind(attempts)

@@ -243,6 +243,7 @@ pub async fn saga_delete(pool: impl PgExecutor<'_> + Copy, id: Uuid) -> Result<S
 /// A caller that is not that worker must wake one.
 pub mod runner {
     use super::{PgExecutor, Result, Saga, Uuid};
+    use crate::Lease;
 
     /// `SELECT <call>` in a transaction that inserts jobs without notifying.
     macro_rules! quietly {
@@ -263,7 +264,7 @@ pub mod runner {
     /// [`crate::Error::Database`] if the call fails.
     pub async fn step_begin(
         pool: impl PgExecutor<'_> + Copy,
-        job: (i64, i32),
+        job: Lease,
         saga_id: Uuid,
         step: i32,
         names: &[String],
@@ -273,8 +274,8 @@ pub mod runner {
         let saga: Option<Saga> = sqlx::query_as(
             "SELECT * FROM bosun.saga_step_begin($1, $2, $3, $4, $5, $6, $7) WHERE id IS NOT NULL",
         )
-        .bind(job.0)
-        .bind(job.1)
+        .bind(job.id)
+        .bind(job.attempt)
         .bind(saga_id)
         .bind(step)
         .bind(names)
@@ -308,7 +309,7 @@ pub mod runner {
     /// [`crate::Error::Database`] if the call fails (nothing is recorded then).
     pub async fn step_done(
         pool: impl PgExecutor<'_> + Copy,
-        job: (i64, i32),
+        job: Lease,
         saga_id: Uuid,
         step: i32,
         step_count: i32,
@@ -316,8 +317,8 @@ pub mod runner {
     ) -> Result<bool> {
         Ok(
             sqlx::query_scalar(quietly!("bosun.saga_step_done($1, $2, $3, $4, $5, $6)"))
-                .bind(job.0)
-                .bind(job.1)
+                .bind(job.id)
+                .bind(job.attempt)
                 .bind(saga_id)
                 .bind(step)
                 .bind(step_count)
@@ -333,7 +334,7 @@ pub mod runner {
     /// [`crate::Error::Database`] if the call fails.
     pub async fn step_fail(
         pool: impl PgExecutor<'_> + Copy,
-        job: (i64, i32),
+        job: Lease,
         saga_id: Uuid,
         step: i32,
         error: &str,
@@ -355,7 +356,7 @@ pub mod runner {
     /// [`crate::Error::Database`] if the call fails.
     pub async fn step_skip(
         pool: impl PgExecutor<'_> + Copy,
-        job: (i64, i32),
+        job: Lease,
         saga_id: Uuid,
         step: i32,
     ) -> Result<bool> {
@@ -376,7 +377,7 @@ pub mod runner {
     /// [`crate::Error::Database`] if the call fails.
     pub async fn undo_begin(
         pool: impl PgExecutor<'_> + Copy,
-        job: (i64, i32),
+        job: Lease,
         saga_id: Uuid,
         step: i32,
         max_attempts: i32,
@@ -384,8 +385,8 @@ pub mod runner {
         Ok(sqlx::query_as(
             "SELECT * FROM bosun.saga_undo_begin($1, $2, $3, $4, $5) WHERE id IS NOT NULL",
         )
-        .bind(job.0)
-        .bind(job.1)
+        .bind(job.id)
+        .bind(job.attempt)
         .bind(saga_id)
         .bind(step)
         .bind(max_attempts)
@@ -399,7 +400,7 @@ pub mod runner {
     /// [`crate::Error::Database`] if the call fails.
     pub async fn undo_done(
         pool: impl PgExecutor<'_> + Copy,
-        job: (i64, i32),
+        job: Lease,
         saga_id: Uuid,
         step: i32,
     ) -> Result<bool> {
@@ -421,7 +422,7 @@ pub mod runner {
     /// [`crate::Error::Database`] if the call fails.
     pub async fn undo_gone(
         pool: impl PgExecutor<'_> + Copy,
-        job: (i64, i32),
+        job: Lease,
         saga_id: Uuid,
         step: i32,
         reason: &str,
@@ -443,7 +444,7 @@ pub mod runner {
     /// [`crate::Error::Database`] if the call fails.
     pub async fn undo_fail(
         pool: impl PgExecutor<'_> + Copy,
-        job: (i64, i32),
+        job: Lease,
         saga_id: Uuid,
         step: i32,
         error: &str,
@@ -502,14 +503,14 @@ pub mod runner {
     async fn fenced(
         pool: impl PgExecutor<'_> + Copy,
         sql: &'static str,
-        job: (i64, i32),
+        job: Lease,
         saga_id: Uuid,
         step: i32,
         error: Option<&str>,
     ) -> Result<bool> {
         let query = sqlx::query_scalar(sql)
-            .bind(job.0)
-            .bind(job.1)
+            .bind(job.id)
+            .bind(job.attempt)
             .bind(saga_id)
             .bind(step);
         let query = match error {

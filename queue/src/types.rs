@@ -114,6 +114,18 @@ pub struct AttemptError {
     pub kind: Option<String>,
 }
 
+/// What a worker holds of a job it claimed: the job's id and the attempt it claimed, which
+/// fence every write about the job. Such a write applies only while the row is `running` at
+/// that attempt; once an operator cancelled the job or another worker took it over, it
+/// changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Lease {
+    /// The job's id.
+    pub id: i64,
+    /// The attempt claimed.
+    pub attempt: i32,
+}
+
 /// A job row as stored in `bosun.jobs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Job {
@@ -156,6 +168,14 @@ pub struct Job {
 }
 
 impl Job {
+    /// The lease of this attempt, for the fenced writes about it.
+    pub fn lease(&self) -> Lease {
+        Lease {
+            id: self.id,
+            attempt: self.attempt,
+        }
+    }
+
     /// The recorded attempt errors, oldest first. Entries that do not parse are skipped.
     pub fn attempt_errors(&self) -> Vec<AttemptError> {
         match &self.errors {

@@ -20,7 +20,7 @@
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use backon::Retryable;
-use bosun_queue::{runtime::job_complete_many, Job, JobState};
+use bosun_queue::{runtime::job_complete_many, Job, JobState, Lease};
 use tokio::sync::{mpsc, Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -133,7 +133,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
 /// Write one batch, retrying while the database is unreachable, then settle each job: count
 /// it, forget it, and say so when it was fenced out.
 async fn flush(shared: &Shared, batch: &[Pending]) {
-    let held: Vec<(i64, i32)> = batch.iter().map(|p| (p.job.id, p.job.attempt)).collect();
+    let held: Vec<Lease> = batch.iter().map(|p| p.job.lease()).collect();
     let pool = shared.own();
     let result = (|| job_complete_many(pool, &held))
         .retry(crate::executor::record_backoff())

@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 use backon::{ExponentialBuilder, Retryable};
 use bosun_queue::{
     runtime::{job_record, job_record_due, job_release_many, Outcome, Recorded, Unreadable},
-    Job,
+    Job, Lease,
 };
 use tracing::{debug, info, info_span, warn, Instrument};
 
@@ -310,7 +310,7 @@ pub(crate) fn record_backoff() -> ExponentialBuilder {
 
 /// Give the job back to its queue (available, attempt not counted), fenced.
 async fn hand_back(shared: &Shared, job: &Job) -> Option<Recorded> {
-    match release(shared, &[(job.id, job.attempt)]).await {
+    match release(shared, &[job.lease()]).await {
         Ok(released) if released.contains(&job.id) => {
             shared.record_handed_back(job.id);
             Some(Recorded::Now(bosun_queue::JobState::Available))
@@ -328,7 +328,7 @@ pub(crate) async fn hand_back_unstarted(shared: &Shared, jobs: &[Job]) {
     if jobs.is_empty() {
         return;
     }
-    let held: Vec<(i64, i32)> = jobs.iter().map(|j| (j.id, j.attempt)).collect();
+    let held: Vec<Lease> = jobs.iter().map(Job::lease).collect();
     match release(shared, &held).await {
         Ok(released) => {
             for id in released {
@@ -347,7 +347,7 @@ pub(crate) async fn hand_back_unstarted(shared: &Shared, jobs: &[Job]) {
 }
 
 /// The fenced hand-back, retried briefly while the database is unreachable.
-async fn release(shared: &Shared, held: &[(i64, i32)]) -> bosun_queue::Result<Vec<i64>> {
+async fn release(shared: &Shared, held: &[Lease]) -> bosun_queue::Result<Vec<i64>> {
     let pool = shared.own();
     (|| job_release_many(pool, held))
         .retry(

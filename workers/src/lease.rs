@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use bosun_queue::{liveness::job_rescue_unheld, runtime::job_lost_leases};
+use bosun_queue::{liveness::job_rescue_unheld, runtime::job_lost_leases, Lease};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -51,8 +51,8 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
 /// when the connection dropped after the commit. Nobody else would ever rescue them, since
 /// this worker's lease stays alive. Only claims older than a lease are considered, far
 /// longer than a claim's reply takes to be handled.
-async fn give_back_unheld(shared: &Shared, held: &[(i64, i32)]) {
-    let ids: Vec<i64> = held.iter().map(|(id, _)| *id).collect();
+async fn give_back_unheld(shared: &Shared, held: &[Lease]) {
+    let ids: Vec<i64> = held.iter().map(|lease| lease.id).collect();
     let result = job_rescue_unheld(
         shared.own(),
         &shared.worker_id,

@@ -8,6 +8,7 @@ use std::{
     time::Duration,
 };
 
+use bosun_queue::Lease;
 use tokio_util::sync::CancellationToken;
 
 /// Why a running job's handler was told to stop.
@@ -131,23 +132,26 @@ impl RunningJobs {
 
     /// `(id, attempt)` of every job held: claimed, running, or waiting for its completion to
     /// be written.
-    pub(crate) fn held(&self) -> Vec<(i64, i32)> {
-        self.pairs(|_| true)
+    pub(crate) fn held(&self) -> Vec<Lease> {
+        self.leases(|_| true)
     }
 
     /// `(id, attempt)` of every held job whose handler has not succeeded yet (waiting for a
     /// slot, or running): those a lost lease has a handler to stop. A job waiting for its
     /// completion is left out: the write, fenced, settles it either way, and a lease check
     /// that raced the write would find it completed and call it lost.
-    pub(crate) fn unfinished(&self) -> Vec<(i64, i32)> {
-        self.pairs(|e| !e.finished)
+    pub(crate) fn unfinished(&self) -> Vec<Lease> {
+        self.leases(|e| !e.finished)
     }
 
-    fn pairs(&self, keep: impl Fn(&Entry) -> bool) -> Vec<(i64, i32)> {
+    fn leases(&self, keep: impl Fn(&Entry) -> bool) -> Vec<Lease> {
         self.lock()
             .iter()
             .filter(|(_, e)| keep(e))
-            .map(|(id, e)| (*id, e.attempt))
+            .map(|(id, e)| Lease {
+                id: *id,
+                attempt: e.attempt,
+            })
             .collect()
     }
 
@@ -160,6 +164,10 @@ impl RunningJobs {
 mod tests {
     use super::*;
 
+    fn lease(id: i64, attempt: i32) -> Lease {
+        Lease { id, attempt }
+    }
+
     #[test]
     fn a_job_waiting_for_its_completion_is_held_but_not_unfinished() {
         let running = RunningJobs::default();
@@ -168,13 +176,13 @@ mod tests {
         running.finished(1);
         let mut held = running.held();
         held.sort_unstable();
-        assert_eq!(held, vec![(1, 3), (2, 1)]);
-        assert_eq!(running.unfinished(), vec![(2, 1)]);
+        assert_eq!(held, vec![lease(1, 3), lease(2, 1)]);
+        assert_eq!(running.unfinished(), vec![lease(2, 1)]);
         running.remove(1);
         running.finished(1);
         assert_eq!(
             running.held(),
-            vec![(2, 1)],
+            vec![lease(2, 1)],
             "finishing a forgotten job adds nothing"
         );
     }

@@ -219,7 +219,8 @@ async fn ceiling_on_jobs(scratch: &Scratch, count: u64) -> anyhow::Result<RunRes
                 if jobs.is_empty() {
                     return anyhow::Ok(());
                 }
-                let held: Vec<(i64, i32)> = jobs.iter().map(|j| (j.id, j.attempt)).collect();
+                let held: Vec<bosun_queue::Lease> =
+                    jobs.iter().map(bosun_queue::Job::lease).collect();
                 job_complete_many(&pool, &held).await?;
             }
         }

@@ -73,7 +73,7 @@ impl SagaRunner {
             // The step used its attempts and the last one never came back: end it as its own
             // last error would have, through the saga's fenced transition.
             let pool = ctx.client().db();
-            let held = (ctx.id(), ctx.attempt());
+            let held = ctx.job().lease();
             return match job.direction {
                 Direction::Do => recorded(
                     &ctx,
@@ -95,7 +95,7 @@ impl SagaRunner {
 
     async fn run_forward(&self, ctx: &JobContext, job: &StepJob, step: &Step) -> Handled {
         let pool = ctx.client().db();
-        let held = (ctx.id(), ctx.attempt());
+        let held = ctx.job().lease();
         let saga = match step_begin(
             pool,
             held,
@@ -148,7 +148,7 @@ impl SagaRunner {
 
     async fn run_undo(&self, ctx: &JobContext, job: &StepJob, step: &Step) -> Handled {
         let pool = ctx.client().db();
-        let held = (ctx.id(), ctx.attempt());
+        let held = ctx.job().lease();
         let Some(undo) = &step.undo else {
             // Nothing to undo: the step counts as undone.
             return recorded(
