@@ -13,7 +13,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::{
     pool::Shared,
-    producer::{Held, RunTimes},
+    producer::{Reservation, RunTimes},
     registry::Handled,
     running::StopReason,
     worker::StopGrace,
@@ -26,7 +26,7 @@ pub(crate) async fn execute(
     shared: Arc<Shared>,
     job: Job,
     cancel: tokio_util::sync::CancellationToken,
-    held: Held,
+    held: Reservation,
 ) {
     let job = Arc::new(job);
     let span = info_span!(

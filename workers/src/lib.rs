@@ -38,7 +38,7 @@ mod completer;
 mod error;
 mod executor;
 mod heartbeat;
-mod lease;
+mod lost_leases;
 pub mod maintenance;
 pub mod metrics;
 mod notifier;

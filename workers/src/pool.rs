@@ -29,7 +29,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
 
 use crate::{
-    heartbeat, lease, maintenance, notifier, producer,
+    heartbeat, lost_leases, maintenance, notifier, producer,
     running::{RunningJobs, StopReason},
     Error, Registry, Result, Worker,
 };
@@ -541,7 +541,7 @@ impl WorkerPool {
                 stop_background.clone(),
             )));
         }
-        background.push(tokio::spawn(lease::run(
+        background.push(tokio::spawn(lost_leases::run(
             Arc::clone(shared),
             stop_background.clone(),
         )));

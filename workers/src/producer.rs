@@ -67,7 +67,7 @@ const MAX_ROOM: usize = 1024;
 /// database's second core idle a fifth of the time: a claim's commit and reply, and the
 /// worker's handling of its rows, are time the next claim can use. The database runs the two
 /// one after the other, and their jobs start in the order the claims were made (see
-/// [`Turn`]).
+/// [`ClaimTurn`]).
 ///
 /// Where other workers serve the queue, their claims overlap this worker's already, and a
 /// second claim each only has every claim skip more rows that others have locked, which
@@ -169,7 +169,7 @@ impl RunTimes {
 
 /// What an executor holds for a job: its slot while the handler runs, and its place among
 /// the jobs the queue holds until it finishes.
-pub(crate) struct Held {
+pub(crate) struct Reservation {
     pub(crate) _slot: OwnedSemaphorePermit,
     pub(crate) _place: OwnedSemaphorePermit,
     pub(crate) run_times: Arc<RunTimes>,
@@ -224,7 +224,7 @@ pub(crate) async fn run(
         };
         if let Some(settled) = settled {
             match settled {
-                Ok(Ok(Took { full, marked })) => {
+                Ok(Ok(ClaimResult { full, marked })) => {
                     error_backoff = Duration::from_millis(100);
                     backlog = full;
                     // A short claim lets a listening producer sleep only if it marked it as
@@ -284,10 +284,10 @@ pub(crate) async fn run(
         claims.spawn(claim(
             Arc::clone(&shared),
             Arc::clone(&queue),
-            Turn::new(&turns, issued),
+            ClaimTurn::new(&turns, issued),
             connection,
             room,
-            Marking(shared.config.listen && !backlog),
+            MarksWaiting(shared.config.listen && !backlog),
             claimed_tx.clone(),
         ));
         issued += 1;
@@ -343,15 +343,15 @@ impl Peers {
 /// the due jobs after the earlier one's; but the replies are handled by two tasks, in either
 /// order, and the later claim's jobs could start first (a job of priority 5 before one of
 /// priority 0 that waited beside it).
-struct Turn {
+struct ClaimTurn {
     turns: Arc<watch::Sender<u64>>,
     this: u64,
     passed: bool,
 }
 
-impl Turn {
-    fn new(turns: &Arc<watch::Sender<u64>>, this: u64) -> Turn {
-        Turn {
+impl ClaimTurn {
+    fn new(turns: &Arc<watch::Sender<u64>>, this: u64) -> ClaimTurn {
+        ClaimTurn {
             turns: Arc::clone(turns),
             this,
             passed: false,
@@ -374,7 +374,7 @@ async fn turn_comes(turns: &watch::Sender<u64>, this: u64) {
     let _ = turns.subscribe().wait_for(|t| *t == this).await;
 }
 
-impl Drop for Turn {
+impl Drop for ClaimTurn {
     /// A claim task that ended without passing its turn (it panicked) still passes it when
     /// it comes, or every later claim would wait for ever.
     fn drop(&mut self) {
@@ -397,12 +397,12 @@ impl Drop for Turn {
 /// Whether a claim marks its worker as waiting on the queue when it comes back short
 /// ([`job_claim_or_wait`]). Claims made in a backlog do not: they would wait for the inserts
 /// committing meanwhile, and a backlog's claims mostly come back full.
-struct Marking(bool);
+struct MarksWaiting(bool);
 
 /// What a claim came back with: whether its jobs filled its room (more may be waiting), and
-/// whether it marked the worker as waiting (it was [`Marking`] and came back short; unless
+/// whether it marked the worker as waiting (it was [`MarksWaiting`] and came back short; unless
 /// inserts held the queue's lock past its timeout, and then the worker finds jobs by polling).
-struct Took {
+struct ClaimResult {
     full: bool,
     marked: bool,
 }
@@ -412,12 +412,12 @@ struct Took {
 async fn claim(
     shared: Arc<Shared>,
     queue: Arc<str>,
-    turn: Turn,
+    turn: ClaimTurn,
     connection: Result<PoolConnection<Postgres>, sqlx::Error>,
     mut room: OwnedSemaphorePermit,
-    Marking(marking): Marking,
+    MarksWaiting(marking): MarksWaiting,
     claimed_tx: mpsc::UnboundedSender<Claimed>,
-) -> bosun_queue::Result<Took> {
+) -> bosun_queue::Result<ClaimResult> {
     let limit = room.num_permits();
     let claimed = match connection {
         Ok(mut connection) => {
@@ -439,7 +439,7 @@ async fn claim(
     turn.come().await;
     let result = claimed.map(|claimed| {
         let full = claimed.len() == limit;
-        let took = Took {
+        let took = ClaimResult {
             full,
             marked: marking && !full,
         };
@@ -492,7 +492,7 @@ async fn dispatch(
             waiting.push(job);
             break;
         };
-        let held = Held {
+        let held = Reservation {
             _slot: slot,
             _place: place,
             run_times: Arc::clone(&run_times),
@@ -529,9 +529,9 @@ mod tests {
     #[tokio::test]
     async fn a_claim_that_never_passes_its_turn_does_not_hold_up_the_next() {
         let turns = Arc::new(watch::Sender::new(0));
-        let first = Turn::new(&turns, 0);
-        let second = Turn::new(&turns, 1);
-        let third = Turn::new(&turns, 2);
+        let first = ClaimTurn::new(&turns, 0);
+        let second = ClaimTurn::new(&turns, 1);
+        let third = ClaimTurn::new(&turns, 2);
         drop(second); // its task ended before its turn came
         first.come().await;
         first.pass();

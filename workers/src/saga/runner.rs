@@ -132,13 +132,13 @@ impl SagaRunner {
                 )
             }
             Err(JobError::Snooze(delay)) => Handled::Returned(Err(JobError::Snooze(delay))),
-            Err(error) => match give_up(ctx.job(), step, error) {
-                Ok(message) => recorded(
+            Err(error) => match after_error(ctx.job(), step, error) {
+                AfterError::EndStep(message) => recorded(
                     ctx,
                     step_fail(pool, held, job.saga_id, job.step, &message).await,
                     JobState::Failed,
                 ),
-                Err(retry) => {
+                AfterError::Retry(retry) => {
                     let _ = step_note_error(pool, job.saga_id, job.step, &retry).await;
                     Handled::Returned(Err(JobError::retry(retry)))
                 }
@@ -179,13 +179,13 @@ impl SagaRunner {
                 JobState::Completed,
             ),
             Err(JobError::Snooze(delay)) => Handled::Returned(Err(JobError::Snooze(delay))),
-            Err(error) => match give_up(ctx.job(), step, error) {
-                Ok(message) => recorded(
+            Err(error) => match after_error(ctx.job(), step, error) {
+                AfterError::EndStep(message) => recorded(
                     ctx,
                     undo_fail(pool, held, job.saga_id, job.step, &message).await,
                     JobState::Failed,
                 ),
-                Err(retry) => {
+                AfterError::Retry(retry) => {
                     let _ = step_note_error(pool, job.saga_id, job.step, &retry).await;
                     Handled::Returned(Err(JobError::retry(retry)))
                 }
@@ -260,21 +260,28 @@ fn died_on_last_attempt(job: &Job, step: &Step) -> Option<String> {
     })
 }
 
-/// `Ok(message)` when this error ends the step (permanent, a cancel, or the last attempt);
-/// `Err(message)` when it should be retried.
-fn give_up(job: &Job, step: &Step, error: JobError) -> Result<String, String> {
+/// What a step's error comes to, with the message to record.
+enum AfterError {
+    /// The step ends (failed, or undo failed): a permanent error, a cancel, a gone target,
+    /// or the last attempt's error.
+    EndStep(String),
+    /// The job retries; the error is noted on the ledger.
+    Retry(String),
+}
+
+fn after_error(job: &Job, step: &Step, error: JobError) -> AfterError {
     let last_attempt = job.attempt >= step.max_attempts.min(job.max_attempts);
     match error {
-        JobError::Permanent(error) => Ok(error.to_string()),
-        JobError::Cancel(reason) => Ok(reason),
-        JobError::TargetGone(reason) => Ok(format!("target gone: {reason}")),
-        JobError::Retry(error) if last_attempt => Ok(format!(
+        JobError::Permanent(error) => AfterError::EndStep(error.to_string()),
+        JobError::Cancel(reason) => AfterError::EndStep(reason),
+        JobError::TargetGone(reason) => AfterError::EndStep(format!("target gone: {reason}")),
+        JobError::Retry(error) if last_attempt => AfterError::EndStep(format!(
             "{error} (attempt {} of {})",
             job.attempt,
             step.max_attempts.min(job.max_attempts)
         )),
-        JobError::Retry(error) => Err(error.to_string()),
-        JobError::Snooze(_) => Err("snoozed".to_string()),
+        JobError::Retry(error) => AfterError::Retry(error.to_string()),
+        JobError::Snooze(_) => AfterError::Retry("snoozed".to_string()),
     }
 }
 
