@@ -179,8 +179,9 @@ async fn a_worker_serves_the_catalogue_with_labels() {
         );
     }
     // Every metric the dashboard queries is served, with data, and in the catalogue.
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let catalogue =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/metrics.md"))
+            .unwrap();
     let queried = dashboard_metrics();
     assert!(queried.len() >= 10, "{queried:?}");
     for name in &queried {
@@ -196,8 +197,8 @@ async fn a_worker_serves_the_catalogue_with_labels() {
             .find_map(|suffix| name.strip_suffix(suffix))
             .unwrap_or(name);
         assert!(
-            readme.contains(&format!("`{base}`")),
-            "{base} is missing from the catalogue in README.md"
+            catalogue.contains(&format!("`{base}`")),
+            "{base} is missing from the catalogue in docs/metrics.md"
         );
     }
     worker.stop().await;

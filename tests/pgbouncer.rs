@@ -252,7 +252,7 @@ async fn cli_client_and_workers_drain_jobs_through_pgbouncer_with_a_worker_kille
     let url = bouncer.url(&db.name);
 
     // Without pooler mode, the first thing PgBouncer refuses is a startup parameter of
-    // sqlx's; the README names it.
+    // sqlx's; docs/operations.md names it.
     let direct = Command::new(bosun_bin())
         .args(["migrate"])
         .env("DATABASE_URL", &url)

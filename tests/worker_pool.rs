@@ -1514,7 +1514,7 @@ async fn a_batched_completion_completes_exactly_the_attempts_still_held() {
 
 /// A worker opens at most the connections of its client's pool (handlers' `ctx.client()`,
 /// the LISTEN connection, the leader's prune passes and VACUUM) plus its own pool's, one per
-/// queue and one more: the count the README gives an operator to size `max_connections` by.
+/// queue and one more: the count docs/operations.md gives an operator to size `max_connections` by.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_opens_no_more_connections_than_its_pools_allow() {
     const CLIENT_CONNECTIONS: u32 = 3;

@@ -1,7 +1,7 @@
 //! Bosun's metrics, recorded through the `metrics` facade: a program that installs a recorder
 //! (the `bosun` binary serves Prometheus at `--metrics-addr`) sees them, and one that does not
 //! pays next to nothing. Every name is listed here, with its labels, so that the catalogue in
-//! README.md and the Grafana dashboard have one place to agree with.
+//! docs/metrics.md and the Grafana dashboard have one place to agree with.
 //!
 //! Labels: `queue` and `kind` on job metrics, `outcome` on finished jobs (`completed`,
 //! `retryable`, `failed`, `cancelled`, `snoozed`) and finished sagas (`succeeded`,
