@@ -2430,8 +2430,11 @@ $function$;
 CREATE FUNCTION bosun.workers_record_kinds() RETURNS trigger
     LANGUAGE plpgsql AS $$
 BEGIN
+    -- In the kinds' order, so that workers registering at once lock the rows they share in
+    -- the same order and wait for each other instead of deadlocking.
     INSERT INTO bosun.served_kinds AS k (kind, last_worker)
     SELECT DISTINCT u.kind, NEW.id FROM unnest(NEW.kinds) AS u(kind) WHERE u.kind IS NOT NULL
+    ORDER BY u.kind
     ON CONFLICT (kind) DO UPDATE SET last_seen = now(), last_worker = EXCLUDED.last_worker;
     RETURN NULL;
 END;

@@ -450,3 +450,42 @@ async fn a_step_whose_last_attempt_died_ends_through_its_saga() {
     );
     bosun_tests::assert_invariants_hold(&db.pool).await;
 }
+
+/// Workers that register at once, serving the same kinds, record them without deadlocking
+/// each other: the kinds a registration writes are written in one order, whatever the order
+/// of the worker's list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_registering_at_once_record_their_kinds_without_deadlock() {
+    let db = TestDb::new().await;
+    let kinds: Vec<String> = (0..64).map(|i| format!("kind.{i:02}")).collect();
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let pool = db.pool.clone();
+        let mut mine = kinds.clone();
+        mine.rotate_left(worker * 7);
+        if worker % 2 == 1 {
+            mine.reverse();
+        }
+        tasks.push(tokio::spawn(async move {
+            for round in 0..20 {
+                sqlx::query(
+                    "INSERT INTO bosun.workers (id, host, pid, kinds, expires_at)
+                     VALUES ($1, 'h', 1, $2, now() + interval '1 minute')",
+                )
+                .bind(format!("w{worker}-{round}"))
+                .bind(&mine)
+                .execute(&pool)
+                .await?;
+            }
+            Ok::<_, sqlx::Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().expect("no registration fails");
+    }
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM bosun.served_kinds")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(recorded, 64);
+}
