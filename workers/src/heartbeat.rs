@@ -5,6 +5,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use backon::Retryable;
 use bosun_queue::liveness::{job_rescue_unheld, worker_heartbeat, WorkerIdentity};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -27,17 +28,25 @@ pub(crate) fn identity(shared: &Shared) -> WorkerIdentity {
     }
 }
 
-/// Register now; errors are the caller's (a pool that cannot register does not start).
-/// A process that starts holds no job, so jobs still `running` under its id belong to an
+/// Register now; errors are the caller's (a pool that cannot register does not start), once
+/// transient ones (a dropped connection, a deadlock with workers registering at the same
+/// moment) have been retried for a while. A process that starts holds no job, so jobs still `running` under its id belong to an
 /// earlier incarnation with the same id (a restart with a fixed `worker_id`): give them back
 /// now rather than never, since this registration renews the lease they were waiting on.
 pub(crate) async fn register(shared: &Shared) -> bosun_queue::Result<()> {
     let pool = shared.own();
-    worker_heartbeat(pool, &identity(shared), shared.config.lease).await?;
+    let me = identity(shared);
+    (|| worker_heartbeat(pool, &me, shared.config.lease))
+        .retry(registration_backoff())
+        .when(bosun_queue::Error::is_transient)
+        .notify(|error, delay| warn!(%error, ?delay, "registering failed; retrying"))
+        .await?;
     let batch = shared.config.rescuer.batch_size;
     loop {
-        let rescued =
-            job_rescue_unheld(pool, &shared.worker_id, &[], Duration::ZERO, batch).await?;
+        let rescued = (|| job_rescue_unheld(pool, &shared.worker_id, &[], Duration::ZERO, batch))
+            .retry(registration_backoff())
+            .when(bosun_queue::Error::is_transient)
+            .await?;
         let count = rescued.retried + rescued.failed;
         if count > 0 {
             info!(
@@ -50,6 +59,16 @@ pub(crate) async fn register(shared: &Shared) -> bosun_queue::Result<()> {
             return Ok(());
         }
     }
+}
+
+/// A few seconds of retries at start: enough for a deadlock or a dropped connection, short
+/// enough that a worker that cannot reach its database says so soon.
+fn registration_backoff() -> backon::ExponentialBuilder {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_secs(1))
+        .with_max_times(6)
+        .with_jitter()
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
