@@ -41,6 +41,7 @@ DROP FUNCTION IF EXISTS bosun.notify_queues(text[]) CASCADE;
 DROP FUNCTION IF EXISTS bosun.pause_periodic(text) CASCADE;
 DROP FUNCTION IF EXISTS bosun.pause_queue(text) CASCADE;
 DROP FUNCTION IF EXISTS bosun.periodic_fire(text,timestamp with time zone,timestamp with time zone) CASCADE;
+DROP FUNCTION IF EXISTS bosun.periodic_set_enabled(text,text,boolean) CASCADE;
 DROP FUNCTION IF EXISTS bosun.periodic_lock_for(text,text) CASCADE;
 DROP FUNCTION IF EXISTS bosun.periodic_note(text,timestamp with time zone,text) CASCADE;
 DROP FUNCTION IF EXISTS bosun.periodic_skip(text,timestamp with time zone,timestamp with time zone) CASCADE;

@@ -1162,17 +1162,8 @@ BEGIN
 END;
 $function$;
 
--- bosun.pause_periodic / bosun.resume_periodic: stop or restart firing. Slots missed while
--- paused are treated by the schedule's catch-up policy, as after downtime.
-CREATE FUNCTION bosun.pause_periodic(name text) RETURNS bosun.periodic_jobs
-    LANGUAGE plpgsql AS $$
-DECLARE
-    p bosun.periodic_jobs := bosun.periodic_lock_for('bosun.pause_periodic', name);
-BEGIN
-    UPDATE bosun.periodic_jobs AS x SET enabled = false, updated_at = now()
-    WHERE x.name = p.name RETURNING * INTO p;
-    RETURN p;
-END;
+CREATE FUNCTION bosun.pause_periodic(name text) RETURNS bosun.periodic_jobs LANGUAGE sql AS $$
+    SELECT bosun.periodic_set_enabled('bosun.pause_periodic', name, false)
 $$;
 
 CREATE FUNCTION bosun.pause_queue(name text) RETURNS bosun.queues LANGUAGE sql AS $$
@@ -1228,6 +1219,25 @@ BEGIN
     RETURN id;
 END;
 $$;
+
+-- bosun.pause_periodic / bosun.resume_periodic: stop or restart firing. Slots missed while
+-- paused are treated by the schedule's catch-up policy, as after downtime.
+CREATE FUNCTION bosun.periodic_set_enabled(caller text, name text, enabled boolean)
+ RETURNS bosun.periodic_jobs
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    p bosun.periodic_jobs;
+BEGIN
+    IF periodic_set_enabled.enabled IS NULL THEN
+        PERFORM bosun.require_arguments('bosun.periodic_set_enabled', ARRAY['enabled'], ARRAY[true]);
+    END IF;
+    p := bosun.periodic_lock_for(caller, name);
+    UPDATE bosun.periodic_jobs AS x SET enabled = periodic_set_enabled.enabled, updated_at = now()
+    WHERE x.name = p.name RETURNING * INTO p;
+    RETURN p;
+END;
+$function$;
 
 -- Locks periodic job `name` or raises P0002 naming the caller.
 CREATE FUNCTION bosun.periodic_lock_for(caller text, name text)
@@ -1491,15 +1501,8 @@ BEGIN
 END;
 $function$;
 
-CREATE FUNCTION bosun.resume_periodic(name text) RETURNS bosun.periodic_jobs
-    LANGUAGE plpgsql AS $$
-DECLARE
-    p bosun.periodic_jobs := bosun.periodic_lock_for('bosun.resume_periodic', name);
-BEGIN
-    UPDATE bosun.periodic_jobs AS x SET enabled = true, updated_at = now()
-    WHERE x.name = p.name RETURNING * INTO p;
-    RETURN p;
-END;
+CREATE FUNCTION bosun.resume_periodic(name text) RETURNS bosun.periodic_jobs LANGUAGE sql AS $$
+    SELECT bosun.periodic_set_enabled('bosun.resume_periodic', name, true)
 $$;
 
 CREATE FUNCTION bosun.resume_queue(name text) RETURNS bosun.queues LANGUAGE sql AS $$
