@@ -813,7 +813,7 @@ mod running {
 mod helpers {
     use bosun_cli::kinds::provision_saga;
     use bosun_tests::TestDb;
-    use bosun_workers::{saga::testing, JobError, SagaDefinition, Step, StepContext};
+    use bosun_workers::{testing::saga as testing, JobError, SagaDefinition, Step, StepContext};
     use serde_json::json;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -33,8 +33,12 @@
 //! idempotent. See `docs/state_machine.md` for the states.
 #![warn(missing_docs)]
 
+mod attempt;
 pub mod backoff;
-mod completer;
+mod claim_ahead;
+mod config;
+mod connections;
+mod dispatch;
 mod error;
 mod executor;
 mod heartbeat;
@@ -42,26 +46,32 @@ mod lost_leases;
 pub mod maintenance;
 pub mod metrics;
 mod notifier;
+mod outcome;
 mod periodic;
 mod pool;
 mod producer;
 mod registry;
 mod running;
 pub mod saga;
+mod shutdown;
 mod signal;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod wakeups;
 mod worker;
 
 pub use bosun_queue::periodic::CatchUp;
-pub use error::{Error, Result};
-pub use periodic::Periodic;
-pub use pool::{
-    PoolBuilder, PoolConfig, ShutdownReport, WorkerPool, CANCEL_GRACE_DEFAULT,
-    HEARTBEAT_INTERVAL_DEFAULT, LEASE_CHECK_INTERVAL_DEFAULT, LEASE_DEFAULT,
+pub use config::{
+    PoolBuilder, PoolConfig, CANCEL_GRACE_DEFAULT, LEASE_CHECK_INTERVAL_DEFAULT,
     MAINTENANCE_INTERVAL_DEFAULT, POLL_INTERVAL_DEFAULT, PRUNE_INTERVAL_DEFAULT,
     SAMPLE_INTERVAL_DEFAULT, SHUTDOWN_TIMEOUT_DEFAULT,
 };
+pub use error::{Error, Result};
+pub use heartbeat::{HEARTBEAT_INTERVAL_DEFAULT, LEASE_DEFAULT};
+pub use periodic::Periodic;
+pub use pool::WorkerPool;
 pub use registry::Registry;
 pub use saga::{SagaDefinition, Step, StepContext};
+pub use shutdown::ShutdownReport;
 pub use signal::shutdown_signal;
 pub use worker::{BoxError, JobContext, JobError, JobResult, Worker};

@@ -1,337 +1,295 @@
 //! One producer per queue: claims due jobs in batches sized by the room this worker has for
-//! them, and feeds them to executor tasks, each of which holds one of the queue's
-//! `concurrency` slots while its handler runs.
-//!
-//! Room is counted in jobs held: claimed and not yet finished, whether running or waiting for
-//! a slot. For long jobs a worker holds at most one job per slot and claims as soon as a slot
-//! frees, like a plain worker pool. For short jobs (under [`SHORT_JOB`] on average) a slot
-//! that waits for the next claim's round trip runs nothing for as long as many jobs take, so
-//! the worker also holds the jobs its slots get through in [`AHEAD`], up to [`MAX_ROOM`]
-//! jobs in all: the next batch is claimed while the current one runs, and claims wait until
-//! half that room is free, so that each one brings a batch rather than a job or two. Jobs
-//! held but not started are a short local queue, a few tens of milliseconds of work at most.
-//! Jobs count as short only on evidence that would have seen the slow ones (see
-//! [`RunTimes::room`]): a queue that mixes fast and slow jobs holds one job per slot while a
-//! slow one runs, so long jobs are never hoarded away from other replicas.
-//!
-//! Why so much room for the shortest jobs: a claim costs the database a fixed part (its
-//! statement, its commit, walking the claim index to the first due job) and a part per job,
-//! and one producer claims one batch at a time; small batches spend most of each claim on
-//! the fixed part (see [`MAX_ROOM`]).
+//! them ([`crate::claim_ahead`]), and passes them to the queue's dispatcher, which starts
+//! each on an executor task as a slot frees.
 //!
 //! A batch that filled its room means more jobs may be waiting, so the producer claims again
 //! as soon as there is room; otherwise it sleeps until a notification, the poll tick, or
 //! shutdown. Inserts notify only while some worker is marked as waiting on their queue
 //! (`bosun.waiting_workers`: a notifying commit waits for every other one). A listening
 //! producer's claims outside a backlog mark it in the same transaction when they come back
-//! short (`bosun.claim_jobs`), so it sleeps right after one of those; a claim made in a backlog does
-//! not mark (it would wait for the inserts committing meanwhile), so when one comes back
-//! short the producer claims once more, marking, before it sleeps. A claim that fills its
-//! room removes the mark. At shutdown, jobs claimed but not started are handed back at once.
+//! short (`bosun.claim_jobs`), so it sleeps right after one of those; a claim made in a
+//! backlog does not mark (it would wait for the inserts committing meanwhile), so when one
+//! comes back short the producer claims once more, marking, before it sleeps. A claim that
+//! fills its room removes the mark. At shutdown, jobs claimed but not started are handed
+//! back at once.
 
-use std::{
-    sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
-        Arc, OnceLock,
-    },
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
-use bosun_queue::{
-    liveness::worker_has_peers,
-    runtime::{job_claim, job_claim_or_wait},
-    Job,
-};
+use bosun_queue::runtime::{job_claim, job_claim_or_wait};
 use sqlx::{pool::PoolConnection, Postgres};
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tracing::{debug, warn};
+use tracing::warn;
 
-use crate::{executor::execute, pool::Shared};
+use crate::{
+    claim_ahead::{self, Peers, Plan, RunTimes, MAX_ROOM},
+    connections::OwnConnections,
+    dispatch::{Claimed, Dispatcher},
+    executor::Executor,
+    outcome::Outcomes,
+    running::RunningJobs,
+};
 
+const CLAIM_ERROR_BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const CLAIM_ERROR_BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// Jobs whose handlers take less than this on average are claimed ahead.
-const SHORT_JOB: Duration = Duration::from_millis(5);
-/// How much work, in time across all slots, a worker of short jobs holds beyond its slots.
-const AHEAD: Duration = Duration::from_millis(50);
-/// Handlers a queue must have seen finish before it may claim ahead (see [`RunTimes::room`]).
-const WARM_UP_SAMPLES: u64 = 32;
-/// Most jobs a queue of short jobs holds (unless its concurrency is higher), so claims bring
-/// up to half of it: large enough that a claim's fixed cost is a small part of it, small
-/// enough that what is held is tens of milliseconds of work (docs/performance.md has the
-/// runs that chose it).
-const MAX_ROOM: usize = 1024;
-/// Claims in flight at once while a backlog of short jobs lasts, each for up to an equal
-/// share of the room, when no other worker serves the queue. One claim at a time left the
-/// database's second core idle a fifth of the time: a claim's commit and reply, and the
-/// worker's handling of its rows, are time the next claim can use. The database runs the two
-/// one after the other, and their jobs start in the order the claims were made (see
-/// [`ClaimTurn`]).
-///
-/// Where other workers serve the queue, their claims overlap this worker's already, and a
-/// second claim each only has every claim skip more rows that others have locked, which
-/// drains more slowly than one claim each.
-const CLAIMS_IN_FLIGHT: usize = 2;
-/// How often a worker in a backlog looks again for other live workers on its queue, once it
-/// has been at it for a while: a few trivial queries a second, next to the hundreds of claims
-/// and completions of a backlog.
-const PEERS_RECHECK: Duration = Duration::from_millis(250);
-/// The first interval between those lookups; it doubles up to [`PEERS_RECHECK`] (see
-/// [`Peers`]).
-const PEERS_RECHECK_FIRST: Duration = Duration::from_millis(20);
 
-/// How long this queue's handlers take, as a moving average, and whether they can be trusted
-/// to be short: a queue claims ahead only once it has seen that its jobs are short (see
-/// [`RunTimes::room`]).
-pub(crate) struct RunTimes {
-    /// The moving average in microseconds; `u64::MAX` before the first sample.
-    mean: AtomicU64,
-    samples: AtomicU64,
-    /// When the first sample came.
-    first: OnceLock<Instant>,
-    /// Handlers of the queue running right now for longer than [`AHEAD`].
-    long: AtomicUsize,
+/// What a queue's producer needs.
+pub(crate) struct Producer {
+    pub(crate) own: OwnConnections,
+    pub(crate) running: RunningJobs,
+    pub(crate) executor: Executor,
+    pub(crate) outcomes: Outcomes,
+    /// The kinds this worker runs: it claims only those.
+    pub(crate) kinds: Arc<[String]>,
+    pub(crate) worker_id: Arc<str>,
+    pub(crate) queue: Arc<str>,
+    pub(crate) concurrency: usize,
+    /// Whether the worker LISTENs (and so may sleep until a notification).
+    pub(crate) listen: bool,
+    pub(crate) poll_interval: Duration,
+    /// Wakes this producer to claim now.
+    pub(crate) wake: Arc<Notify>,
 }
 
-/// A handler counted as running long in its queue's [`RunTimes`], until dropped.
-pub(crate) struct RunningLong<'a>(&'a AtomicUsize);
-
-impl Drop for RunningLong<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
+/// Where the claim loop stands after the claims that came back.
+struct Progress {
+    /// The last claim filled its room: more jobs may be waiting.
+    backlog: bool,
+    /// The last claim took every due job (and marked the worker as waiting, if it listens):
+    /// wait for news before the next.
+    sleep: bool,
+    error_backoff: Duration,
 }
 
-impl RunTimes {
-    fn new() -> RunTimes {
-        RunTimes {
-            mean: AtomicU64::new(u64::MAX),
-            samples: AtomicU64::new(0),
-            first: OnceLock::new(),
-            long: AtomicUsize::new(0),
-        }
-    }
-
-    /// Count one handler that ran for `ran`.
-    pub(crate) fn record(&self, ran: Duration) {
-        self.first.get_or_init(Instant::now);
-        self.samples.fetch_add(1, Ordering::Relaxed);
-        let sample = u64::try_from(ran.as_micros()).unwrap_or(u64::MAX - 1);
-        let _ = self
-            .mean
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |mean| {
-                Some(if mean == u64::MAX {
-                    sample
-                } else {
-                    mean - mean / 8 + sample / 8
-                })
-            });
-    }
-
-    /// Resolves once a handler started now has run for [`AHEAD`], with a mark that counts it
-    /// as running long until it ends.
-    pub(crate) async fn running_long(&self) -> RunningLong<'_> {
-        tokio::time::sleep(AHEAD).await;
-        self.long.fetch_add(1, Ordering::Relaxed);
-        RunningLong(&self.long)
-    }
-
-    /// How many jobs a queue of `concurrency` slots may hold: one per slot, and for short
-    /// jobs as many more as the slots get through in [`AHEAD`], within [`MAX_ROOM`].
-    ///
-    /// Jobs count as short only on evidence that covers the queue's slow jobs too: at least
-    /// [`WARM_UP_SAMPLES`] samples, the first of them [`AHEAD`] ago or more, and no handler
-    /// of the queue running longer than [`AHEAD`] right now. A queue's fast jobs finish first
-    /// and its slow ones last, so its first samples (at start, after a restart) are all fast
-    /// ones; and on a queue that mixes fast and slow jobs the slow ones hold their slots while
-    /// the average says "short". Jobs held beyond the slots would wait behind them.
-    fn room(&self, concurrency: usize) -> usize {
-        let mean = self.mean.load(Ordering::Relaxed);
-        let warm = self.samples.load(Ordering::Relaxed) >= WARM_UP_SAMPLES
-            && self
-                .first
-                .get()
-                .is_some_and(|first| first.elapsed() >= AHEAD);
-        if !warm
-            || self.long.load(Ordering::Relaxed) > 0
-            || u128::from(mean) >= SHORT_JOB.as_micros()
-        {
-            return concurrency;
-        }
-        let ahead = concurrency as u128 * AHEAD.as_micros() / u128::from(mean).max(1);
-        let ahead = usize::try_from(ahead).unwrap_or(usize::MAX);
-        concurrency
-            .saturating_add(ahead)
-            .min(MAX_ROOM.max(concurrency))
-    }
-}
-
-/// What an executor holds for a job: its slot while the handler runs, and its place among
-/// the jobs the queue holds until it finishes.
-pub(crate) struct Reservation {
-    pub(crate) _slot: OwnedSemaphorePermit,
-    pub(crate) _place: OwnedSemaphorePermit,
-    pub(crate) run_times: Arc<RunTimes>,
-}
-
-pub(crate) async fn run(
-    shared: Arc<Shared>,
-    queue: String,
-    concurrency: usize,
-    wake: Arc<Notify>,
-    stop: CancellationToken,
-    jobs: TaskTracker,
-) {
-    let capacity = MAX_ROOM.max(concurrency);
-    let places = Arc::new(Semaphore::new(capacity));
-    let run_times = Arc::new(RunTimes::new());
-    let (claimed_tx, claimed_rx) = mpsc::unbounded_channel();
-    let dispatcher = tokio::spawn(dispatch(
-        Arc::clone(&shared),
-        claimed_rx,
-        Arc::new(Semaphore::new(concurrency)),
-        Arc::clone(&run_times),
-        stop.clone(),
-        jobs,
-    ));
-    let queue: Arc<str> = queue.into();
-    let mut claims = JoinSet::new();
-    let mut error_backoff = Duration::from_millis(100);
-    let mut backlog = false;
-    let mut sleep = false;
-    let mut peers = Peers::default();
-    let turns = Arc::new(watch::Sender::new(0));
-    let mut issued: u64 = 0;
-    loop {
-        // Room for how many jobs (see the module docs); beyond the slots only for short jobs.
-        let allowed = run_times.room(concurrency);
-        let ahead = allowed > concurrency;
-        // Settle the claims that came back, and wait while as many are in flight as the
-        // backlog allows.
-        let in_flight = if ahead && backlog && !peers.any(&shared, &queue).await {
-            CLAIMS_IN_FLIGHT
-        } else {
-            1
-        };
-        let settled = if claims.len() >= in_flight {
-            tokio::select! {
-                settled = claims.join_next() => settled,
-                () = stop.cancelled() => break,
+impl Progress {
+    /// Take in a settled claim; returns how long to wait after a failed one.
+    fn settle(
+        &mut self,
+        result: bosun_queue::Result<ClaimResult>,
+        listen: bool,
+    ) -> Option<Duration> {
+        match result {
+            Ok(ClaimResult { full, marked }) => {
+                self.error_backoff = CLAIM_ERROR_BACKOFF_FIRST;
+                self.backlog = full;
+                // A short claim lets a listening producer sleep only if it marked it as
+                // waiting; one made in the backlog did not, so the next claim does.
+                self.sleep = !full && (marked || !listen);
+                None
             }
-        } else {
-            claims.try_join_next()
+            Err(_) => {
+                self.backlog = false;
+                let wait = self.error_backoff;
+                self.error_backoff = (self.error_backoff * 2).min(CLAIM_ERROR_BACKOFF_MAX);
+                Some(wait)
+            }
+        }
+    }
+}
+
+impl Producer {
+    /// Claim until `stop`; executor tasks go on `jobs`. Returns once the claims in flight
+    /// have settled and the dispatcher has handed back what did not start.
+    pub(crate) async fn run(self, stop: CancellationToken, jobs: TaskTracker) {
+        let capacity = MAX_ROOM.max(self.concurrency);
+        let places = Arc::new(Semaphore::new(capacity));
+        let run_times = Arc::new(RunTimes::new());
+        let (claimed_tx, claimed_rx) = mpsc::unbounded_channel();
+        let dispatcher = Dispatcher {
+            executor: self.executor.clone(),
+            outcomes: self.outcomes.clone(),
+            slots: Arc::new(Semaphore::new(self.concurrency)),
+            run_times: Arc::clone(&run_times),
         };
-        if let Some(settled) = settled {
+        let dispatcher = tokio::spawn(dispatcher.run(claimed_rx, stop.clone(), jobs));
+        let this = Arc::new(self);
+        let mut claims = Claims::default();
+        let mut progress = Progress {
+            backlog: false,
+            sleep: false,
+            error_backoff: CLAIM_ERROR_BACKOFF_FIRST,
+        };
+        let mut peers = Peers::of(Arc::clone(&this.worker_id));
+        let queue = &this.queue;
+        loop {
+            let plan = claim_ahead::plan(
+                &run_times,
+                this.concurrency,
+                progress.backlog,
+                &mut peers,
+                this.own.db(),
+                queue,
+            )
+            .await;
+            // Settle the claims that came back, and wait while as many are in flight as the
+            // plan allows.
+            let settled = if claims.in_flight.len() >= plan.in_flight {
+                tokio::select! {
+                    settled = claims.in_flight.join_next() => settled,
+                    () = stop.cancelled() => break,
+                }
+            } else {
+                claims.in_flight.try_join_next()
+            };
             match settled {
-                Ok(Ok(ClaimResult { full, marked })) => {
-                    error_backoff = Duration::from_millis(100);
-                    backlog = full;
-                    // A short claim lets a listening producer sleep only if it marked it as
-                    // waiting; one made in the backlog did not, so the next claim does.
-                    sleep = !full && (marked || !shared.config.listen);
-                }
-                Ok(Err(error)) => {
-                    backlog = false;
-                    warn!(%queue, %error, retry_in = ?error_backoff, "claiming failed; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(error_backoff) => {}
-                        () = stop.cancelled() => break,
+                Some(Ok(result)) => {
+                    if let Err(error) = &result {
+                        warn!(%queue, %error, retry_in = ?progress.error_backoff, "claiming failed; retrying");
                     }
-                    error_backoff = (error_backoff * 2).min(CLAIM_ERROR_BACKOFF_MAX);
+                    if let Some(wait) = progress.settle(result, this.listen) {
+                        tokio::select! {
+                            () = tokio::time::sleep(wait) => {}
+                            () = stop.cancelled() => break,
+                        }
+                    }
+                    continue;
                 }
-                Err(error) => warn!(%queue, %error, "a claim task failed"),
+                Some(Err(error)) => {
+                    warn!(%queue, %error, "a claim task failed");
+                    continue;
+                }
+                None => {}
             }
-            continue;
-        }
-        if sleep {
-            // The last claim took every due job: wait for news.
-            tokio::select! {
-                () = wake.notified() => {}
-                () = tokio::time::sleep(shared.config.poll_interval) => {}
+            if progress.sleep {
+                tokio::select! {
+                    () = this.wake.notified() => {}
+                    () = tokio::time::sleep(this.poll_interval) => {}
+                    () = stop.cancelled() => break,
+                }
+                progress.sleep = false;
+            }
+            let room = tokio::select! {
+                room = take_room(&places, capacity, plan, this.concurrency, progress.backlog) => room,
                 () = stop.cancelled() => break,
-            }
-            sleep = false;
+            };
+            let Some(room) = room else { break };
+            // The connection is taken here, in the order the claims are made, so that they
+            // reach the database in that order too (see [`ClaimTurn`]).
+            let connection = tokio::select! {
+                connection = this.own.db().pool().acquire() => connection,
+                () = stop.cancelled() => break,
+            };
+            let marks = MarksWaiting(this.listen && !progress.backlog);
+            claims.spawn(
+                Arc::clone(&this),
+                connection,
+                room,
+                marks,
+                claimed_tx.clone(),
+            );
         }
-        // How much of the room to wait for, and to take.
-        let wanted = if ahead && backlog { allowed / 2 } else { 1 };
-        let most = allowed / in_flight;
-        let reserved = capacity - allowed;
-        let Ok(need) = u32::try_from(reserved + wanted) else {
-            return;
-        };
-        let mut room = tokio::select! {
-            permits = Arc::clone(&places).acquire_many_owned(need) => match permits {
-                Ok(permits) => permits,
-                Err(_) => break,
-            },
-            () = stop.cancelled() => break,
-        };
-        while room.num_permits() < reserved + most {
-            match Arc::clone(&places).try_acquire_owned() {
-                Ok(more) => room.merge(more),
-                Err(_) => break,
-            }
-        }
-        // The places beyond what is allowed go back now.
-        drop(room.split(reserved));
-        // The connection is taken here, in the order the claims are made, so that they reach
-        // the database in that order too (see [`claim`]).
-        let connection = tokio::select! {
-            connection = shared.own().pool().acquire() => connection,
-            () = stop.cancelled() => break,
-        };
-        claims.spawn(claim(
-            Arc::clone(&shared),
-            Arc::clone(&queue),
-            ClaimTurn::new(&turns, issued),
-            connection,
-            room,
-            MarksWaiting(shared.config.listen && !backlog),
-            claimed_tx.clone(),
-        ));
-        issued += 1;
+        // Jobs of claims still in flight go to the dispatcher, which hands them back.
+        while claims.in_flight.join_next().await.is_some() {}
+        drop(claimed_tx);
+        let _ = dispatcher.await;
     }
-    // Jobs of claims still in flight go to the dispatcher, which hands them back.
-    while claims.join_next().await.is_some() {}
-    drop(claimed_tx);
-    let _ = dispatcher.await;
+
+    /// Claim as many jobs as `room` has places on `connection`, and send them to the
+    /// dispatcher in their turn, each with its place.
+    async fn claim(
+        &self,
+        turn: ClaimTurn,
+        connection: Result<PoolConnection<Postgres>, sqlx::Error>,
+        mut room: OwnedSemaphorePermit,
+        MarksWaiting(marking): MarksWaiting,
+        claimed_tx: mpsc::UnboundedSender<Claimed>,
+    ) -> bosun_queue::Result<ClaimResult> {
+        let limit = room.num_permits();
+        let claimed = match connection {
+            Ok(mut connection) => {
+                let conn = self.own.db().on(&mut connection);
+                let (queue, kinds, worker) = (&*self.queue, &self.kinds[..], &*self.worker_id);
+                let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+                if marking {
+                    job_claim_or_wait(conn, queue, kinds, limit, worker).await
+                } else {
+                    job_claim(conn, queue, kinds, limit, worker).await
+                }
+            }
+            Err(error) => Err(error.into()),
+        };
+        // A failed claim takes its turn too, or the claims after it would wait for ever.
+        turn.come().await;
+        let result = claimed.map(|claimed| {
+            let full = claimed.len() == limit;
+            if !claimed.unreadable.is_empty() {
+                tokio::spawn(self.outcomes.clone().fail_unreadable(claimed.unreadable));
+            }
+            for job in claimed.jobs {
+                crate::metrics::claimed(&job);
+                let Some(place) = room.split(1) else { break };
+                let saga = crate::executor::saga_of(&job);
+                let cancel = self.running.insert(job.id, job.attempt, saga);
+                let _ = claimed_tx.send((job, place, cancel));
+            }
+            ClaimResult {
+                full,
+                marked: marking && !full,
+            }
+        });
+        turn.pass();
+        result
+    }
 }
 
-/// Whether other live workers serve the queue, as last looked up. Until the first answer,
-/// and when the lookup fails, the last answer stands (at first: none).
-///
-/// The lookups come quickly at first and then slow down to every [`PEERS_RECHECK`]: workers
-/// started together (a deploy, a scale-up) register within a few tens of milliseconds of each
-/// other, and one that looked too early would keep a second claim in flight against the
-/// others for a quarter of a second.
-struct Peers {
-    checked: Option<Instant>,
-    every: Duration,
-    any: bool,
+/// Wait for the places the next claim wants, and take up to the most it may have; the
+/// places beyond what the plan allows stay reserved so that they are not taken. `None` if
+/// the semaphore was closed.
+async fn take_room(
+    places: &Arc<Semaphore>,
+    capacity: usize,
+    plan: Plan,
+    concurrency: usize,
+    backlog: bool,
+) -> Option<OwnedSemaphorePermit> {
+    let reserved = capacity - plan.room;
+    let need = u32::try_from(reserved + plan.wanted(concurrency, backlog)).ok()?;
+    let mut room = Arc::clone(places).acquire_many_owned(need).await.ok()?;
+    while room.num_permits() < reserved + plan.most() {
+        match Arc::clone(places).try_acquire_owned() {
+            Ok(more) => room.merge(more),
+            Err(_) => break,
+        }
+    }
+    // The places beyond what is allowed go back now.
+    drop(room.split(reserved));
+    Some(room)
 }
 
-impl Default for Peers {
+/// The claims in flight, and the order they were made in.
+struct Claims {
+    in_flight: JoinSet<bosun_queue::Result<ClaimResult>>,
+    turns: Arc<watch::Sender<u64>>,
+    issued: u64,
+}
+
+impl Default for Claims {
     fn default() -> Self {
-        Peers {
-            checked: None,
-            every: PEERS_RECHECK_FIRST,
-            any: false,
+        Claims {
+            in_flight: JoinSet::new(),
+            turns: Arc::new(watch::Sender::new(0)),
+            issued: 0,
         }
     }
 }
 
-impl Peers {
-    async fn any(&mut self, shared: &Shared, queue: &str) -> bool {
-        if self.checked.is_none_or(|at| at.elapsed() >= self.every) {
-            self.checked = Some(Instant::now());
-            self.every = (self.every * 2).min(PEERS_RECHECK);
-            match worker_has_peers(shared.own(), &shared.worker_id, queue).await {
-                Ok(any) => self.any = any,
-                Err(error) => debug!(%queue, %error, "looking for other workers failed"),
-            }
-        }
-        self.any
+impl Claims {
+    fn spawn(
+        &mut self,
+        producer: Arc<Producer>,
+        connection: Result<PoolConnection<Postgres>, sqlx::Error>,
+        room: OwnedSemaphorePermit,
+        marks: MarksWaiting,
+        claimed_tx: mpsc::UnboundedSender<Claimed>,
+    ) {
+        let turn = ClaimTurn::new(&self.turns, self.issued);
+        self.issued += 1;
+        self.in_flight.spawn(async move {
+            producer
+                .claim(turn, connection, room, marks, claimed_tx)
+                .await
+        });
     }
 }
 
@@ -400,131 +358,17 @@ impl Drop for ClaimTurn {
 struct MarksWaiting(bool);
 
 /// What a claim came back with: whether its jobs filled its room (more may be waiting), and
-/// whether it marked the worker as waiting (it was [`MarksWaiting`] and came back short; unless
-/// inserts held the queue's lock past its timeout, and then the worker finds jobs by polling).
+/// whether it marked the worker as waiting (it was [`MarksWaiting`] and came back short;
+/// unless inserts held the queue's lock past its timeout, and then the worker finds jobs by
+/// polling).
 struct ClaimResult {
     full: bool,
     marked: bool,
 }
 
-/// Claim as many jobs as `room` has places on `connection`, and send them to the dispatcher
-/// in their turn, each with its place.
-async fn claim(
-    shared: Arc<Shared>,
-    queue: Arc<str>,
-    turn: ClaimTurn,
-    connection: Result<PoolConnection<Postgres>, sqlx::Error>,
-    mut room: OwnedSemaphorePermit,
-    MarksWaiting(marking): MarksWaiting,
-    claimed_tx: mpsc::UnboundedSender<Claimed>,
-) -> bosun_queue::Result<ClaimResult> {
-    let limit = room.num_permits();
-    let claimed = match connection {
-        Ok(mut connection) => {
-            let (conn, kinds, worker) = (
-                shared.own().on(&mut connection),
-                &shared.kinds,
-                &shared.worker_id,
-            );
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            if marking {
-                job_claim_or_wait(conn, &queue, kinds, limit, worker).await
-            } else {
-                job_claim(conn, &queue, kinds, limit, worker).await
-            }
-        }
-        Err(error) => Err(error.into()),
-    };
-    // A failed claim takes its turn too, or the claims after it would wait for ever.
-    turn.come().await;
-    let result = claimed.map(|claimed| {
-        let full = claimed.len() == limit;
-        let took = ClaimResult {
-            full,
-            marked: marking && !full,
-        };
-        if !claimed.unreadable.is_empty() {
-            tokio::spawn(crate::executor::fail_unreadable(
-                Arc::clone(&shared),
-                claimed.unreadable,
-            ));
-        }
-        for job in claimed.jobs {
-            crate::metrics::claimed(&job);
-            let Some(place) = room.split(1) else { break };
-            let saga = crate::executor::saga_of(&job);
-            let cancel = shared.running.insert(job.id, job.attempt, saga);
-            let _ = claimed_tx.send((job, place, cancel));
-        }
-        took
-    });
-    turn.pass();
-    result
-}
-
-type Claimed = (Job, OwnedSemaphorePermit, CancellationToken);
-
-/// Start claimed jobs as slots free up, in claim order. At shutdown, hand back the jobs that
-/// have not started, including those of a claim that was in flight when shutdown began: the
-/// channel is read until the producer has closed it.
-async fn dispatch(
-    shared: Arc<Shared>,
-    mut claimed: mpsc::UnboundedReceiver<Claimed>,
-    slots: Arc<Semaphore>,
-    run_times: Arc<RunTimes>,
-    stop: CancellationToken,
-    jobs: TaskTracker,
-) {
-    let mut waiting = Vec::new();
-    loop {
-        let next = tokio::select! {
-            next = claimed.recv() => next,
-            () = stop.cancelled() => None,
-        };
-        let Some((job, place, cancel)) = next else {
-            break;
-        };
-        let slot = tokio::select! {
-            slot = Arc::clone(&slots).acquire_owned() => slot.ok(),
-            () = stop.cancelled() => None,
-        };
-        let Some(slot) = slot else {
-            waiting.push(job);
-            break;
-        };
-        let held = Reservation {
-            _slot: slot,
-            _place: place,
-            run_times: Arc::clone(&run_times),
-        };
-        jobs.spawn(execute(Arc::clone(&shared), job, cancel, held));
-    }
-    while let Some((job, _, _)) = claimed.recv().await {
-        waiting.push(job);
-    }
-    crate::executor::hand_back_unstarted(&shared, &waiting).await;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A queue's run times after `runs` samples of `ran`, the first of them `ago`.
-    fn after(runs: u64, ran: Duration, ago: Duration) -> RunTimes {
-        let times = RunTimes::new();
-        times
-            .first
-            .set(Instant::now().checked_sub(ago).expect("a past instant"))
-            .expect("no sample yet");
-        for _ in 0..runs {
-            times.record(ran);
-        }
-        times
-    }
-
-    fn warmed(ran: Duration) -> RunTimes {
-        after(WARM_UP_SAMPLES, ran, AHEAD)
-    }
 
     #[tokio::test]
     async fn a_claim_that_never_passes_its_turn_does_not_hold_up_the_next() {
@@ -540,46 +384,5 @@ mod tests {
             .expect("the third claim's turn comes");
         third.pass();
         assert_eq!(*turns.borrow(), 3);
-    }
-
-    #[test]
-    fn a_queue_holds_one_job_per_slot_until_it_has_seen_its_jobs_are_short() {
-        assert_eq!(RunTimes::new().room(32), 32);
-        assert_eq!(warmed(Duration::from_millis(5)).room(32), 32);
-        assert_eq!(warmed(Duration::from_secs(3)).room(1), 1);
-    }
-
-    #[test]
-    fn a_queue_claims_ahead_only_after_a_warm_up_in_samples_and_in_time() {
-        let fast = Duration::from_millis(1);
-        assert_eq!(after(1, fast, AHEAD).room(32), 32, "one sample");
-        assert_eq!(after(WARM_UP_SAMPLES - 1, fast, AHEAD).room(32), 32);
-        assert_eq!(
-            after(WARM_UP_SAMPLES, fast, AHEAD / 2).room(32),
-            32,
-            "the first sample too recent: slow jobs started with it may still be running"
-        );
-        assert!(warmed(fast).room(32) > 32);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_handler_running_long_stops_its_queue_claiming_ahead_until_it_ends() {
-        let times = warmed(Duration::from_millis(1));
-        let ahead = times.room(32);
-        assert!(ahead > 32);
-        let mark = times.running_long().await;
-        assert_eq!(times.room(32), 32);
-        drop(mark);
-        assert_eq!(times.room(32), ahead);
-    }
-
-    #[test]
-    fn short_jobs_are_held_for_the_time_the_slots_take_within_the_most_room() {
-        // 32 slots at 4 ms a job get through 400 jobs in 50 ms.
-        assert_eq!(warmed(Duration::from_millis(4)).room(32), 32 + 400);
-        assert_eq!(warmed(Duration::from_micros(10)).room(32), MAX_ROOM);
-        assert_eq!(warmed(Duration::ZERO).room(32), MAX_ROOM);
-        // More slots than the most room: one job per slot still.
-        assert_eq!(warmed(Duration::ZERO).room(5000), 5000);
     }
 }

@@ -2,19 +2,10 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use bosun_queue::{runtime::Recorded, Job, JobArgs};
+use bosun_queue::{Job, JobArgs};
 use futures_util::future::BoxFuture;
 
-use crate::{JobContext, JobResult, Worker};
-
-/// How a handler's attempt ended, as the executor sees it.
-pub(crate) enum Handled {
-    /// The handler returned; the executor records the outcome.
-    Returned(JobResult),
-    /// The handler recorded the outcome itself, in a transaction of its own (the saga runner
-    /// does, so that a step's outcome and the next step's job commit together).
-    Recorded(Recorded),
-}
+use crate::{attempt::Handled, JobContext, Worker};
 
 /// A handler with its argument type erased: decodes JSON args, then runs.
 pub(crate) trait ErasedWorker: Send + Sync {

@@ -50,18 +50,80 @@ impl Wakeups {
     }
 }
 
-/// One [`Wakeups`] per queue.
-pub(crate) fn for_queues<'a>(
-    queues: impl IntoIterator<Item = &'a String>,
-) -> HashMap<String, Arc<Wakeups>> {
-    queues
-        .into_iter()
-        .map(|queue| (queue.clone(), Arc::new(Wakeups::default())))
-        .collect()
+/// One [`Notify`] per queue: wakes that queue's producer to claim now (a notification came,
+/// a retry fell due, or a saga transition of this worker enqueued the next step without
+/// notifying). Clones share the same wakers.
+#[derive(Clone)]
+pub(crate) struct Wakers(Arc<HashMap<String, Arc<Notify>>>);
+
+impl Wakers {
+    pub(crate) fn for_queues<'a>(queues: impl IntoIterator<Item = &'a str>) -> Wakers {
+        Wakers(Arc::new(
+            queues
+                .into_iter()
+                .map(|queue| (queue.to_string(), Arc::new(Notify::new())))
+                .collect(),
+        ))
+    }
+
+    /// The waker of `queue`'s producer.
+    pub(crate) fn get(&self, queue: &str) -> Option<&Arc<Notify>> {
+        self.0.get(queue)
+    }
+
+    /// Wake `queue`'s producer, if this worker works it.
+    pub(crate) fn wake(&self, queue: &str) {
+        if let Some(waker) = self.0.get(queue) {
+            waker.notify_one();
+        }
+    }
+
+    /// Wake every producer.
+    pub(crate) fn wake_all(&self) {
+        self.0.values().for_each(|waker| waker.notify_one());
+    }
+}
+
+/// The [`Wakeups`] of every queue. Clones share them.
+#[derive(Clone)]
+pub(crate) struct DueTimes(Arc<HashMap<String, Arc<Wakeups>>>);
+
+impl DueTimes {
+    pub(crate) fn for_queues<'a>(queues: impl IntoIterator<Item = &'a str>) -> DueTimes {
+        DueTimes(Arc::new(
+            queues
+                .into_iter()
+                .map(|queue| (queue.to_string(), Arc::new(Wakeups::default())))
+                .collect(),
+        ))
+    }
+
+    /// Wake `queue`'s producer `due_in` from now (see [`Wakeups::wake_in`]).
+    pub(crate) fn wake_in(&self, queue: &str, due_in: Duration) {
+        if let Some(wakeups) = self.0.get(queue) {
+            wakeups.wake_in(due_in);
+        }
+    }
+
+    /// One task per queue that wakes its producer (through `wakers`) when a due time comes,
+    /// until `stop`.
+    pub(crate) fn spawn(
+        &self,
+        wakers: &Wakers,
+        stop: &CancellationToken,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        self.0
+            .iter()
+            .filter_map(|(queue, wakeups)| {
+                let waker = Arc::clone(wakers.get(queue)?);
+                Some(tokio::spawn(run(Arc::clone(wakeups), waker, stop.clone())))
+            })
+            .collect()
+    }
 }
 
 /// Sleep until the earliest due time, wake the producer (`claim`), and go on, until `stop`.
-pub(crate) async fn run(wakeups: Arc<Wakeups>, claim: Arc<Notify>, stop: CancellationToken) {
+async fn run(wakeups: Arc<Wakeups>, claim: Arc<Notify>, stop: CancellationToken) {
     loop {
         let next = wakeups.lock().first().copied();
         let due = async {

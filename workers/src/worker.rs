@@ -116,8 +116,6 @@ pub struct JobContext {
     client: Client,
     cancel: CancellationToken,
     worker_id: std::sync::Arc<str>,
-    /// Wakes the producer of the job's queue in this worker.
-    claims: Option<std::sync::Arc<tokio::sync::Notify>>,
     /// How long the handler has to return once told to stop, before it is aborted.
     stop_grace: StopGrace,
 }
@@ -143,7 +141,6 @@ impl JobContext {
         client: Client,
         cancel: CancellationToken,
         worker_id: std::sync::Arc<str>,
-        claims: Option<std::sync::Arc<tokio::sync::Notify>>,
         stop_grace: StopGrace,
     ) -> Self {
         JobContext {
@@ -151,7 +148,6 @@ impl JobContext {
             client,
             cancel,
             worker_id,
-            claims,
             stop_grace,
         }
     }
@@ -168,14 +164,6 @@ impl JobContext {
     /// The pool's cancel grace.
     pub(crate) fn stop_grace(&self) -> Duration {
         self.stop_grace.grace
-    }
-
-    /// Have this worker claim from the job's queue now rather than wait for a notification:
-    /// a saga transition enqueued the saga's next job there without notifying.
-    pub(crate) fn claim_now(&self) {
-        if let Some(claims) = &self.claims {
-            claims.notify_one();
-        }
     }
 
     /// The job row as claimed (state `running`, `attempt` already counted).

@@ -10,6 +10,9 @@ use bosun_queue::{
     Client, JobState,
 };
 use serde::{Deserialize, Serialize};
+use tracing::{debug, info};
+
+use super::service::Service;
 
 /// Default retention of completed jobs.
 pub const RETAIN_COMPLETED_DEFAULT: Duration = Duration::from_secs(24 * 3600);
@@ -122,5 +125,30 @@ impl Pruner {
             }
         }
         Ok(result)
+    }
+}
+
+impl Service for Pruner {
+    type Report = PruneResult;
+
+    fn name(&self) -> &'static str {
+        "pruner"
+    }
+
+    async fn run_once(&self) -> bosun_queue::Result<PruneResult> {
+        Pruner::run_once(self).await
+    }
+
+    fn report(&self, result: &PruneResult) {
+        if result.completed + result.failed + result.cancelled == 0 {
+            debug!("pruner: nothing to do");
+            return;
+        }
+        info!(
+            completed = result.completed,
+            failed = result.failed,
+            cancelled = result.cancelled,
+            "pruned finished jobs past their retention"
+        );
     }
 }

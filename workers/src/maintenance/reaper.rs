@@ -12,6 +12,9 @@ use bosun_queue::{
     targets::{reap_expunged, Reaped},
     Client,
 };
+use tracing::{debug, info};
+
+use super::service::Service;
 
 /// Default jobs per batch.
 pub const BATCH_SIZE_DEFAULT: i32 = 1000;
@@ -59,5 +62,30 @@ impl Reaper {
                 return Ok(reaped);
             }
         }
+    }
+}
+
+impl Service for Reaper {
+    type Report = Vec<Reaped>;
+
+    fn name(&self) -> &'static str {
+        "reaper"
+    }
+
+    async fn run_once(&self) -> bosun_queue::Result<Vec<Reaped>> {
+        Reaper::run_once(self).await
+    }
+
+    fn report(&self, reaped: &Vec<Reaped>) {
+        if reaped.is_empty() {
+            debug!("reaper: nothing to do");
+            return;
+        }
+        crate::metrics::reaped(reaped);
+        info!(
+            reaped = reaped.len(),
+            running = reaped.iter().filter(|r| r.was_running).count(),
+            "reaped jobs on expunged targets"
+        );
     }
 }

@@ -12,6 +12,9 @@ use bosun_queue::{
     liveness::{job_rescue_many, worker_prune_expired, RescueResult},
     Client,
 };
+use tracing::{debug, info};
+
+use super::service::Service;
 
 /// Default rows per batch.
 pub const BATCH_SIZE_DEFAULT: i64 = 1000;
@@ -34,7 +37,7 @@ impl Default for RescuerConfig {
     fn default() -> Self {
         RescuerConfig {
             batch_size: BATCH_SIZE_DEFAULT,
-            min_age: crate::pool::LEASE_DEFAULT,
+            min_age: crate::heartbeat::LEASE_DEFAULT,
             forget_workers_after: FORGET_WORKERS_AFTER_DEFAULT,
         }
     }
@@ -72,5 +75,30 @@ impl Rescuer {
         }
         worker_prune_expired(pool, self.config.forget_workers_after).await?;
         Ok(total)
+    }
+}
+
+impl Service for Rescuer {
+    type Report = RescueResult;
+
+    fn name(&self) -> &'static str {
+        "rescuer"
+    }
+
+    async fn run_once(&self) -> bosun_queue::Result<RescueResult> {
+        Rescuer::run_once(self).await
+    }
+
+    fn report(&self, result: &RescueResult) {
+        if result.retried + result.failed == 0 {
+            debug!("rescuer: nothing to do");
+            return;
+        }
+        crate::metrics::rescued(result.retried + result.failed);
+        info!(
+            retried = result.retried,
+            failed = result.failed,
+            "rescued jobs of workers that stopped heartbeating"
+        );
     }
 }

@@ -14,6 +14,8 @@ use bosun_queue::{
     Client,
 };
 
+use super::service::Service;
+
 /// Default: count finished jobs exactly below this many rows in the table, estimate above.
 pub const EXACT_BELOW_DEFAULT: i64 = 100_000;
 
@@ -83,5 +85,23 @@ impl Sampler {
         }
         crate::metrics::workers_alive(0.0);
         *last = LastSet::default();
+    }
+}
+
+impl Service for Sampler {
+    type Report = Sample;
+
+    fn name(&self) -> &'static str {
+        "sampler"
+    }
+
+    async fn run_once(&self) -> bosun_queue::Result<Sample> {
+        Sampler::run_once(self).await
+    }
+
+    fn report(&self, _: &Sample) {}
+
+    fn leadership_lost(&self) {
+        self.forget();
     }
 }

@@ -22,6 +22,8 @@ use tracing::info;
 
 use crate::periodic::{catch_up, slots::Schedule};
 
+use super::service::Service;
+
 /// Under [`crate::CatchUp::None`], a slot the leader finds more than this long after it came
 /// counts as missed and is skipped. Long enough for a leader's handover (a lease and a tick),
 /// short enough that a job is not run an outage late.
@@ -122,5 +124,23 @@ impl Scheduler {
             }
         }
         Ok(fired)
+    }
+}
+
+impl Service for Scheduler {
+    type Report = Vec<Fired>;
+
+    fn name(&self) -> &'static str {
+        "scheduler"
+    }
+
+    async fn run_once(&self) -> bosun_queue::Result<Vec<Fired>> {
+        Scheduler::run_once(self).await
+    }
+
+    fn report(&self, fired: &Vec<Fired>) {
+        for f in fired {
+            info!(periodic = %f.name, slot = %f.slot, job = f.job_id, "fired periodic job");
+        }
     }
 }

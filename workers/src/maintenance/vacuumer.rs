@@ -22,6 +22,9 @@ use bosun_queue::{
     liveness::{jobs_dead_rows, jobs_vacuum},
     Client,
 };
+use tracing::info;
+
+use super::service::Service;
 
 /// Default [`VacuumerConfig::dead_min`].
 pub const DEAD_MIN_DEFAULT: i64 = 100_000;
@@ -78,5 +81,23 @@ impl Vacuumer {
         }
         jobs_vacuum(self.client.db()).await?;
         Ok(Some(rows.dead))
+    }
+}
+
+impl Service for Vacuumer {
+    type Report = Option<i64>;
+
+    fn name(&self) -> &'static str {
+        "vacuumer"
+    }
+
+    async fn run_once(&self) -> bosun_queue::Result<Option<i64>> {
+        Vacuumer::run_once(self).await
+    }
+
+    fn report(&self, vacuumed: &Option<i64>) {
+        if let Some(dead) = vacuumed {
+            info!(dead, "vacuumed bosun.jobs");
+        }
     }
 }

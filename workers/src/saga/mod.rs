@@ -22,8 +22,6 @@
 //! "create" and "record", it finds what it made and adopts it instead of making a second one.
 
 mod runner;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 use std::{collections::BTreeMap, future::Future, sync::Arc};
 
@@ -46,10 +44,10 @@ type UndoFn = Arc<dyn Fn(StepContext) -> BoxFuture<'static, Result<(), JobError>
 /// `undo`, and how many attempts each may take.
 #[derive(Clone)]
 pub struct Step {
-    name: String,
-    run: RunFn,
-    undo: Option<UndoFn>,
-    max_attempts: i32,
+    pub(crate) name: String,
+    pub(crate) run: RunFn,
+    pub(crate) undo: Option<UndoFn>,
+    pub(crate) max_attempts: i32,
 }
 
 impl std::fmt::Debug for Step {
@@ -117,8 +115,8 @@ impl Step {
 /// A saga kind: its name and its ordered steps.
 #[derive(Debug, Clone)]
 pub struct SagaDefinition {
-    kind: String,
-    steps: Vec<Step>,
+    pub(crate) kind: String,
+    pub(crate) steps: Vec<Step>,
 }
 
 impl SagaDefinition {

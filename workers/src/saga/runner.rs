@@ -1,5 +1,6 @@
-//! Runs one step job of a saga: the step's `run` (direction `do`) or its `undo`, then records
-//! the outcome through one fenced SQL transition, which also enqueues what comes next.
+//! Runs one step job of a saga: the step's `run` (direction `do`) or its `undo`, and says how
+//! it ended as a [`SagaTransition`], which the outcome writer records through one fenced SQL
+//! transition that also enqueues what comes next.
 //!
 //! A retryable error with attempts left goes back to the executor, which retries the job with
 //! backoff (the error is noted on the ledger). A permanent error, a cancel, or the last
@@ -9,12 +10,8 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use bosun_queue::{
-    runtime::Recorded,
-    saga::runner::{
-        step_begin, step_done, step_fail, step_note_error, step_outputs, step_skip, undo_begin,
-        undo_done, undo_fail, undo_gone,
-    },
-    Job, JobState,
+    saga::runner::{step_begin, step_note_error, step_outputs, undo_begin},
+    Job,
 };
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
@@ -22,7 +19,8 @@ use uuid::Uuid;
 
 use super::{SagaDefinition, Step, StepContext};
 use crate::{
-    registry::{ErasedWorker, Handled},
+    attempt::{Handled, SagaTransition},
+    registry::ErasedWorker,
     JobContext, JobError,
 };
 
@@ -72,20 +70,11 @@ impl SagaRunner {
         if let Some(message) = died_on_last_attempt(ctx.job(), step) {
             // The step used its attempts and the last one never came back: end it as its own
             // last error would have, through the saga's fenced transition.
-            let pool = ctx.client().db();
-            let held = ctx.job().lease();
-            return match job.direction {
-                Direction::Do => recorded(
-                    &ctx,
-                    step_fail(pool, held, job.saga_id, job.step, &message).await,
-                    JobState::Failed,
-                ),
-                Direction::Undo => recorded(
-                    &ctx,
-                    undo_fail(pool, held, job.saga_id, job.step, &message).await,
-                    JobState::Failed,
-                ),
-            };
+            let (saga, step, error) = (job.saga_id, job.step, message);
+            return Handled::Saga(match job.direction {
+                Direction::Do => SagaTransition::StepFailed { saga, step, error },
+                Direction::Undo => SagaTransition::UndoFailed { saga, step, error },
+            });
         }
         match job.direction {
             Direction::Do => self.run_forward(&ctx, &job, step).await,
@@ -110,11 +99,10 @@ impl SagaRunner {
             Ok(Some(saga)) => saga,
             // Cancelled or already compensating: do not run; compensate what succeeded.
             Ok(None) => {
-                return recorded(
-                    ctx,
-                    step_skip(pool, held, job.saga_id, job.step).await,
-                    JobState::Completed,
-                )
+                return Handled::Saga(SagaTransition::StepSkipped {
+                    saga: job.saga_id,
+                    step: job.step,
+                })
             }
             Err(error) => return Handled::Returned(Err(JobError::retry(error))),
         };
@@ -123,21 +111,19 @@ impl SagaRunner {
             Err(error) => return Handled::Returned(Err(error)),
         };
         match caught(ctx, (step.run)(step_ctx)).await {
-            Ok(output) => {
-                let count = i32::try_from(self.names.len()).unwrap_or(i32::MAX);
-                recorded(
-                    ctx,
-                    step_done(pool, held, job.saga_id, job.step, count, &output).await,
-                    JobState::Completed,
-                )
-            }
+            Ok(output) => Handled::Saga(SagaTransition::StepDone {
+                saga: job.saga_id,
+                step: job.step,
+                steps: i32::try_from(self.names.len()).unwrap_or(i32::MAX),
+                output,
+            }),
             Err(JobError::Snooze(delay)) => Handled::Returned(Err(JobError::Snooze(delay))),
             Err(error) => match after_error(ctx.job(), step, error) {
-                AfterError::EndStep(message) => recorded(
-                    ctx,
-                    step_fail(pool, held, job.saga_id, job.step, &message).await,
-                    JobState::Failed,
-                ),
+                AfterError::EndStep(error) => Handled::Saga(SagaTransition::StepFailed {
+                    saga: job.saga_id,
+                    step: job.step,
+                    error,
+                }),
                 AfterError::Retry(retry) => {
                     let _ = step_note_error(pool, job.saga_id, job.step, &retry).await;
                     Handled::Returned(Err(JobError::retry(retry)))
@@ -151,16 +137,15 @@ impl SagaRunner {
         let held = ctx.job().lease();
         let Some(undo) = &step.undo else {
             // Nothing to undo: the step counts as undone.
-            return recorded(
-                ctx,
-                undo_done(pool, held, job.saga_id, job.step).await,
-                JobState::Completed,
-            );
+            return Handled::Saga(SagaTransition::UndoDone {
+                saga: job.saga_id,
+                step: job.step,
+            });
         };
         let saga = match undo_begin(pool, held, job.saga_id, job.step, step.max_attempts).await {
             Ok(Some(saga)) => saga,
             // The runner no longer holds its job: leave the ledger alone.
-            Ok(None) => return Handled::Recorded(Recorded::FencedOut),
+            Ok(None) => return Handled::NotHeld,
             Err(error) => return Handled::Returned(Err(JobError::retry(error))),
         };
         let step_ctx = match self.context(ctx, saga, job.step, &step.name).await {
@@ -168,23 +153,22 @@ impl SagaRunner {
             Err(error) => return Handled::Returned(Err(error)),
         };
         match caught(ctx, undo(step_ctx)).await {
-            Ok(()) => recorded(
-                ctx,
-                undo_done(pool, held, job.saga_id, job.step).await,
-                JobState::Completed,
-            ),
-            Err(JobError::TargetGone(reason)) => recorded(
-                ctx,
-                undo_gone(pool, held, job.saga_id, job.step, &reason).await,
-                JobState::Completed,
-            ),
+            Ok(()) => Handled::Saga(SagaTransition::UndoDone {
+                saga: job.saga_id,
+                step: job.step,
+            }),
+            Err(JobError::TargetGone(reason)) => Handled::Saga(SagaTransition::UndoGone {
+                saga: job.saga_id,
+                step: job.step,
+                reason,
+            }),
             Err(JobError::Snooze(delay)) => Handled::Returned(Err(JobError::Snooze(delay))),
             Err(error) => match after_error(ctx.job(), step, error) {
-                AfterError::EndStep(message) => recorded(
-                    ctx,
-                    undo_fail(pool, held, job.saga_id, job.step, &message).await,
-                    JobState::Failed,
-                ),
+                AfterError::EndStep(error) => Handled::Saga(SagaTransition::UndoFailed {
+                    saga: job.saga_id,
+                    step: job.step,
+                    error,
+                }),
                 AfterError::Retry(retry) => {
                     let _ = step_note_error(pool, job.saga_id, job.step, &retry).await;
                     Handled::Returned(Err(JobError::retry(retry)))
@@ -282,24 +266,6 @@ fn after_error(job: &Job, step: &Step, error: JobError) -> AfterError {
         )),
         JobError::Retry(error) => AfterError::Retry(error.to_string()),
         JobError::Snooze(_) => AfterError::Retry("snoozed".to_string()),
-    }
-}
-
-/// Map a fenced transition's result to what the executor should know. A transition that
-/// went through may have enqueued the saga's next job, without notifying (see
-/// `bosun_queue::saga::runner`): this worker claims it.
-fn recorded(ctx: &JobContext, result: bosun_queue::Result<bool>, state: JobState) -> Handled {
-    match result {
-        Ok(true) => {
-            ctx.claim_now();
-            Handled::Recorded(Recorded::Now(state))
-        }
-        Ok(false) => Handled::Recorded(Recorded::FencedOut),
-        // The step's outcome is lost with the failed write: the job retries and the step runs
-        // again, which it must tolerate (idempotent).
-        Err(error) => Handled::Returned(Err(JobError::retry(format!(
-            "recording the step's outcome failed: {error}"
-        )))),
     }
 }
 

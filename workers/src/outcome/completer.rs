@@ -25,7 +25,11 @@ use tokio::sync::{mpsc, Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::{pool::Shared, running::StopReason};
+use super::retry::record_backoff;
+use crate::{
+    connections::OwnConnections,
+    running::{RunningJobs, StopReason},
+};
 
 /// Most completions per statement, and statements in flight at once. Since slots are given
 /// up before the write, the completions of a busy worker queue up during a write and the
@@ -33,7 +37,7 @@ use crate::{pool::Shared, running::StopReason};
 const MAX_BATCH: usize = 500;
 const IN_FLIGHT: usize = 2;
 /// Most completions waiting for their write before handlers have to wait.
-pub(crate) const MAX_WAITING: usize = 4 * MAX_BATCH;
+const MAX_WAITING: usize = 4 * MAX_BATCH;
 
 struct Pending {
     job: Arc<Job>,
@@ -42,14 +46,14 @@ struct Pending {
 }
 
 /// Where executors send their completions.
-pub(crate) struct Completer {
+pub(super) struct Completer {
     sender: mpsc::UnboundedSender<Pending>,
     receiver: Mutex<Option<mpsc::UnboundedReceiver<Pending>>>,
     waiting: Arc<Semaphore>,
 }
 
 impl Completer {
-    pub(crate) fn new() -> Completer {
+    pub(super) fn new() -> Completer {
         let (sender, receiver) = mpsc::unbounded_channel();
         Completer {
             sender,
@@ -62,7 +66,7 @@ impl Completer {
     /// only while [`MAX_WAITING`] completions are already waiting. The job stays held (in the
     /// running set) until the write; the completer then records the outcome in the metrics
     /// and forgets the job.
-    pub(crate) async fn complete(&self, job: Arc<Job>, ran: Duration) {
+    pub(super) async fn complete(&self, job: Arc<Job>, ran: Duration) {
         let Ok(waiting) = Arc::clone(&self.waiting).acquire_owned().await else {
             return;
         };
@@ -74,7 +78,7 @@ impl Completer {
     }
 
     /// Wait until every queued completion has been written (or given up on).
-    pub(crate) async fn drained(&self) {
+    pub(super) async fn drained(&self) {
         let all = u32::try_from(MAX_WAITING).unwrap_or(u32::MAX);
         if let Ok(permits) = self.waiting.acquire_many(all).await {
             drop(permits);
@@ -82,61 +86,69 @@ impl Completer {
     }
 }
 
-/// Write completions until `stop`, then write what is still waiting and return.
-pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
-    let Some(mut receiver) = shared.completer.receiver.lock().await.take() else {
-        return;
-    };
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-    let flushes = tokio_util::task::TaskTracker::new();
-    loop {
-        let first = tokio::select! {
-            first = receiver.recv() => first,
-            () = stop.cancelled() => {
-                let mut rest = Vec::new();
-                while let Ok(pending) = receiver.try_recv() {
-                    rest.push(pending);
+impl Completer {
+    /// Write completions on `own` until `stop`, then write what is still waiting and
+    /// return. Each job is forgotten in `running` once its write is settled.
+    pub(super) async fn run(
+        &self,
+        own: &OwnConnections,
+        running: &RunningJobs,
+        stop: CancellationToken,
+    ) {
+        let Some(mut receiver) = self.receiver.lock().await.take() else {
+            return;
+        };
+        let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+        let flushes = tokio_util::task::TaskTracker::new();
+        loop {
+            let first = tokio::select! {
+                first = receiver.recv() => first,
+                () = stop.cancelled() => {
+                    let mut rest = Vec::new();
+                    while let Ok(pending) = receiver.try_recv() {
+                        rest.push(pending);
+                    }
+                    for batch in rest.chunks(MAX_BATCH) {
+                        flush(own, running, batch).await;
+                    }
+                    flushes.close();
+                    flushes.wait().await;
+                    return;
                 }
-                for batch in rest.chunks(MAX_BATCH) {
-                    flush(&shared, batch).await;
-                }
+            };
+            let Some(first) = first else {
                 flushes.close();
                 flushes.wait().await;
                 return;
+            };
+            // Take the batch only once a statement may start: completions that arrive
+            // meanwhile join it.
+            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match receiver.try_recv() {
+                    Ok(pending) => batch.push(pending),
+                    Err(_) => break,
+                }
             }
-        };
-        let Some(first) = first else {
-            flushes.close();
-            flushes.wait().await;
-            return;
-        };
-        // Take the batch only once a statement may start: completions that arrive meanwhile
-        // join it.
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-            return;
-        };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(pending) => batch.push(pending),
-                Err(_) => break,
-            }
+            let (own, running) = (own.clone(), running.clone());
+            flushes.spawn(async move {
+                flush(&own, &running, &batch).await;
+                drop(slot);
+            });
         }
-        let shared = Arc::clone(&shared);
-        flushes.spawn(async move {
-            flush(&shared, &batch).await;
-            drop(slot);
-        });
     }
 }
 
 /// Write one batch, retrying while the database is unreachable, then settle each job: count
 /// it, forget it, and say so when it was fenced out.
-async fn flush(shared: &Shared, batch: &[Pending]) {
+async fn flush(own: &OwnConnections, running: &RunningJobs, batch: &[Pending]) {
     let held: Vec<Lease> = batch.iter().map(|p| p.job.lease()).collect();
-    let pool = shared.own();
+    let pool = own.db();
     let result = (|| job_complete_many(pool, &held))
-        .retry(crate::executor::record_backoff())
+        .retry(record_backoff())
         .when(bosun_queue::Error::is_transient)
         .notify(|error, delay| {
             warn!(%error, ?delay, jobs = held.len(), "completing jobs failed; retrying");
@@ -147,14 +159,14 @@ async fn flush(shared: &Shared, batch: &[Pending]) {
         Err(error) => {
             warn!(%error, jobs = held.len(), "could not complete jobs; they stay running until recovered");
             for pending in batch {
-                shared.running.remove(pending.job.id);
+                running.remove(pending.job.id);
             }
             return;
         }
     };
     for pending in batch {
         let job = &pending.job;
-        let stopped = shared.running.remove(job.id);
+        let stopped = running.remove(job.id);
         if done.contains(&job.id) {
             crate::metrics::finished(job, JobState::Completed, pending.ran);
         } else if stopped == Some(StopReason::Shutdown) {

@@ -5,7 +5,7 @@
 //!
 //! ```no_run
 //! # async fn check(client: bosun_queue::Client, saga: bosun_workers::SagaDefinition) {
-//! use bosun_workers::saga::testing;
+//! use bosun_workers::testing::saga as testing;
 //! let inputs = serde_json::json!({"droplet": 1});
 //! testing::assert_fail_each_step_unwinds(&client, &saga, &inputs).await;
 //! testing::assert_repeat_each_step_is_idempotent(&client, &saga, &inputs).await;
@@ -20,8 +20,7 @@ use bosun_queue::{
 };
 use uuid::Uuid;
 
-use super::{SagaDefinition, Step};
-use crate::{JobError, WorkerPool};
+use crate::{JobError, SagaDefinition, Step, WorkerPool};
 
 /// How long one saga may take in these helpers before they give up.
 pub const SAGA_DEADLINE: Duration = Duration::from_secs(60);

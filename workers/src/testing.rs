@@ -1,0 +1,3 @@
+//! Helpers for users' own tests (feature `testing`).
+
+pub mod saga;
