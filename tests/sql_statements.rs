@@ -6,7 +6,7 @@
 //! does), so that a misspelt column, type or function, or a file that holds two statements,
 //! fails the suite. Scripts under a `scripts/` folder run with `raw_sql` and cannot be
 //! prepared (several statements, DDL, `VACUUM`); the tests that run them cover them. A second
-//! test checks that the Rust sources of `queue` hold no SQL literal, so
+//! test checks that the Rust sources of `queue`, `workers` and `bin` hold no SQL literal, so
 //! no statement escapes the first, and that every file is used and holds a statement of its
 //! own.
 
@@ -60,8 +60,13 @@ fn relative(path: &Path) -> String {
         .to_string()
 }
 
-/// Scripts that make what some statements act on besides Bosun's schema, run first.
-const SETUP_SCRIPTS: &[&str] = &[];
+/// Scripts that make what some statements act on besides Bosun's schema, run first: the
+/// bench's tables in its scratch database, and the simulated cloud's schema.
+const SETUP_SCRIPTS: &[&str] = &[
+    "bench/scripts/ceiling_create.sql",
+    "bench/scripts/starts_create.sql",
+    "sim/scripts/schema_create.sql",
+];
 
 #[tokio::test]
 async fn every_statement_prepares_on_a_migrated_database() {
@@ -216,7 +221,7 @@ const BUILT_AT_RUN_TIME: &str = "SQL built at run time";
 #[test]
 fn no_sql_literal_is_left_in_the_rust_sources() {
     let mut found = Vec::new();
-    for crate_dir in ["queue/src"] {
+    for crate_dir in ["queue/src", "workers/src", "bin/src"] {
         for path in files(&workspace().join(crate_dir), "rs") {
             let source = std::fs::read_to_string(&path).unwrap();
             // Unit tests may spell out a statement they expect a builder to make.

@@ -1,6 +1,9 @@
 //! Storage for live workers, leadership, rescue and pruning: the calls behind heartbeats,
 //! the maintenance leader, the rescuer and the pruner in `bosun-workers`.
 //!
+//! Internal: used by Bosun's own runtime, CLI and bench, not covered by semver (hidden from
+//! the documentation).
+//!
 //! Liveness is a lease on the database clock: a worker is alive while `expires_at > now()`,
 //! and renews it by heartbeating. A job whose `attempted_by` names a worker without a live
 //! lease is an orphan; [`job_rescue_many`] gives it back. Nothing here trusts a worker's own

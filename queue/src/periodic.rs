@@ -256,6 +256,7 @@ pub async fn periodic_unschedule(
 ///
 /// # Errors
 /// [`crate::Error::Database`] if the call fails.
+#[doc(hidden)]
 pub async fn periodic_fire(
     pool: impl PgExecutor<'_> + Copy,
     name: &str,
@@ -277,6 +278,7 @@ pub async fn periodic_fire(
 /// # Errors
 /// [`crate::Error::InvalidArgument`] when `last` is before `first`; [`crate::Error::Database`]
 /// if the call fails.
+#[doc(hidden)]
 pub async fn periodic_skip(
     pool: impl PgExecutor<'_> + Copy,
     name: &str,
@@ -295,6 +297,7 @@ pub async fn periodic_skip(
 ///
 /// # Errors
 /// [`crate::Error::Database`] if the call fails.
+#[doc(hidden)]
 pub async fn periodic_note(
     pool: impl PgExecutor<'_> + Copy,
     name: &str,

@@ -233,6 +233,9 @@ pub async fn saga_delete(pool: impl PgExecutor<'_> + Copy, id: Uuid) -> Result<S
 /// notification (setting `bosun.notify_inserts` off): a notifying commit waits its turn
 /// behind every other, and the next job is on the queue of the worker that calls them, which claims it itself.
 /// A caller that is not that worker must wake one.
+///
+/// Internal: used by Bosun's own runtime, not covered by semver.
+#[doc(hidden)]
 pub mod runner {
     use super::{PgExecutor, Result, Saga, Uuid};
     use crate::Lease;

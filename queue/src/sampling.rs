@@ -1,5 +1,8 @@
 //! What the metrics sampler reads: cheap, bounded queries the maintenance
 //! leader runs on an interval, so that scraping metrics never touches the jobs table.
+//!
+//! Internal: used by Bosun's own runtime, CLI and bench, not covered by semver (hidden from
+//! the documentation).
 
 use serde::{Deserialize, Serialize};
 use sqlx::PgExecutor;

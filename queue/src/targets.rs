@@ -131,6 +131,7 @@ pub async fn target_get(pool: impl PgExecutor<'_> + Copy, name: &str) -> Result<
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] when `batch` is below 1.
+#[doc(hidden)]
 pub async fn reap_expunged(pool: impl PgExecutor<'_> + Copy, batch: i32) -> Result<Vec<Reaped>> {
     Ok(sqlx::query_as(include_str!("sql/target_reap_expunged.sql"))
         .bind(batch)
