@@ -9,7 +9,7 @@
 
 use std::{process::Command, time::Duration};
 
-use bosun_cli::cloud::{self, HoldPoint};
+use bosun_queue::sim::{self as cloud, HoldPoint};
 use bosun_queue::{
     saga::{saga_get, saga_steps},
     Saga, SagaState, SagaStep, SagaStepState,

@@ -19,12 +19,14 @@ use std::{
     time::Duration,
 };
 
-use bosun_queue::{sqlx, Job, JobArgs};
+use bosun_queue::{
+    sim::{self as cloud, HoldPoint},
+    Job, JobArgs,
+};
 use bosun_workers::{
     backoff, JobContext, JobError, JobResult, Registry, SagaDefinition, Step, StepContext, Worker,
 };
 
-use crate::cloud::{self, HoldPoint};
 use serde::{Deserialize, Serialize};
 
 /// `echo`: any object.
@@ -98,10 +100,6 @@ impl JobArgs for BenchStarted {
     const KIND: &'static str = "bench.started";
 }
 
-/// The table `bench.started` writes to, in the database the jobs are in; `bosun bench` makes
-/// it for W3.
-pub const BENCH_STARTS_TABLE: &str = "bosun_bench_handler_starts";
-
 struct EchoWorker;
 
 impl Worker for EchoWorker {
@@ -121,14 +119,9 @@ impl Worker for BenchStartedWorker {
 
     async fn work(&self, ctx: JobContext, _args: BenchStarted) -> JobResult {
         let started = chrono::Utc::now();
-        sqlx::query(&format!(
-            "INSERT INTO {BENCH_STARTS_TABLE} (job_id, started_at) VALUES ($1, $2)"
-        ))
-        .bind(ctx.id())
-        .bind(started)
-        .execute(ctx.client().db())
-        .await
-        .map_err(JobError::retry)?;
+        bosun_queue::bench::start_record(ctx.client().db(), ctx.id(), started)
+            .await
+            .map_err(JobError::retry)?;
         Ok(())
     }
 }

@@ -4,7 +4,6 @@
 
 pub mod bench;
 pub mod cli;
-pub mod cloud;
 pub mod commands;
 pub mod connect;
 pub mod embedded;

@@ -213,7 +213,7 @@ impl Client {
     /// # Errors
     /// [`Error::NotFound`] if there is no such job.
     pub async fn job_get(&self, id: i64) -> Result<Job> {
-        sqlx::query_as("SELECT * FROM bosun.jobs WHERE id = $1")
+        sqlx::query_as(include_str!("sql/job_get.sql"))
             .bind(id)
             .fetch_optional(self.db())
             .await?
@@ -246,7 +246,7 @@ impl Client {
     /// # Errors
     /// [`Error::NotFound`]; [`Error::WrongState`] for a running job.
     pub async fn retry_job(&self, id: i64) -> Result<Job> {
-        Ok(sqlx::query_as("SELECT * FROM bosun.retry_job($1)")
+        Ok(sqlx::query_as(include_str!("sql/job_retry.sql"))
             .bind(id)
             .fetch_one(self.db())
             .await?)
@@ -262,7 +262,7 @@ impl Client {
         kind: Option<&str>,
         state: JobState,
     ) -> Result<Vec<Job>> {
-        Ok(sqlx::query_as("SELECT * FROM bosun.retry_jobs($1, $2, $3)")
+        Ok(sqlx::query_as(include_str!("sql/job_retry_many.sql"))
             .bind(queue)
             .bind(kind)
             .bind(state)
@@ -275,7 +275,7 @@ impl Client {
     /// # Errors
     /// [`Error::NotFound`]; [`Error::WrongState`] for a finished job.
     pub async fn cancel_job(&self, id: i64) -> Result<Job> {
-        Ok(sqlx::query_as("SELECT * FROM bosun.cancel_job($1)")
+        Ok(sqlx::query_as(include_str!("sql/job_cancel.sql"))
             .bind(id)
             .fetch_one(self.db())
             .await?)
@@ -286,7 +286,7 @@ impl Client {
     /// # Errors
     /// [`Error::NotFound`]; [`Error::WrongState`] for a running or finished job.
     pub async fn reschedule_job(&self, id: i64, at: DateTime<Utc>) -> Result<Job> {
-        Ok(sqlx::query_as("SELECT * FROM bosun.reschedule_job($1, $2)")
+        Ok(sqlx::query_as(include_str!("sql/job_reschedule.sql"))
             .bind(id)
             .bind(at)
             .fetch_one(self.db())
@@ -298,7 +298,7 @@ impl Client {
     /// # Errors
     /// [`Error::InvalidArgument`] for a malformed name.
     pub async fn pause_queue(&self, queue: &str) -> Result<QueueRow> {
-        Ok(sqlx::query_as("SELECT * FROM bosun.pause_queue($1)")
+        Ok(sqlx::query_as(include_str!("sql/queue_pause.sql"))
             .bind(queue)
             .fetch_one(self.db())
             .await?)
@@ -309,7 +309,7 @@ impl Client {
     /// # Errors
     /// [`Error::InvalidArgument`] for a malformed name.
     pub async fn resume_queue(&self, queue: &str) -> Result<QueueRow> {
-        Ok(sqlx::query_as("SELECT * FROM bosun.resume_queue($1)")
+        Ok(sqlx::query_as(include_str!("sql/queue_resume.sql"))
             .bind(queue)
             .fetch_one(self.db())
             .await?)

@@ -11,6 +11,10 @@
 //! - anything else: `bosun.enqueue_arrays` in one round trip.
 //!
 //! Every path returns the ids in input order.
+//!
+//! The single-row `INSERT` and the `COPY` are the two statements of `bosun-queue` that are
+//! built at run time rather than kept in `sql/`: their column lists follow what the jobs set.
+//! `tests/sql_statements.rs` lets them through by the comment above each.
 
 use crate::{copy_binary::CopyBuffer, Conn, Enqueued, Error, NewJob, Result};
 
@@ -173,6 +177,7 @@ impl Columns {
         } else {
             ""
         };
+        // SQL built at run time: the columns are those the job sets.
         format!(
             "INSERT INTO bosun.jobs ({}) VALUES ({}){on_conflict} RETURNING id",
             names.join(", "),
@@ -181,6 +186,7 @@ impl Columns {
     }
 
     fn copy_statement(&self) -> String {
+        // SQL built at run time: the columns are those the batch sets.
         format!(
             "COPY bosun.jobs ({}) FROM STDIN (FORMAT binary)",
             self.names(&["id", "kind", "args"]).join(", ")

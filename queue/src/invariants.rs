@@ -34,11 +34,8 @@ pub async fn check_invariants(
     pool: impl PgExecutor<'_> + Copy,
     grace: Duration,
 ) -> Result<Vec<Violation>> {
-    Ok(sqlx::query_as(
-        "SELECT invariant, subject, detail
-         FROM bosun.check_invariants(make_interval(secs => $1))",
-    )
-    .bind(grace.as_secs_f64())
-    .fetch_all(pool)
-    .await?)
+    Ok(sqlx::query_as(include_str!("sql/invariants_check.sql"))
+        .bind(grace.as_secs_f64())
+        .fetch_all(pool)
+        .await?)
 }

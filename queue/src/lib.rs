@@ -3,7 +3,15 @@
 //! Jobs are rows in `bosun.jobs`. This crate owns everything that touches them: the shared
 //! types ([`JobState`], [`Job`], [`NewJob`]), the embedded migrations ([`migrate`]), the
 //! [`Client`] applications enqueue and operate with, and the fenced claim / record calls the
-//! worker runtime makes ([`runtime`]). No other crate in the workspace writes SQL.
+//! worker runtime makes. No other crate in the workspace writes SQL: every statement is a
+//! file under `src/sql/`.
+//!
+//! Public API, under semver: [`Client`], the types re-exported here, and the modules
+//! [`migrate`], [`pooler`], [`saga`], [`targets`], [`periodic`] and [`invariants`] (less the
+//! items marked hidden in them). Internal, hidden from the documentation and not covered by
+//! semver: the modules used by Bosun's own runtime, CLI and bench (`runtime`, `liveness`,
+//! `listener`, `sampling`, `bench`, `sim`) and the leader's calls in the public modules
+//! (`saga::runner`, `periodic::periodic_fire` and its siblings, `targets::reap_expunged`).
 //!
 //! ```no_run
 //! # async fn demo() -> bosun_queue::Result<()> {
@@ -17,20 +25,28 @@
 //! ```
 #![warn(missing_docs)]
 
+#[doc(hidden)]
+pub mod bench;
 mod client;
 mod copy_binary;
 mod enqueue;
 mod error;
 pub mod invariants;
+#[doc(hidden)]
 pub mod listener;
+#[doc(hidden)]
 pub mod liveness;
 pub mod migrate;
 pub mod periodic;
 mod pg_enum;
 pub mod pooler;
+#[doc(hidden)]
 pub mod runtime;
 pub mod saga;
+#[doc(hidden)]
 pub mod sampling;
+#[doc(hidden)]
+pub mod sim;
 pub mod targets;
 mod types;
 

@@ -1,6 +1,9 @@
 //! LISTEN for the notifications the schema sends: `bosun_jobs` (jobs became claimable, payload:
 //! comma-separated queues or `*`) and `bosun_control` (JSON commands such as a cancel).
 //!
+//! Internal: used by Bosun's own runtime, CLI and bench, not covered by semver (hidden from
+//! the documentation).
+//!
 //! Notifications are hints. A worker that misses one (connection lost, LISTEN turned off
 //! behind a transaction-mode pooler) still finds the work by polling, so nothing here is
 //! needed for correctness, only for latency.

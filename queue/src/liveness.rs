@@ -1,6 +1,9 @@
 //! Storage for live workers, leadership, rescue and pruning: the calls behind heartbeats,
 //! the maintenance leader, the rescuer and the pruner in `bosun-workers`.
 //!
+//! Internal: used by Bosun's own runtime, CLI and bench, not covered by semver (hidden from
+//! the documentation).
+//!
 //! Liveness is a lease on the database clock: a worker is alive while `expires_at > now()`,
 //! and renews it by heartbeating. A job whose `attempted_by` names a worker without a live
 //! lease is an orphan; [`job_rescue_many`] gives it back. Nothing here trusts a worker's own
@@ -110,15 +113,15 @@ pub async fn worker_has_peers(
 /// # Errors
 /// [`crate::Error::Database`] if the write fails.
 pub async fn worker_deregister(pool: impl PgExecutor<'_> + Copy, worker_id: &str) -> Result<()> {
-    sqlx::query("DELETE FROM bosun.leaders WHERE worker_id = $1")
+    sqlx::query(include_str!("sql/worker_deregister_leaders.sql"))
         .bind(worker_id)
         .execute(pool)
         .await?;
-    sqlx::query("DELETE FROM bosun.workers WHERE id = $1")
+    sqlx::query(include_str!("sql/worker_deregister_row.sql"))
         .bind(worker_id)
         .execute(pool)
         .await?;
-    sqlx::query("DELETE FROM bosun.waiting_workers WHERE worker = $1")
+    sqlx::query(include_str!("sql/worker_deregister_waiting.sql"))
         .bind(worker_id)
         .execute(pool)
         .await?;
@@ -145,22 +148,14 @@ pub async fn worker_prune_expired(
     pool: impl PgExecutor<'_> + Copy,
     after: Duration,
 ) -> Result<u64> {
-    let pruned = sqlx::query(
-        "DELETE FROM bosun.workers AS w
-         WHERE w.expires_at < now() - make_interval(secs => $1)
-           AND NOT EXISTS (SELECT 1 FROM bosun.jobs AS j
-                           WHERE j.state = 'running' AND j.attempted_by = w.id)",
-    )
-    .bind(after.as_secs_f64())
-    .execute(pool)
-    .await?
-    .rows_affected();
-    sqlx::query(
-        "DELETE FROM bosun.waiting_workers AS m
-         WHERE NOT EXISTS (SELECT 1 FROM bosun.workers AS w WHERE w.id = m.worker)",
-    )
-    .execute(pool)
-    .await?;
+    let pruned = sqlx::query(include_str!("sql/worker_prune_expired.sql"))
+        .bind(after.as_secs_f64())
+        .execute(pool)
+        .await?
+        .rows_affected();
+    sqlx::query(include_str!("sql/worker_prune_waiting.sql"))
+        .execute(pool)
+        .await?;
     Ok(pruned)
 }
 
@@ -287,14 +282,12 @@ pub async fn kinds_never_served(
     pool: impl PgExecutor<'_> + Copy,
     kinds: &[String],
 ) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT k.kind FROM unnest($1::text[]) WITH ORDINALITY AS k(kind, ord)
-         WHERE NOT EXISTS (SELECT 1 FROM bosun.served_kinds AS s WHERE s.kind = k.kind)
-         ORDER BY k.ord",
+    Ok(
+        sqlx::query_scalar(include_str!("sql/kinds_never_served.sql"))
+            .bind(kinds)
+            .fetch_all(pool)
+            .await?,
     )
-    .bind(kinds)
-    .fetch_all(pool)
-    .await?)
 }
 
 /// Dead and live row versions of `bosun.jobs` per the statistics, for the vacuumer.
@@ -324,6 +317,8 @@ pub async fn jobs_dead_rows(pool: impl PgExecutor<'_> + Copy) -> Result<DeadRows
 /// # Errors
 /// [`crate::Error::Database`] if it fails (e.g. the role may not vacuum the table).
 pub async fn jobs_vacuum(pool: impl PgExecutor<'_> + Copy) -> Result<()> {
-    sqlx::raw_sql("VACUUM bosun.jobs").execute(pool).await?;
+    sqlx::raw_sql(include_str!("sql/scripts/jobs_vacuum.sql"))
+        .execute(pool)
+        .await?;
     Ok(())
 }

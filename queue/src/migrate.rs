@@ -95,14 +95,12 @@ pub async fn migrate_up<'a>(db: impl Into<Db<'a>>) -> Result<MigrateReport> {
                             migration.version, migration.description
                         ))
                     })?;
-                sqlx::query(
-                    "INSERT INTO bosun.schema_migrations (version, description, checksum) VALUES ($1, $2, $3)",
-                )
-                .bind(migration.version)
-                .bind(&*migration.description)
-                .bind(&*migration.checksum)
-                .execute(db.on(&mut tx))
-                .await?;
+                sqlx::query(include_str!("sql/migration_insert.sql"))
+                    .bind(migration.version)
+                    .bind(&*migration.description)
+                    .bind(&*migration.checksum)
+                    .execute(db.on(&mut tx))
+                    .await?;
                 report.changed.push(migration.version);
             }
         }
@@ -142,7 +140,7 @@ pub async fn migrate_down<'a>(db: impl Into<Db<'a>>, target: i64) -> Result<Migr
             .execute(sqlx::raw_sql(&down.sql))
             .await
             .map_err(|e| Error::Migration(format!("reverting migration {version} failed: {e}")))?;
-        sqlx::query("DELETE FROM bosun.schema_migrations WHERE version = $1")
+        sqlx::query(include_str!("sql/migration_delete.sql"))
             .bind(version)
             .execute(db.on(&mut tx))
             .await?;
@@ -156,7 +154,9 @@ pub async fn migrate_down<'a>(db: impl Into<Db<'a>>, target: i64) -> Result<Migr
         // Nothing of Bosun's is left but the bookkeeping: remove it and the schema, unless
         // someone put objects of their own into it.
         db.on(&mut tx)
-            .execute(sqlx::raw_sql(include_str!("sql/migrate_drop_schema.sql")))
+            .execute(sqlx::raw_sql(include_str!(
+                "sql/scripts/migrate_drop_schema.sql"
+            )))
             .await?;
     }
     tx.commit().await?;
@@ -168,15 +168,13 @@ pub async fn migrate_down<'a>(db: impl Into<Db<'a>>, target: i64) -> Result<Migr
 /// # Errors
 /// [`Error::Database`] if the query fails.
 pub async fn current_version(pool: impl PgExecutor<'_> + Copy) -> Result<i64> {
-    let version: Option<i64> = sqlx::query_scalar(
-        "SELECT CASE WHEN to_regclass('bosun.schema_migrations') IS NULL THEN 0::bigint END",
-    )
-    .fetch_one(pool)
-    .await?;
+    let version: Option<i64> = sqlx::query_scalar(include_str!("sql/migration_table_missing.sql"))
+        .fetch_one(pool)
+        .await?;
     if let Some(zero) = version {
         return Ok(zero);
     }
-    let max: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM bosun.schema_migrations")
+    let max: Option<i64> = sqlx::query_scalar(include_str!("sql/migration_current.sql"))
         .fetch_one(pool)
         .await?;
     Ok(max.unwrap_or(0))
@@ -184,19 +182,19 @@ pub async fn current_version(pool: impl PgExecutor<'_> + Copy) -> Result<i64> {
 
 /// Take the migration lock and make sure the schema and bookkeeping table exist.
 async fn prepare(mut conn: Conn<'_>) -> Result<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+    sqlx::query(include_str!("sql/migrate_lock.sql"))
         .bind(MIGRATE_LOCK_KEY)
         .execute(conn.reborrow())
         .await?;
-    conn.execute(sqlx::raw_sql(include_str!("sql/migrate_prepare.sql")))
-        .await?;
+    conn.execute(sqlx::raw_sql(include_str!(
+        "sql/scripts/migrate_prepare.sql"
+    )))
+    .await?;
     Ok(())
 }
 
 async fn applied_versions(conn: Conn<'_>) -> Result<Vec<(i64, Vec<u8>)>> {
-    Ok(
-        sqlx::query_as("SELECT version, checksum FROM bosun.schema_migrations ORDER BY version")
-            .fetch_all(conn)
-            .await?,
-    )
+    Ok(sqlx::query_as(include_str!("sql/migration_applied.sql"))
+        .fetch_all(conn)
+        .await?)
 }

@@ -194,25 +194,20 @@ pub async fn periodic_schedule_with(
     job: &NewJob,
     options: &PeriodicOptions,
 ) -> Result<PeriodicJob> {
-    Ok(sqlx::query_as(
-        "SELECT * FROM bosun.schedule_periodic($1, $2, $3, $4, coalesce($5, 'default'),
-                                               coalesce($6, 0), coalesce($7, 20), $8,
-                                               catch_up => $9, catch_up_max => $10,
-                                               timezone => $11)",
-    )
-    .bind(name)
-    .bind(cron)
-    .bind(&job.kind)
-    .bind(&job.args)
-    .bind(job.queue.as_deref())
-    .bind(job.priority.map(i32::from))
-    .bind(job.max_attempts)
-    .bind(job.target.as_deref())
-    .bind(options.catch_up)
-    .bind(options.catch_up_max)
-    .bind(&options.timezone)
-    .fetch_one(pool)
-    .await?)
+    Ok(sqlx::query_as(include_str!("sql/periodic_schedule.sql"))
+        .bind(name)
+        .bind(cron)
+        .bind(&job.kind)
+        .bind(&job.args)
+        .bind(job.queue.as_deref())
+        .bind(job.priority.map(i32::from))
+        .bind(job.max_attempts)
+        .bind(job.target.as_deref())
+        .bind(options.catch_up)
+        .bind(options.catch_up_max)
+        .bind(&options.timezone)
+        .fetch_one(pool)
+        .await?)
 }
 
 /// Every periodic job, by name.
@@ -220,11 +215,9 @@ pub async fn periodic_schedule_with(
 /// # Errors
 /// [`crate::Error::Database`] if the query fails.
 pub async fn periodic_list(pool: impl PgExecutor<'_> + Copy) -> Result<Vec<PeriodicJob>> {
-    Ok(
-        sqlx::query_as("SELECT * FROM bosun.periodic_jobs ORDER BY name")
-            .fetch_all(pool)
-            .await?,
-    )
+    Ok(sqlx::query_as(include_str!("sql/periodic_list.sql"))
+        .fetch_all(pool)
+        .await?)
 }
 
 /// Pause (`enabled = false`) or resume periodic job `name`.
@@ -237,9 +230,9 @@ pub async fn periodic_set_enabled(
     enabled: bool,
 ) -> Result<PeriodicJob> {
     let sql = if enabled {
-        "SELECT * FROM bosun.resume_periodic($1)"
+        include_str!("sql/periodic_resume.sql")
     } else {
-        "SELECT * FROM bosun.pause_periodic($1)"
+        include_str!("sql/periodic_pause.sql")
     };
     Ok(sqlx::query_as(sql).bind(name).fetch_one(pool).await?)
 }
@@ -252,12 +245,10 @@ pub async fn periodic_unschedule(
     pool: impl PgExecutor<'_> + Copy,
     name: &str,
 ) -> Result<PeriodicJob> {
-    Ok(
-        sqlx::query_as("SELECT * FROM bosun.unschedule_periodic($1)")
-            .bind(name)
-            .fetch_one(pool)
-            .await?,
-    )
+    Ok(sqlx::query_as(include_str!("sql/periodic_unschedule.sql"))
+        .bind(name)
+        .fetch_one(pool)
+        .await?)
 }
 
 /// For the leader: enqueue the job of `slot` unless that slot or a later one was enqueued or
@@ -265,13 +256,14 @@ pub async fn periodic_unschedule(
 ///
 /// # Errors
 /// [`crate::Error::Database`] if the call fails.
+#[doc(hidden)]
 pub async fn periodic_fire(
     pool: impl PgExecutor<'_> + Copy,
     name: &str,
     slot: DateTime<Utc>,
     next_at: Option<DateTime<Utc>>,
 ) -> Result<Option<i64>> {
-    Ok(sqlx::query_scalar("SELECT bosun.periodic_fire($1, $2, $3)")
+    Ok(sqlx::query_scalar(include_str!("sql/periodic_fire.sql"))
         .bind(name)
         .bind(slot)
         .bind(next_at)
@@ -286,13 +278,14 @@ pub async fn periodic_fire(
 /// # Errors
 /// [`crate::Error::InvalidArgument`] when `last` is before `first`; [`crate::Error::Database`]
 /// if the call fails.
+#[doc(hidden)]
 pub async fn periodic_skip(
     pool: impl PgExecutor<'_> + Copy,
     name: &str,
     first: DateTime<Utc>,
     last: DateTime<Utc>,
 ) -> Result<bool> {
-    Ok(sqlx::query_scalar("SELECT bosun.periodic_skip($1, $2, $3)")
+    Ok(sqlx::query_scalar(include_str!("sql/periodic_skip.sql"))
         .bind(name)
         .bind(first)
         .bind(last)
@@ -304,13 +297,14 @@ pub async fn periodic_skip(
 ///
 /// # Errors
 /// [`crate::Error::Database`] if the call fails.
+#[doc(hidden)]
 pub async fn periodic_note(
     pool: impl PgExecutor<'_> + Copy,
     name: &str,
     next_at: Option<DateTime<Utc>>,
     error: Option<&str>,
 ) -> Result<()> {
-    sqlx::query("SELECT bosun.periodic_note($1, $2, $3)")
+    sqlx::query(include_str!("sql/periodic_note.sql"))
         .bind(name)
         .bind(next_at)
         .bind(error)
@@ -324,7 +318,7 @@ pub async fn periodic_note(
 /// # Errors
 /// [`crate::Error::Database`] if the query fails.
 pub async fn database_now(pool: impl PgExecutor<'_> + Copy) -> Result<DateTime<Utc>> {
-    Ok(sqlx::query_scalar("SELECT clock_timestamp()")
+    Ok(sqlx::query_scalar(include_str!("sql/database_now.sql"))
         .fetch_one(pool)
         .await?)
 }

@@ -104,16 +104,7 @@ impl std::fmt::Display for Pooler {
 /// those: PgBouncer 1.21 and newer can track named statements itself
 /// (`max_prepared_statements`), under names of its own that `DEALLOCATE ALL` would remove
 /// behind its back; sqlx's names never reach the server then, and nothing is deallocated.
-const BEGIN_BEHIND_POOLER: &str = r"BEGIN; DO $$
-DECLARE
-    statement text;
-BEGIN
-    FOR statement IN
-        SELECT p.name FROM pg_prepared_statements AS p WHERE p.name LIKE 'sqlx\_s\_%'
-    LOOP
-        EXECUTE format('DEALLOCATE %I', statement);
-    END LOOP;
-END $$";
+const BEGIN_BEHIND_POOLER: &str = include_str!("sql/scripts/pooler_begin.sql");
 
 /// A pool and how to talk through it: the executor Bosun's functions take (any
 /// `sqlx::PgExecutor` that is `Copy`, so `&PgPool` too, which is [`Pooler::None`]).

@@ -1,6 +1,9 @@
 //! The storage calls the worker runtime makes: claim, record an outcome, hand back, check
 //! leases. Application code should not need these; `bosun-workers` is their user.
 //!
+//! Internal: used by Bosun's own runtime, CLI and bench, not covered by semver (hidden from
+//! the documentation).
+//!
 //! Every write about a claimed job is fenced: it applies only while the row is `running` with
 //! the attempt the worker claimed. A write that finds the row changed (cancelled by an
 //! operator, handed to another worker) affects nothing and reports [`Recorded::FencedOut`].

@@ -133,15 +133,13 @@ pub async fn saga_start<'c>(
     inputs: &serde_json::Value,
     target: Option<&str>,
 ) -> Result<Uuid> {
-    Ok(
-        sqlx::query_scalar("SELECT bosun.start_saga($1, $2, $3, $4)")
-            .bind(kind)
-            .bind(key)
-            .bind(inputs)
-            .bind(target)
-            .fetch_one(executor)
-            .await?,
-    )
+    Ok(sqlx::query_scalar(include_str!("sql/saga_start.sql"))
+        .bind(kind)
+        .bind(key)
+        .bind(inputs)
+        .bind(target)
+        .fetch_one(executor)
+        .await?)
 }
 
 /// One saga.
@@ -149,7 +147,7 @@ pub async fn saga_start<'c>(
 /// # Errors
 /// [`Error::NotFound`].
 pub async fn saga_get(pool: impl PgExecutor<'_> + Copy, id: Uuid) -> Result<Saga> {
-    sqlx::query_as("SELECT * FROM bosun.sagas WHERE id = $1")
+    sqlx::query_as(include_str!("sql/saga_get.sql"))
         .bind(id)
         .fetch_optional(pool)
         .await?
@@ -161,12 +159,10 @@ pub async fn saga_get(pool: impl PgExecutor<'_> + Copy, id: Uuid) -> Result<Saga
 /// # Errors
 /// [`Error::Database`] if the query fails.
 pub async fn saga_steps(pool: impl PgExecutor<'_> + Copy, id: Uuid) -> Result<Vec<SagaStep>> {
-    Ok(
-        sqlx::query_as("SELECT * FROM bosun.saga_steps WHERE saga_id = $1 ORDER BY idx")
-            .bind(id)
-            .fetch_all(pool)
-            .await?,
-    )
+    Ok(sqlx::query_as(include_str!("sql/saga_step_list.sql"))
+        .bind(id)
+        .fetch_all(pool)
+        .await?)
 }
 
 /// Sagas, newest first, optionally of one state and kind.
@@ -184,16 +180,12 @@ pub async fn saga_list(
             "limit must be at least 1, got {limit}"
         )));
     }
-    Ok(sqlx::query_as(
-        "SELECT * FROM bosun.sagas
-         WHERE ($1::bosun.saga_state IS NULL OR state = $1) AND ($2::text IS NULL OR kind = $2)
-         ORDER BY created_at DESC, id LIMIT $3",
-    )
-    .bind(state)
-    .bind(kind)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
+    Ok(sqlx::query_as(include_str!("sql/saga_list.sql"))
+        .bind(state)
+        .bind(kind)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?)
 }
 
 /// Request a cancel (`bosun.cancel_saga`).
@@ -201,7 +193,7 @@ pub async fn saga_list(
 /// # Errors
 /// [`Error::NotFound`]; [`Error::WrongState`] for a finished saga.
 pub async fn saga_cancel(pool: impl PgExecutor<'_> + Copy, id: Uuid) -> Result<Saga> {
-    Ok(sqlx::query_as("SELECT * FROM bosun.cancel_saga($1)")
+    Ok(sqlx::query_as(include_str!("sql/saga_cancel.sql"))
         .bind(id)
         .fetch_one(pool)
         .await?)
@@ -215,7 +207,7 @@ pub async fn saga_cancel(pool: impl PgExecutor<'_> + Copy, id: Uuid) -> Result<S
 /// [`Error::NotFound`]; [`Error::WrongState`] for a finished saga, or one whose step job
 /// will run anyway.
 pub async fn saga_retry(pool: impl PgExecutor<'_> + Copy, id: Uuid) -> Result<Saga> {
-    Ok(sqlx::query_as("SELECT * FROM bosun.retry_saga($1)")
+    Ok(sqlx::query_as(include_str!("sql/saga_retry.sql"))
         .bind(id)
         .fetch_one(pool)
         .await?)
@@ -227,7 +219,7 @@ pub async fn saga_retry(pool: impl PgExecutor<'_> + Copy, id: Uuid) -> Result<Sa
 /// # Errors
 /// [`Error::NotFound`]; [`Error::WrongState`] once a step has started.
 pub async fn saga_delete(pool: impl PgExecutor<'_> + Copy, id: Uuid) -> Result<Saga> {
-    Ok(sqlx::query_as("SELECT * FROM bosun.delete_saga($1)")
+    Ok(sqlx::query_as(include_str!("sql/saga_delete.sql"))
         .bind(id)
         .fetch_one(pool)
         .await?)
@@ -241,21 +233,12 @@ pub async fn saga_delete(pool: impl PgExecutor<'_> + Copy, id: Uuid) -> Result<S
 /// notification (setting `bosun.notify_inserts` off): a notifying commit waits its turn
 /// behind every other, and the next job is on the queue of the worker that calls them, which claims it itself.
 /// A caller that is not that worker must wake one.
+///
+/// Internal: used by Bosun's own runtime, not covered by semver.
+#[doc(hidden)]
 pub mod runner {
     use super::{PgExecutor, Result, Saga, Uuid};
     use crate::Lease;
-
-    /// `SELECT <call>` in a transaction that inserts jobs without notifying.
-    macro_rules! quietly {
-        ($call:literal) => {
-            concat!(
-                "WITH quiet AS MATERIALIZED (SELECT set_config('bosun.notify_inserts', 'off', true)) ",
-                "SELECT ",
-                $call,
-                " FROM quiet"
-            )
-        };
-    }
 
     /// List every step in the ledger and start step `step`; `None` when the saga no longer
     /// runs forward or the runner no longer holds `job` (call [`step_skip`], which is fenced).
@@ -271,18 +254,16 @@ pub mod runner {
         has_undo: &[bool],
         max_attempts: i32,
     ) -> Result<Option<Saga>> {
-        let saga: Option<Saga> = sqlx::query_as(
-            "SELECT * FROM bosun.saga_step_begin($1, $2, $3, $4, $5, $6, $7) WHERE id IS NOT NULL",
-        )
-        .bind(job.id)
-        .bind(job.attempt)
-        .bind(saga_id)
-        .bind(step)
-        .bind(names)
-        .bind(has_undo)
-        .bind(max_attempts)
-        .fetch_optional(pool)
-        .await?;
+        let saga: Option<Saga> = sqlx::query_as(include_str!("sql/saga_step_begin.sql"))
+            .bind(job.id)
+            .bind(job.attempt)
+            .bind(saga_id)
+            .bind(step)
+            .bind(names)
+            .bind(has_undo)
+            .bind(max_attempts)
+            .fetch_optional(pool)
+            .await?;
         Ok(saga)
     }
 
@@ -294,13 +275,10 @@ pub mod runner {
         pool: impl PgExecutor<'_> + Copy,
         saga_id: Uuid,
     ) -> Result<Vec<(String, serde_json::Value)>> {
-        Ok(sqlx::query_as(
-            "SELECT name, output FROM bosun.saga_steps
-             WHERE saga_id = $1 AND output IS NOT NULL ORDER BY idx",
-        )
-        .bind(saga_id)
-        .fetch_all(pool)
-        .await?)
+        Ok(sqlx::query_as(include_str!("sql/saga_step_outputs.sql"))
+            .bind(saga_id)
+            .fetch_all(pool)
+            .await?)
     }
 
     /// Step `step` succeeded with `output`.
@@ -315,17 +293,15 @@ pub mod runner {
         step_count: i32,
         output: &serde_json::Value,
     ) -> Result<bool> {
-        Ok(
-            sqlx::query_scalar(quietly!("bosun.saga_step_done($1, $2, $3, $4, $5, $6)"))
-                .bind(job.id)
-                .bind(job.attempt)
-                .bind(saga_id)
-                .bind(step)
-                .bind(step_count)
-                .bind(output)
-                .fetch_one(pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar(include_str!("sql/saga_step_done.sql"))
+            .bind(job.id)
+            .bind(job.attempt)
+            .bind(saga_id)
+            .bind(step)
+            .bind(step_count)
+            .bind(output)
+            .fetch_one(pool)
+            .await?)
     }
 
     /// Step `step` failed for good; the saga compensates.
@@ -341,7 +317,7 @@ pub mod runner {
     ) -> Result<bool> {
         fenced(
             pool,
-            quietly!("bosun.saga_step_fail($1, $2, $3, $4, $5)"),
+            include_str!("sql/saga_step_fail.sql"),
             job,
             saga_id,
             step,
@@ -362,7 +338,7 @@ pub mod runner {
     ) -> Result<bool> {
         fenced(
             pool,
-            quietly!("bosun.saga_step_skip($1, $2, $3, $4)"),
+            include_str!("sql/saga_step_skip.sql"),
             job,
             saga_id,
             step,
@@ -382,16 +358,14 @@ pub mod runner {
         step: i32,
         max_attempts: i32,
     ) -> Result<Option<Saga>> {
-        Ok(sqlx::query_as(
-            "SELECT * FROM bosun.saga_undo_begin($1, $2, $3, $4, $5) WHERE id IS NOT NULL",
-        )
-        .bind(job.id)
-        .bind(job.attempt)
-        .bind(saga_id)
-        .bind(step)
-        .bind(max_attempts)
-        .fetch_optional(pool)
-        .await?)
+        Ok(sqlx::query_as(include_str!("sql/saga_undo_begin.sql"))
+            .bind(job.id)
+            .bind(job.attempt)
+            .bind(saga_id)
+            .bind(step)
+            .bind(max_attempts)
+            .fetch_optional(pool)
+            .await?)
     }
 
     /// The undo of step `step` succeeded.
@@ -406,7 +380,7 @@ pub mod runner {
     ) -> Result<bool> {
         fenced(
             pool,
-            quietly!("bosun.saga_undo_done($1, $2, $3, $4)"),
+            include_str!("sql/saga_undo_done.sql"),
             job,
             saga_id,
             step,
@@ -429,7 +403,7 @@ pub mod runner {
     ) -> Result<bool> {
         fenced(
             pool,
-            quietly!("bosun.saga_undo_gone($1, $2, $3, $4, $5)"),
+            include_str!("sql/saga_undo_gone.sql"),
             job,
             saga_id,
             step,
@@ -451,7 +425,7 @@ pub mod runner {
     ) -> Result<bool> {
         fenced(
             pool,
-            quietly!("bosun.saga_undo_fail($1, $2, $3, $4, $5)"),
+            include_str!("sql/saga_undo_fail.sql"),
             job,
             saga_id,
             step,
@@ -470,7 +444,7 @@ pub mod runner {
         step: i32,
         error: &str,
     ) -> Result<()> {
-        sqlx::query("SELECT bosun.saga_step_note_error($1, $2, $3)")
+        sqlx::query(include_str!("sql/saga_step_note_error.sql"))
             .bind(saga_id)
             .bind(step)
             .bind(error)
@@ -490,7 +464,7 @@ pub mod runner {
         pct: f32,
         message: &str,
     ) -> Result<()> {
-        sqlx::query("SELECT bosun.saga_step_progress($1, $2, $3, $4)")
+        sqlx::query(include_str!("sql/saga_step_progress.sql"))
             .bind(saga_id)
             .bind(step)
             .bind(pct)

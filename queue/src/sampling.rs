@@ -1,5 +1,8 @@
 //! What the metrics sampler reads: cheap, bounded queries the maintenance
 //! leader runs on an interval, so that scraping metrics never touches the jobs table.
+//!
+//! Internal: used by Bosun's own runtime, CLI and bench, not covered by semver (hidden from
+//! the documentation).
 
 use serde::{Deserialize, Serialize};
 use sqlx::PgExecutor;
@@ -49,23 +52,19 @@ pub struct Sample {
 /// # Errors
 /// [`crate::Error::Database`] if a query fails.
 pub async fn sample(pool: impl PgExecutor<'_> + Copy, exact_below: i64) -> Result<Sample> {
-    let queues = sqlx::query_as("SELECT * FROM bosun.sample_queues($1)")
+    let queues = sqlx::query_as(include_str!("sql/sample_queues.sql"))
         .bind(exact_below)
         .fetch_all(pool)
         .await?;
-    let oldest_available = sqlx::query_as("SELECT * FROM bosun.sample_oldest_available()")
+    let oldest_available = sqlx::query_as(include_str!("sql/sample_oldest_available.sql"))
         .fetch_all(pool)
         .await?;
-    let workers_alive =
-        sqlx::query_scalar("SELECT count(*) FROM bosun.workers WHERE expires_at > now()")
-            .fetch_one(pool)
-            .await?;
-    let saga_outcomes = sqlx::query_as(
-        "SELECT kind, outcome, sum(total)::bigint AS total
-         FROM bosun.saga_outcomes GROUP BY kind, outcome",
-    )
-    .fetch_all(pool)
-    .await?;
+    let workers_alive = sqlx::query_scalar(include_str!("sql/sample_workers_alive.sql"))
+        .fetch_one(pool)
+        .await?;
+    let saga_outcomes = sqlx::query_as(include_str!("sql/sample_saga_outcomes.sql"))
+        .fetch_all(pool)
+        .await?;
     Ok(Sample {
         queues,
         oldest_available,

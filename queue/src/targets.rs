@@ -80,13 +80,11 @@ pub async fn target_register(
     name: &str,
     kind: Option<&str>,
 ) -> Result<Target> {
-    Ok(
-        sqlx::query_as("SELECT * FROM bosun.register_target($1, $2)")
-            .bind(name)
-            .bind(kind)
-            .fetch_one(pool)
-            .await?,
-    )
+    Ok(sqlx::query_as(include_str!("sql/target_register.sql"))
+        .bind(name)
+        .bind(kind)
+        .fetch_one(pool)
+        .await?)
 }
 
 /// Expunge `name` for good (`bosun.expunge_target`). Idempotent: an expunged target is
@@ -99,7 +97,7 @@ pub async fn target_expunge(
     name: &str,
     reason: Option<&str>,
 ) -> Result<Target> {
-    Ok(sqlx::query_as("SELECT * FROM bosun.expunge_target($1, $2)")
+    Ok(sqlx::query_as(include_str!("sql/target_expunge.sql"))
         .bind(name)
         .bind(reason)
         .fetch_one(pool)
@@ -111,11 +109,9 @@ pub async fn target_expunge(
 /// # Errors
 /// [`Error::Database`] if the query fails.
 pub async fn target_list(pool: impl PgExecutor<'_> + Copy) -> Result<Vec<TargetStats>> {
-    Ok(
-        sqlx::query_as("SELECT * FROM bosun.target_stats ORDER BY state, name")
-            .fetch_all(pool)
-            .await?,
-    )
+    Ok(sqlx::query_as(include_str!("sql/target_list.sql"))
+        .fetch_all(pool)
+        .await?)
 }
 
 /// One target with its counts.
@@ -123,7 +119,7 @@ pub async fn target_list(pool: impl PgExecutor<'_> + Copy) -> Result<Vec<TargetS
 /// # Errors
 /// [`Error::NotFound`] when there is no such target.
 pub async fn target_get(pool: impl PgExecutor<'_> + Copy, name: &str) -> Result<TargetStats> {
-    sqlx::query_as("SELECT * FROM bosun.target_stats WHERE name = $1")
+    sqlx::query_as(include_str!("sql/target_get.sql"))
         .bind(name)
         .fetch_optional(pool)
         .await?
@@ -135,8 +131,9 @@ pub async fn target_get(pool: impl PgExecutor<'_> + Copy, name: &str) -> Result<
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] when `batch` is below 1.
+#[doc(hidden)]
 pub async fn reap_expunged(pool: impl PgExecutor<'_> + Copy, batch: i32) -> Result<Vec<Reaped>> {
-    Ok(sqlx::query_as("SELECT * FROM bosun.reap_expunged($1)")
+    Ok(sqlx::query_as(include_str!("sql/target_reap_expunged.sql"))
         .bind(batch)
         .fetch_all(pool)
         .await?)

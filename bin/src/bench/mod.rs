@@ -137,9 +137,7 @@ impl Scratch {
     /// indexes on the last run's rows first, seconds for W2r's million.
     async fn reset(&mut self) -> anyhow::Result<()> {
         let pool = self.client.pool();
-        sqlx::raw_sql("DROP SCHEMA IF EXISTS bosun CASCADE")
-            .execute(pool)
-            .await?;
+        bosun_queue::bench::schema_drop(pool).await?;
         migrate::migrate_up(pool).await?;
         pool.close().await;
         self.client = Client::connect(&self.url)
@@ -276,20 +274,12 @@ fn print_table(reports: &[Report]) {
 
 /// Create (or reuse) the scratch database next to the one given.
 async fn open_scratch(db: &Database) -> anyhow::Result<Scratch> {
-    let created = bosun_queue::sqlx::query(&format!("CREATE DATABASE {}", scratch_name()))
-        .execute(db.client.pool())
-        .await;
-    if let Err(error) = created {
-        let exists = error
-            .as_database_error()
-            .and_then(|e| e.code())
-            .is_some_and(|code| code == "42P04");
-        if !exists {
-            return Err(error).context(
-                "bosun bench creates a scratch database: connect as a user that may create databases",
-            );
-        }
-    }
+    // A scratch database left by an earlier run of this pid is used again.
+    bosun_queue::bench::database_create(db.client.pool(), &scratch_name())
+        .await
+        .context(
+            "bosun bench creates a scratch database: connect as a user that may create databases",
+        )?;
     let url = with_database(&db.url, &scratch_name());
     let client = Client::connect(&url)
         .await
@@ -300,12 +290,7 @@ async fn open_scratch(db: &Database) -> anyhow::Result<Scratch> {
 async fn drop_scratch(db: &Database) {
     // Worker processes are gone; FORCE ends any connection they left behind.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let _ = bosun_queue::sqlx::query(&format!(
-        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-        scratch_name()
-    ))
-    .execute(db.client.pool())
-    .await;
+    let _ = bosun_queue::bench::database_drop(db.client.pool(), &scratch_name()).await;
 }
 
 /// `url` with its database name replaced by `database`.

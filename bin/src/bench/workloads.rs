@@ -8,8 +8,10 @@ use std::{
 
 use anyhow::{bail, Context};
 use bosun_queue::{
+    bench::{self as storage, Probe},
+    periodic::database_now,
     runtime::{job_claim, job_complete_many},
-    sqlx, NewJob,
+    Client, JobState, NewJob,
 };
 
 use super::{RunResult, Scratch, Sizes};
@@ -158,43 +160,11 @@ async fn enqueue_noops(scratch: &Scratch, count: u64) -> anyhow::Result<()> {
 
 /// W0: the plain-SQL claim-and-complete cycle on a minimal table, several connections.
 async fn ceiling(scratch: &Scratch, count: u64) -> anyhow::Result<RunResult> {
-    sqlx::raw_sql(
-        "DROP TABLE IF EXISTS bench_ceiling;
-         CREATE TABLE bench_ceiling (
-             id bigserial PRIMARY KEY,
-             state smallint NOT NULL DEFAULT 0,
-             args jsonb NOT NULL DEFAULT '{}');
-         CREATE INDEX bench_ceiling_ready ON bench_ceiling (id) WHERE state = 0;",
-    )
-    .execute(scratch.client.pool())
-    .await?;
-    sqlx::query("INSERT INTO bench_ceiling (state) SELECT 0 FROM generate_series(1, $1)")
-        .bind(i64::try_from(count)?)
-        .execute(scratch.client.pool())
-        .await?;
+    storage::ceiling_create(scratch.client.pool(), i64::try_from(count)?).await?;
     let started = Instant::now();
-    on_connections(scratch, |pool| async move {
-        let mut conn = pool.acquire().await?;
-        loop {
-            let ids: Vec<i64> = sqlx::query_scalar(
-                "WITH picked AS (
-                     SELECT id FROM bench_ceiling WHERE state = 0
-                     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-                 UPDATE bench_ceiling AS t SET state = 1
-                 FROM picked WHERE t.id = picked.id
-                 RETURNING t.id",
-            )
-            .bind(CEILING_BATCH)
-            .fetch_all(&mut *conn)
-            .await?;
-            if ids.is_empty() {
-                return anyhow::Ok(());
-            }
-            sqlx::query("UPDATE bench_ceiling SET state = 2 WHERE id = ANY($1)")
-                .bind(&ids)
-                .execute(&mut *conn)
-                .await?;
-        }
+    on_connections(scratch, |client| async move {
+        storage::ceiling_drain(client.pool(), CEILING_BATCH).await?;
+        anyhow::Ok(())
     })
     .await?;
     Ok(RunResult {
@@ -209,11 +179,12 @@ async fn ceiling_on_jobs(scratch: &Scratch, count: u64) -> anyhow::Result<RunRes
     enqueue_noops(scratch, count).await?;
     let kinds = vec!["echo".to_string()];
     let started = Instant::now();
-    on_connections(scratch, |pool| {
+    on_connections(scratch, |client| {
         let kinds = kinds.clone();
         async move {
+            let pool = client.pool();
             loop {
-                let jobs = job_claim(&pool, "default", &kinds, CEILING_BATCH, "w0j")
+                let jobs = job_claim(pool, "default", &kinds, CEILING_BATCH, "w0j")
                     .await?
                     .jobs;
                 if jobs.is_empty() {
@@ -221,7 +192,7 @@ async fn ceiling_on_jobs(scratch: &Scratch, count: u64) -> anyhow::Result<RunRes
                 }
                 let held: Vec<bosun_queue::Lease> =
                     jobs.iter().map(bosun_queue::Job::lease).collect();
-                job_complete_many(&pool, &held).await?;
+                job_complete_many(pool, &held).await?;
             }
         }
     })
@@ -235,11 +206,11 @@ async fn ceiling_on_jobs(scratch: &Scratch, count: u64) -> anyhow::Result<RunRes
 /// Run `cycle` on [`CEILING_CONNECTIONS`] tasks at once and wait for all of them.
 async fn on_connections<F, Fut>(scratch: &Scratch, cycle: F) -> anyhow::Result<()>
 where
-    F: Fn(sqlx::PgPool) -> Fut,
+    F: Fn(Client) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
 {
     let tasks: Vec<_> = (0..CEILING_CONNECTIONS)
-        .map(|_| tokio::spawn(cycle(scratch.client.pool().clone())))
+        .map(|_| tokio::spawn(cycle(scratch.client.clone())))
         .collect();
     for task in tasks {
         task.await??;
@@ -309,13 +280,9 @@ async fn concurrent_enqueue_to_a_worker(
     count: u64,
 ) -> anyhow::Result<RunResult> {
     let workers = Workers::start(scratch, 1)?;
-    wait_until(
-        scratch,
-        "SELECT EXISTS (SELECT 1 FROM bosun.waiting_workers)",
-    )
-    .await?;
+    wait_until(scratch, Probe::WorkerWaiting).await?;
     let enqueued = concurrent_enqueue(scratch, count).await?;
-    wait_until(scratch, DRAINED).await?;
+    wait_until(scratch, Probe::JobsDrained).await?;
     drop(workers);
     Ok(enqueued)
 }
@@ -325,11 +292,7 @@ async fn concurrent_enqueue_to_a_worker(
 async fn plain_inserts(scratch: &Scratch, count: u64) -> anyhow::Result<RunResult> {
     let started = Instant::now();
     for _ in 0..count {
-        sqlx::query("INSERT INTO bosun.jobs (kind, args) VALUES ($1, $2)")
-            .bind("echo")
-            .bind(serde_json::json!({}))
-            .execute(scratch.client.pool())
-            .await?;
+        storage::job_insert_plain(scratch.client.pool(), "echo", &serde_json::json!({})).await?;
     }
     Ok(RunResult {
         per_s: per_s(count, started.elapsed()),
@@ -402,19 +365,16 @@ impl Drop for Workers {
     }
 }
 
-/// Wait until `sql` (a boolean query) is true, polling every 10 ms.
-async fn wait_until(scratch: &Scratch, sql: &str) -> anyhow::Result<()> {
-    wait_polling(scratch, sql, Duration::from_millis(10)).await
+/// Wait until `probe` holds, polling every 10 ms.
+async fn wait_until(scratch: &Scratch, probe: Probe) -> anyhow::Result<()> {
+    wait_polling(scratch, probe, Duration::from_millis(10)).await
 }
 
-/// Wait until `sql` (a boolean query) is true, polling every `every`.
-async fn wait_polling(scratch: &Scratch, sql: &str, every: Duration) -> anyhow::Result<()> {
+/// Wait until `probe` holds, polling every `every`.
+async fn wait_polling(scratch: &Scratch, probe: Probe, every: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let done: bool = sqlx::query_scalar(sql)
-            .fetch_one(scratch.client.pool())
-            .await?;
-        if done {
+        if probe.holds(scratch.client.pool()).await? {
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -424,11 +384,6 @@ async fn wait_polling(scratch: &Scratch, sql: &str, every: Duration) -> anyhow::
     }
 }
 
-/// No job left to run: two probes, each through the partial index of its states.
-const DRAINED: &str = "SELECT NOT EXISTS (SELECT 1 FROM bosun.jobs
-                                          WHERE state IN ('available', 'scheduled', 'retryable'))
-                          AND NOT EXISTS (SELECT 1 FROM bosun.jobs WHERE state = 'running')";
-
 /// W2: queued no-op jobs drained by `processes` workers, start-up included. The time is the
 /// database's, from just before the workers start to the last completion, so that the
 /// check for the end can be rare: each check walks the claim index's entries for every job
@@ -436,27 +391,17 @@ const DRAINED: &str = "SELECT NOT EXISTS (SELECT 1 FROM bosun.jobs
 /// two-core machine from the workers being measured.
 async fn drain(scratch: &Scratch, count: u64, processes: usize) -> anyhow::Result<RunResult> {
     enqueue_noops(scratch, count).await?;
-    let started: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
-        .fetch_one(scratch.client.pool())
-        .await?;
+    let started = database_now(scratch.client.pool()).await?;
     let workers = Workers::start(scratch, processes)?;
-    wait_polling(scratch, DRAINED, Duration::from_millis(100)).await?;
-    let unfinished: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM bosun.jobs WHERE state <> 'completed'")
-            .fetch_one(scratch.client.pool())
-            .await?;
+    wait_polling(scratch, Probe::JobsDrained, Duration::from_millis(100)).await?;
+    let unfinished = storage::jobs_count_not_completed(scratch.client.pool()).await?;
     if unfinished > 0 {
         bail!(
             "{unfinished} of {} not completed",
             crate::commands::count(count, "job", "jobs")
         );
     }
-    let secs: f64 = sqlx::query_scalar(
-        "SELECT extract(epoch FROM max(finalized_at) - $1)::float8 FROM bosun.jobs",
-    )
-    .bind(started)
-    .fetch_one(scratch.client.pool())
-    .await?;
+    let secs = storage::jobs_finished_since(scratch.client.pool(), started).await?;
     let elapsed = Duration::from_secs_f64(secs.max(f64::EPSILON));
     Ok(RunResult {
         per_s: per_s(count, elapsed),
@@ -469,21 +414,11 @@ async fn drain(scratch: &Scratch, count: u64, processes: usize) -> anyhow::Resul
 /// ago and vacuumed, as a table under a day's retention would: the claim must not slow down
 /// with the history it keeps.
 async fn drain_with_history(scratch: &Scratch, count: u64) -> anyhow::Result<RunResult> {
-    sqlx::query(
-        "INSERT INTO bosun.jobs (kind, state, attempt, attempted_at, finalized_at, created_at)
-         SELECT 'echo', 'completed', 1, now() - interval '1 hour', now() - interval '1 hour',
-                now() - interval '1 hour'
-         FROM generate_series(1, $1)",
-    )
-    .bind(i64::try_from(count * RETAINED)?)
-    .execute(scratch.client.pool())
-    .await?;
-    sqlx::raw_sql("VACUUM ANALYZE bosun.jobs")
-        .execute(scratch.client.pool())
-        .await?;
-    let before = jobs_in_state(scratch, "completed").await?;
+    storage::jobs_insert_history(scratch.client.pool(), i64::try_from(count * RETAINED)?).await?;
+    let completed = || storage::jobs_count_in_state(scratch.client.pool(), JobState::Completed);
+    let before = completed().await?;
     let result = drain(scratch, count, 1).await;
-    let after = jobs_in_state(scratch, "completed").await?;
+    let after = completed().await?;
     if after != before + i64::try_from(count)? {
         bail!("{after} completed jobs after the drain, {before} before");
     }
@@ -504,10 +439,8 @@ async fn sustained(scratch: &Scratch, count: u64) -> anyhow::Result<RunResult> {
     let mut sizes = Vec::new();
     for _ in 0..SUSTAINED_ROUNDS {
         enqueue_noops(scratch, count).await?;
-        wait_until(scratch, DRAINED).await?;
-        let bytes: i64 = sqlx::query_scalar("SELECT pg_total_relation_size('bosun.jobs')")
-            .fetch_one(scratch.client.pool())
-            .await?;
+        wait_until(scratch, Probe::JobsDrained).await?;
+        let bytes = storage::jobs_total_size(scratch.client.pool()).await?;
         #[allow(clippy::cast_precision_loss)] // sizes far below 2^52
         sizes.push(bytes as f64);
     }
@@ -520,29 +453,14 @@ async fn sustained(scratch: &Scratch, count: u64) -> anyhow::Result<RunResult> {
     })
 }
 
-async fn jobs_in_state(scratch: &Scratch, state: &str) -> anyhow::Result<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT count(*) FROM bosun.jobs WHERE state = $1::bosun.job_state")
-            .bind(state)
-            .fetch_one(scratch.client.pool())
-            .await?,
-    )
-}
-
 /// W3: enqueue-to-handler-start latency on an idle worker: from the start of the enqueue's
 /// transaction (the job's `created_at`, by the database's clock) to the moment the handler
 /// began (written by the `bench.started` kind, by the worker's clock). The database runs on
 /// this host, so the two clocks are one.
 async fn latency(scratch: &Scratch, count: u64) -> anyhow::Result<RunResult> {
-    let table = crate::kinds::BENCH_STARTS_TABLE;
-    sqlx::raw_sql(&format!(
-        "DROP TABLE IF EXISTS {table};
-         CREATE TABLE {table} (job_id bigint PRIMARY KEY, started_at timestamptz NOT NULL)"
-    ))
-    .execute(scratch.client.pool())
-    .await?;
+    storage::starts_create(scratch.client.pool()).await?;
     let workers = Workers::start(scratch, 1)?;
-    wait_until(scratch, "SELECT EXISTS (SELECT 1 FROM bosun.workers)").await?;
+    wait_until(scratch, Probe::WorkerRegistered).await?;
     // Let it settle into waiting for notifications.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
@@ -553,18 +471,9 @@ async fn latency(scratch: &Scratch, count: u64) -> anyhow::Result<RunResult> {
             .await?;
         tokio::time::sleep(LATENCY_GAP).await;
     }
-    wait_until(scratch, DRAINED).await?;
+    wait_until(scratch, Probe::JobsDrained).await?;
     let elapsed = started.elapsed();
-    let (stamped, p50, p95, p99): (i64, f64, f64, f64) = sqlx::query_as(&format!(
-        "SELECT count(*),
-                percentile_cont(0.5) WITHIN GROUP (ORDER BY ms),
-                percentile_cont(0.95) WITHIN GROUP (ORDER BY ms),
-                percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)
-         FROM (SELECT extract(epoch FROM s.started_at - j.created_at) * 1000 AS ms
-               FROM bosun.jobs j JOIN {table} s ON s.job_id = j.id) AS l"
-    ))
-    .fetch_one(scratch.client.pool())
-    .await?;
+    let (stamped, latency_ms) = storage::start_latency(scratch.client.pool()).await?;
     drop(workers);
     anyhow::ensure!(
         u64::try_from(stamped) == Ok(count),
@@ -572,7 +481,7 @@ async fn latency(scratch: &Scratch, count: u64) -> anyhow::Result<RunResult> {
     );
     Ok(RunResult {
         per_s: per_s(count, elapsed),
-        latency_ms: Some([p50, p95, p99]),
+        latency_ms: Some(latency_ms),
         ..RunResult::default()
     })
 }
@@ -580,20 +489,10 @@ async fn latency(scratch: &Scratch, count: u64) -> anyhow::Result<RunResult> {
 /// S1 / S4: sagas of three no-op steps (`bench.noop3`), started up front, run by
 /// `processes` workers.
 async fn sagas(scratch: &Scratch, count: u64, processes: usize) -> anyhow::Result<RunResult> {
-    sqlx::query(
-        "SELECT bosun.start_saga('bench.noop3', 'bench-' || i, '{}')
-         FROM generate_series(1, $1) AS i",
-    )
-    .bind(i64::try_from(count)?)
-    .execute(scratch.client.pool())
-    .await?;
+    storage::sagas_start_many(scratch.client.pool(), "bench.noop3", i64::try_from(count)?).await?;
     let started = Instant::now();
     let workers = Workers::start(scratch, processes)?;
-    wait_until(
-        scratch,
-        "SELECT NOT EXISTS (SELECT 1 FROM bosun.sagas WHERE state <> 'succeeded')",
-    )
-    .await?;
+    wait_until(scratch, Probe::SagasSucceeded).await?;
     let elapsed = started.elapsed();
     Ok(RunResult {
         per_s: per_s(count, elapsed),

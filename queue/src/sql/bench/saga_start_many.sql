@@ -1,0 +1,3 @@
+-- S1, S4: $2 sagas of kind $1 with empty inputs, under the keys bench-1, bench-2, ...
+SELECT bosun.start_saga($1, 'bench-' || i, '{}')
+FROM generate_series(1, $2) AS i

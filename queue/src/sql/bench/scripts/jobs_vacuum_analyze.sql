@@ -1,0 +1,2 @@
+-- W2r: vacuum the history in and refresh the planner's statistics before the drain.
+VACUUM ANALYZE bosun.jobs

@@ -1,0 +1,2 @@
+-- One job by id.
+SELECT * FROM bosun.jobs WHERE id = $1

@@ -1,0 +1,2 @@
+-- The newest migration applied; NULL when none is.
+SELECT max(version) FROM bosun.schema_migrations

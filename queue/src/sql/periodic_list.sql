@@ -1,0 +1,2 @@
+-- Every periodic job, by name.
+SELECT * FROM bosun.periodic_jobs ORDER BY name

@@ -1,0 +1,2 @@
+-- One saga by id.
+SELECT * FROM bosun.sagas WHERE id = $1
