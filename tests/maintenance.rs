@@ -420,7 +420,7 @@ async fn the_pruner_deletes_finished_jobs_past_their_retention_in_batches() {
     let again = pruner.run_once().await.unwrap();
     assert_eq!((again.completed, again.failed, again.cancelled), (0, 0, 0));
     assert!(matches!(
-        bosun_queue::liveness::job_prune_batch(&db.pool, JobState::Running, Duration::ZERO, 10)
+        bosun_queue::cleanup::job_prune_batch(&db.pool, JobState::Running, Duration::ZERO, 10)
             .await,
         Err(bosun_queue::Error::InvalidArgument(_))
     ));

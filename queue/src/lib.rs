@@ -27,6 +27,8 @@
 
 #[doc(hidden)]
 pub mod bench;
+#[doc(hidden)]
+pub mod cleanup;
 mod client;
 mod copy_binary;
 mod enqueue;

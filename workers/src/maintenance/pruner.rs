@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use bosun_queue::{
-    liveness::{job_prune_batch, saga_prune_batch},
+    cleanup::{job_prune_batch, saga_prune_batch},
     Client, JobState,
 };
 use serde::{Deserialize, Serialize};

@@ -19,7 +19,7 @@
 //! insert then waits behind.
 
 use bosun_queue::{
-    liveness::{jobs_dead_rows, jobs_vacuum},
+    cleanup::{jobs_dead_rows, jobs_vacuum},
     Client,
 };
 use tracing::info;
