@@ -105,8 +105,13 @@ impl Executor {
         crate::metrics::running(&job.queue, 1.0);
         let started = std::time::Instant::now();
         let ended = self.run_handler(&job, cancel, &held.run_times).await;
-        let ran = started.elapsed();
-        held.run_times.record(ran);
+        let mut ran = started.elapsed();
+        // A saga step's run includes its transition, which the step commits as it ends: its
+        // queue's run times and its metrics count the write, as they do the step's own
+        // statements.
+        if !matches!(ended, Ended::Saga { .. }) {
+            held.run_times.record(ran);
+        }
         let recorded = match ended {
             // A success is written by the completer, in a batch. The slot is freed once the
             // completion is queued (which waits only while the completer is full), and the
@@ -121,7 +126,12 @@ impl Executor {
             Ended::Saga {
                 transition,
                 retry_in,
-            } => outcomes.saga(&job, &transition, retry_in).await,
+            } => {
+                let recorded = outcomes.saga(&job, &transition, retry_in).await;
+                ran = started.elapsed();
+                held.run_times.record(ran);
+                recorded
+            }
             Ended::NotHeld => Some(Recorded::FencedOut),
             // A handler stopped by shutdown that did not finish its work is handed back
             // rather than recorded: its error or cancel is an artifact of the shutdown.

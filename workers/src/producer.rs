@@ -52,6 +52,16 @@ pub(crate) struct Producer {
     pub(crate) wake: Arc<Notify>,
 }
 
+/// What the claim loop does after [`Producer::settle`].
+enum Settled {
+    /// Nothing came back, or room is left for another claim in flight: claim.
+    Claim,
+    /// A claim came back: plan again.
+    Again,
+    /// Shutdown.
+    Stop,
+}
+
 /// Where the claim loop stands after the claims that came back.
 struct Progress {
     /// The last claim filled its room: more jobs may be waiting.
@@ -122,34 +132,13 @@ impl Producer {
                 queue,
             )
             .await;
-            // Settle the claims that came back, and wait while as many are in flight as the
-            // plan allows.
-            let settled = if claims.in_flight.len() >= plan.in_flight {
-                tokio::select! {
-                    settled = claims.in_flight.join_next() => settled,
-                    () = stop.cancelled() => break,
-                }
-            } else {
-                claims.in_flight.try_join_next()
-            };
-            match settled {
-                Some(Ok(result)) => {
-                    if let Err(error) = &result {
-                        warn!(%queue, %error, retry_in = ?progress.error_backoff, "claiming failed; retrying");
-                    }
-                    if let Some(wait) = progress.settle(result, this.listen) {
-                        tokio::select! {
-                            () = tokio::time::sleep(wait) => {}
-                            () = stop.cancelled() => break,
-                        }
-                    }
-                    continue;
-                }
-                Some(Err(error)) => {
-                    warn!(%queue, %error, "a claim task failed");
-                    continue;
-                }
-                None => {}
+            match this
+                .settle(&mut claims, &mut progress, plan.in_flight, &stop)
+                .await
+            {
+                Settled::Claim => {}
+                Settled::Again => continue,
+                Settled::Stop => break,
             }
             if progress.sleep {
                 tokio::select! {
@@ -183,6 +172,45 @@ impl Producer {
         while claims.in_flight.join_next().await.is_some() {}
         drop(claimed_tx);
         let _ = dispatcher.await;
+    }
+
+    /// Take in the claims that came back, waiting while as many are in flight as the plan
+    /// allows, and after a failed one for its backoff.
+    async fn settle(
+        &self,
+        claims: &mut Claims,
+        progress: &mut Progress,
+        in_flight: usize,
+        stop: &CancellationToken,
+    ) -> Settled {
+        let settled = if claims.in_flight.len() >= in_flight {
+            tokio::select! {
+                settled = claims.in_flight.join_next() => settled,
+                () = stop.cancelled() => return Settled::Stop,
+            }
+        } else {
+            claims.in_flight.try_join_next()
+        };
+        let queue = &self.queue;
+        match settled {
+            Some(Ok(result)) => {
+                if let Err(error) = &result {
+                    warn!(%queue, %error, retry_in = ?progress.error_backoff, "claiming failed; retrying");
+                }
+                if let Some(wait) = progress.settle(result, self.listen) {
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = stop.cancelled() => return Settled::Stop,
+                    }
+                }
+                Settled::Again
+            }
+            Some(Err(error)) => {
+                warn!(%queue, %error, "a claim task failed");
+                Settled::Again
+            }
+            None => Settled::Claim,
+        }
     }
 
     /// Claim as many jobs as `room` has places on `connection`, and send them to the
