@@ -19,10 +19,8 @@ use std::{
     time::Duration,
 };
 
-use bosun_queue::{
-    sim::{self as cloud, HoldPoint},
-    Job, JobArgs,
-};
+use bosun_queue::{Job, JobArgs};
+use bosun_sim::{self as cloud, HoldPoint, StepAttempt};
 use bosun_workers::{
     backoff, JobContext, JobError, JobResult, Registry, SagaDefinition, Step, StepContext, Worker,
 };
@@ -231,9 +229,6 @@ pub struct ProvisionInputs {
     /// How long after its creation a resource shows up in the simulated cloud's listings.
     #[serde(default = "default_listing_lag_ms")]
     pub listing_lag_ms: u64,
-    /// Where to hold steps until released (see [`cloud::hold`]); the crash tests use these.
-    #[serde(default)]
-    pub holds: Vec<Hold>,
 }
 
 const DEFAULT_LISTING_LAG_MS: u64 = 200;
@@ -245,42 +240,17 @@ fn default_listing_lag_ms() -> u64 {
     DEFAULT_LISTING_LAG_MS
 }
 
-/// Hold `step` at `at` on attempt `attempt` (of the step's job, or of its undo's job).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Hold {
-    /// The step's name.
-    pub step: String,
-    /// Where in the step.
-    pub at: HoldPoint,
-    /// Only this attempt is held, so the attempt after a crash runs through.
-    #[serde(default = "first_attempt")]
-    pub attempt: i32,
-}
-
-fn first_attempt() -> i32 {
-    1
-}
-
-impl ProvisionInputs {
-    /// Wait at `point` if the inputs ask to hold this step there on this attempt.
-    async fn hold(&self, ctx: &StepContext, point: HoldPoint) -> Result<(), JobError> {
-        let asked = self.holds.iter().any(|hold| {
-            hold.step == ctx.step_name() && hold.at == point && hold.attempt == ctx.attempt()
-        });
-        if asked {
-            cloud::hold(
-                ctx.client().db(),
-                ctx.key(),
-                ctx.step_name(),
-                point,
-                ctx.attempt(),
-            )
-            .await
-            .map_err(JobError::retry)?;
-        }
-        Ok(())
-    }
+/// Pass the crash tests' checkpoint `point` of this step's attempt: a no-op unless a test
+/// asked for a hold there (see [`bosun_sim::holds`]).
+async fn checkpoint(ctx: &StepContext, point: HoldPoint) -> Result<(), JobError> {
+    let at = StepAttempt {
+        saga_key: ctx.key(),
+        step: ctx.step_name(),
+        attempt: ctx.attempt(),
+    };
+    bosun_sim::checkpoint(ctx.client().db(), at, point)
+        .await
+        .map_err(JobError::retry)
 }
 
 /// The built-in saga `example.provision`: `reserve`, `create`, `attach`, each with an undo,
@@ -293,7 +263,7 @@ pub fn provision_saga() -> SagaDefinition {
         saga = saga.step(
             Step::new(name, move |ctx: StepContext| async move {
                 let inputs: ProvisionInputs = ctx.inputs()?;
-                inputs.hold(&ctx, HoldPoint::Before).await?;
+                checkpoint(&ctx, HoldPoint::Before).await?;
                 if inputs.fail_at.as_deref() == Some(ctx.step_name()) {
                     return Err(JobError::permanent(format!(
                         "{} failed on purpose (fail_at)",
@@ -305,19 +275,18 @@ pub fn provision_saga() -> SagaDefinition {
                 let created = cloud::create(ctx.client().db(), &name, resource, lag)
                     .await
                     .map_err(JobError::retry)?;
-                inputs.hold(&ctx, HoldPoint::After).await?;
+                checkpoint(&ctx, HoldPoint::After).await?;
                 Ok(serde_json::json!({
                     "resource": name,
                     "adopted": created == cloud::Created::Existing,
                 }))
             })
             .undo(move |ctx: StepContext| async move {
-                let inputs: ProvisionInputs = ctx.inputs()?;
-                inputs.hold(&ctx, HoldPoint::UndoBefore).await?;
+                checkpoint(&ctx, HoldPoint::UndoBefore).await?;
                 cloud::delete(ctx.client().db(), &ctx.resource_name(resource))
                     .await
                     .map_err(JobError::retry)?;
-                inputs.hold(&ctx, HoldPoint::UndoAfter).await?;
+                checkpoint(&ctx, HoldPoint::UndoAfter).await?;
                 Ok(())
             })
             .max_attempts(3),
