@@ -8,8 +8,8 @@
 //! | `fail`  | `{"permanent": bool, "message": text}`      | fails every attempt                    |
 //! | `flaky` | `{"p": 0.0..1.0}`                           | fails with probability p, else completes |
 //!
-//! `bosun worker --bench-kinds` (which `bosun bench` starts) also runs `bench.started` (`{}`:
-//! writes when its handler started, for W3) and the saga `bench.noop3` (S1, S4).
+//! The saga `example.provision` acts on the simulated cloud of `bosun-sim`. The kinds
+//! `bosun bench` measures are in `crate::bench::kinds`.
 //!
 //! `fail` and `flaky` accept `"backoff_ms"` to shorten the retry delay (the demo uses it);
 //! without it they use Bosun's default backoff.
@@ -89,37 +89,12 @@ impl JobArgs for Flaky {
     const KIND: &'static str = "flaky";
 }
 
-/// `bench.started`: `{}`.
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BenchStarted {}
-
-impl JobArgs for BenchStarted {
-    const KIND: &'static str = "bench.started";
-}
-
 struct EchoWorker;
 
 impl Worker for EchoWorker {
     type Args = Echo;
 
     async fn work(&self, _ctx: JobContext, _args: Echo) -> JobResult {
-        Ok(())
-    }
-}
-
-/// Writes the moment its handler started, by this host's clock, so that the bench measures
-/// enqueue to handler start rather than to the claim.
-struct BenchStartedWorker;
-
-impl Worker for BenchStartedWorker {
-    type Args = BenchStarted;
-
-    async fn work(&self, ctx: JobContext, _args: BenchStarted) -> JobResult {
-        let started = chrono::Utc::now();
-        bosun_queue::bench::start_record(ctx.client().db(), ctx.id(), started)
-            .await
-            .map_err(JobError::retry)?;
         Ok(())
     }
 }
@@ -213,12 +188,6 @@ pub fn registry() -> Registry {
     registry
 }
 
-/// What `bosun worker --bench-kinds` adds for `bosun bench`: the kind `bench.started` (to
-/// the built-in kinds of `registry`) and the saga `bench.noop3`.
-pub fn with_bench_kinds(builder: bosun_workers::PoolBuilder) -> bosun_workers::PoolBuilder {
-    builder.register(BenchStartedWorker).saga(bench_saga())
-}
-
 /// Inputs of `example.provision`.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -293,16 +262,4 @@ pub fn provision_saga() -> SagaDefinition {
         );
     }
     saga
-}
-
-/// The saga `bench.noop3`: three steps that do nothing, for `bosun bench`.
-fn bench_saga() -> SagaDefinition {
-    ["one", "two", "three"]
-        .into_iter()
-        .fold(SagaDefinition::new("bench.noop3"), |saga, name| {
-            saga.step(
-                Step::new(name, |_ctx: StepContext| async { Ok(()) })
-                    .undo(|_ctx: StepContext| async { Ok(()) }),
-            )
-        })
 }
