@@ -1,19 +1,19 @@
 //! Sagas under crashes and lost targets, with real `bosun worker` processes running the
 //! built-in saga `example.provision` (reserve, create, attach) against its simulated cloud.
 //!
-//! The saga's inputs hold a step at an exact point (after its claim, after its side effect,
-//! in the middle of its undo) until the test releases it, so the test can kill -9 or pause
-//! the worker right there. Every test then checks the saga, every step of its ledger, and
+//! The test asks `bosun-sim` to hold a step at an exact point (after its claim, after its side
+//! effect, in the middle of its undo) until it releases it, so it can kill -9 or pause the
+//! worker right there; the saga's inputs carry nothing for this. Every test then checks the saga, every step of its ledger, and
 //! what the cloud holds: its listing (which shows resources a little after they are made)
 //! and its call log (how often each resource was really created and deleted).
 
 use std::{process::Command, time::Duration};
 
-use bosun_queue::sim::{self as cloud, HoldPoint};
 use bosun_queue::{
     saga::{saga_get, saga_steps},
     Saga, SagaState, SagaStep, SagaStepState,
 };
+use bosun_sim::{self as cloud, HoldPoint};
 use bosun_tests::{bosun_bin, eventually, settled_listing, Replica, TestDb};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -40,6 +40,14 @@ async fn start(db: &TestDb, key: &str, inputs: Value) -> Uuid {
         .start_saga("example.provision", key, &inputs)
         .await
         .unwrap()
+}
+
+/// Ask for `step` of saga `key` to be held at `point` on its first attempt; written before the
+/// saga starts, so the step cannot get there first.
+async fn hold(db: &TestDb, key: &str, step: &str, point: HoldPoint) {
+    cloud::request_hold(&db.pool, key, step, point, 1)
+        .await
+        .unwrap();
 }
 
 /// Wait until `step` of saga `key` is held at `point`, and check the process holding it.
@@ -125,12 +133,8 @@ fn replica(db: &TestDb, id: &str, level: &str) -> Replica {
 async fn kill_9_after_a_claim_runs_the_step_once_on_restart() {
     let db = TestDb::new().await;
     let key = "after-claim";
-    let id = start(
-        &db,
-        key,
-        json!({"holds": [{"step": "create", "at": "before"}]}),
-    )
-    .await;
+    hold(&db, key, "create", HoldPoint::Before).await;
+    let id = start(&db, key, json!({})).await;
     let first = replica(&db, "r1", "warn");
     wait_held(&db, key, "create", HoldPoint::Before, &first).await;
     assert!(calls(&db, key, "create").await.is_empty());
@@ -153,12 +157,8 @@ async fn kill_9_after_a_claim_runs_the_step_once_on_restart() {
 async fn kill_9_after_the_side_effect_adopts_the_resource_instead_of_making_another() {
     let db = TestDb::new().await;
     let key = "after-side-effect";
-    let id = start(
-        &db,
-        key,
-        json!({"holds": [{"step": "create", "at": "after"}]}),
-    )
-    .await;
+    hold(&db, key, "create", HoldPoint::After).await;
+    let id = start(&db, key, json!({})).await;
     let first = replica(&db, "r1", "warn");
     wait_held(&db, key, "create", HoldPoint::After, &first).await;
     assert_eq!(calls(&db, key, "create").await, ["create"]);
@@ -181,12 +181,8 @@ async fn kill_9_after_the_side_effect_adopts_the_resource_instead_of_making_anot
 async fn kill_9_between_a_step_and_the_next_neither_repeats_nor_loses_a_step() {
     let db = TestDb::new().await;
     let key = "between-steps";
-    let id = start(
-        &db,
-        key,
-        json!({"holds": [{"step": "create", "at": "after"}]}),
-    )
-    .await;
+    hold(&db, key, "create", HoldPoint::After).await;
+    let id = start(&db, key, json!({})).await;
     let first = replica(&db, "r1", "warn");
     wait_held(&db, key, "create", HoldPoint::After, &first).await;
     // Pausing the queue lets `create` record its success while `attach` cannot be claimed:
@@ -230,12 +226,8 @@ async fn kill_9_between_a_step_and_the_next_neither_repeats_nor_loses_a_step() {
 async fn kill_9_in_the_middle_of_an_undo_finishes_compensating_with_nothing_left() {
     let db = TestDb::new().await;
     let key = "mid-undo";
-    let id = start(
-        &db,
-        key,
-        json!({"fail_at": "attach", "holds": [{"step": "create", "at": "undo_after"}]}),
-    )
-    .await;
+    hold(&db, key, "create", HoldPoint::UndoAfter).await;
+    let id = start(&db, key, json!({"fail_at": "attach"})).await;
     let first = replica(&db, "r1", "warn");
     wait_held(&db, key, "create", HoldPoint::UndoAfter, &first).await;
     assert_eq!(calls(&db, key, "create").await, ["create", "delete"]);
@@ -288,12 +280,8 @@ async fn kill_9_in_the_middle_of_an_undo_finishes_compensating_with_nothing_left
 async fn a_runner_paused_past_its_lease_cannot_write_the_ledger_after_a_takeover() {
     let db = TestDb::new().await;
     let key = "zombie";
-    let id = start(
-        &db,
-        key,
-        json!({"holds": [{"step": "create", "at": "after"}]}),
-    )
-    .await;
+    hold(&db, key, "create", HoldPoint::After).await;
+    let id = start(&db, key, json!({})).await;
     let zombie = replica(&db, "zombie", "warn,bosun_workers=info");
     wait_held(&db, key, "create", HoldPoint::After, &zombie).await;
     zombie.signal("-STOP");
@@ -350,12 +338,8 @@ async fn release_and_check_refused(
 async fn expunging_the_target_in_the_middle_of_a_step_fails_it_and_unwinds_the_saga() {
     let db = TestDb::new().await;
     let key = "expunged-mid-step";
-    let id = start_on_pantry(
-        &db,
-        key,
-        json!({"holds": [{"step": "create", "at": "after"}]}),
-    )
-    .await;
+    hold(&db, key, "create", HoldPoint::After).await;
+    let id = start_on_pantry(&db, key, json!({})).await;
     let worker = replica(&db, "r1", "warn,bosun_workers=info");
     wait_held(&db, key, "create", HoldPoint::After, &worker).await;
     expunge_pantry(&db).await;
@@ -398,12 +382,8 @@ async fn expunging_the_target_in_the_middle_of_a_step_fails_it_and_unwinds_the_s
 async fn expunging_the_target_in_the_middle_of_an_undo_counts_the_undos_as_done() {
     let db = TestDb::new().await;
     let key = "expunged-mid-undo";
-    let id = start_on_pantry(
-        &db,
-        key,
-        json!({"fail_at": "attach", "holds": [{"step": "create", "at": "undo_before"}]}),
-    )
-    .await;
+    hold(&db, key, "create", HoldPoint::UndoBefore).await;
+    let id = start_on_pantry(&db, key, json!({"fail_at": "attach"})).await;
     let worker = replica(&db, "r1", "warn,bosun_workers=info");
     wait_held(&db, key, "create", HoldPoint::UndoBefore, &worker).await;
     assert_eq!(

@@ -1,12 +1,13 @@
 //! Every statement Bosun sends from Rust, checked against a migrated database: the project's
 //! substitute for compile-time checking of SQL (see docs/development.md, "SQL").
 //!
-//! Statements live in `.sql` files under `queue/src/sql/`, one statement a file, included
+//! Statements live in `.sql` files under `queue/src/sql/` (and, for the simulated cloud of
+//! the demo saga and the crash tests, under `sim/src/sql/`), one statement a file, included
 //! with `include_str!`. This test prepares each of them (Parse and Describe, what `PREPARE`
 //! does), so that a misspelt column, type or function, or a file that holds two statements,
 //! fails the suite. Scripts under a `scripts/` folder run with `raw_sql` and cannot be
 //! prepared (several statements, DDL, `VACUUM`); the tests that run them cover them. A second
-//! test checks that the Rust sources of `queue`, `workers` and `bin` hold no SQL literal, so
+//! test checks that the Rust sources of `queue`, `workers`, `sim` and `bin` hold no SQL literal, so
 //! no statement escapes the first, and that every file is used and holds a statement of its
 //! own.
 
@@ -26,8 +27,15 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-fn sql_dir() -> PathBuf {
-    workspace().join("queue/src/sql")
+/// The crates that send SQL, each with its statement files under `src/sql/`.
+const SQL_CRATES: &[&str] = &["queue/src", "sim/src"];
+
+/// Every statement file of every crate in `SQL_CRATES`, sorted within each crate.
+fn sql_files() -> Vec<PathBuf> {
+    SQL_CRATES
+        .iter()
+        .flat_map(|src| files(&workspace().join(src).join("sql"), "sql"))
+        .collect()
 }
 
 /// Every file under `dir` ending in `.ext`, sorted.
@@ -63,9 +71,9 @@ fn relative(path: &Path) -> String {
 /// Scripts that make what some statements act on besides Bosun's schema, run first: the
 /// bench's tables in its scratch database, and the simulated cloud's schema.
 const SETUP_SCRIPTS: &[&str] = &[
-    "bench/scripts/ceiling_create.sql",
-    "bench/scripts/starts_create.sql",
-    "sim/scripts/schema_create.sql",
+    "queue/src/sql/bench/scripts/ceiling_create.sql",
+    "queue/src/sql/bench/scripts/starts_create.sql",
+    "sim/src/sql/scripts/schema_create.sql",
 ];
 
 #[tokio::test]
@@ -73,7 +81,7 @@ async fn every_statement_prepares_on_a_migrated_database() {
     let db = TestDb::new().await;
     let mut conn = db.raw().await;
     for script in SETUP_SCRIPTS {
-        let text = std::fs::read_to_string(sql_dir().join(script))
+        let text = std::fs::read_to_string(workspace().join(script))
             .unwrap_or_else(|e| panic!("{script}: {e}"));
         conn.execute(sqlx::raw_sql(&text))
             .await
@@ -81,7 +89,7 @@ async fn every_statement_prepares_on_a_migrated_database() {
     }
     let mut failures = Vec::new();
     let mut prepared = 0;
-    for path in files(&sql_dir(), "sql") {
+    for path in sql_files() {
         if is_script(&path) {
             continue;
         }
@@ -221,7 +229,7 @@ const BUILT_AT_RUN_TIME: &str = "SQL built at run time";
 #[test]
 fn no_sql_literal_is_left_in_the_rust_sources() {
     let mut found = Vec::new();
-    for crate_dir in ["queue/src", "workers/src", "bin/src"] {
+    for crate_dir in ["queue/src", "workers/src", "sim/src", "bin/src"] {
         for path in files(&workspace().join(crate_dir), "rs") {
             let source = std::fs::read_to_string(&path).unwrap();
             // Unit tests may spell out a statement they expect a builder to make.
@@ -241,8 +249,8 @@ fn no_sql_literal_is_left_in_the_rust_sources() {
     }
     assert!(
         found.is_empty(),
-        "SQL in Rust source; move it to a file under queue/src/sql/ (or, for a statement \
-         built at run time, say so with a comment `{BUILT_AT_RUN_TIME}` above it):\n{}",
+        "SQL in Rust source; move it to a file under queue/src/sql/ or sim/src/sql/ (or, for a \
+         statement built at run time, say so with a comment `{BUILT_AT_RUN_TIME}` above it):\n{}",
         found.join("\n")
     );
 }
@@ -272,34 +280,40 @@ fn the_scanner_finds_sql_in_literals_and_not_in_comments() {
     );
 }
 
-/// Every file under `queue/src/sql/` is included by the code, once, and holds a statement no
-/// other file holds: one definition of each.
+/// Every file under `queue/src/sql/` and `sim/src/sql/` is included by its crate's code, once,
+/// and holds a statement no other file holds: one definition of each.
 #[test]
 fn every_sql_file_is_used_once_and_holds_its_own_statement() {
-    let sources: String = files(&workspace().join("queue/src"), "rs")
-        .iter()
-        .map(|p| std::fs::read_to_string(p).unwrap())
-        .collect();
     let mut by_text: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut unused = Vec::new();
-    for path in files(&sql_dir(), "sql") {
-        let name = path
-            .strip_prefix(workspace().join("queue/src"))
-            .unwrap()
-            .display()
-            .to_string();
-        let uses = sources.matches(&format!("\"{name}\"")).count();
-        if uses != 1 {
-            unused.push(format!("{name}: included {uses} times"));
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        let statement: Vec<&str> = text
-            .lines()
-            .filter(|l| !l.trim_start().starts_with("--"))
-            .flat_map(str::split_whitespace)
+    for src in SQL_CRATES {
+        let src = workspace().join(src);
+        let sources: String = files(&src, "rs")
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
             .collect();
-        assert!(!statement.is_empty(), "{name} holds no statement");
-        by_text.entry(statement.join(" ")).or_default().push(name);
+        for path in files(&src.join("sql"), "sql") {
+            let name = path.strip_prefix(&src).unwrap().display().to_string();
+            let uses = sources.matches(&format!("\"{name}\"")).count();
+            if uses != 1 {
+                unused.push(format!("{}: included {uses} times", relative(&path)));
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let statement: Vec<&str> = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .flat_map(str::split_whitespace)
+                .collect();
+            assert!(
+                !statement.is_empty(),
+                "{} holds no statement",
+                relative(&path)
+            );
+            by_text
+                .entry(statement.join(" "))
+                .or_default()
+                .push(relative(&path));
+        }
     }
     assert!(unused.is_empty(), "{}", unused.join("\n"));
     let twice: Vec<String> = by_text

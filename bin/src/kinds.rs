@@ -8,8 +8,8 @@
 //! | `fail`  | `{"permanent": bool, "message": text}`      | fails every attempt                    |
 //! | `flaky` | `{"p": 0.0..1.0}`                           | fails with probability p, else completes |
 //!
-//! `bosun worker --bench-kinds` (which `bosun bench` starts) also runs `bench.started` (`{}`:
-//! writes when its handler started, for W3) and the saga `bench.noop3` (S1, S4).
+//! The saga `example.provision` acts on the simulated cloud of `bosun-sim`. The kinds
+//! `bosun bench` measures are in `crate::bench::kinds`.
 //!
 //! `fail` and `flaky` accept `"backoff_ms"` to shorten the retry delay (the demo uses it);
 //! without it they use Bosun's default backoff.
@@ -19,10 +19,8 @@ use std::{
     time::Duration,
 };
 
-use bosun_queue::{
-    sim::{self as cloud, HoldPoint},
-    Job, JobArgs,
-};
+use bosun_queue::{Job, JobArgs};
+use bosun_sim::{self as cloud, HoldPoint, StepAttempt};
 use bosun_workers::{
     backoff, JobContext, JobError, JobResult, Registry, SagaDefinition, Step, StepContext, Worker,
 };
@@ -91,37 +89,12 @@ impl JobArgs for Flaky {
     const KIND: &'static str = "flaky";
 }
 
-/// `bench.started`: `{}`.
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BenchStarted {}
-
-impl JobArgs for BenchStarted {
-    const KIND: &'static str = "bench.started";
-}
-
 struct EchoWorker;
 
 impl Worker for EchoWorker {
     type Args = Echo;
 
     async fn work(&self, _ctx: JobContext, _args: Echo) -> JobResult {
-        Ok(())
-    }
-}
-
-/// Writes the moment its handler started, by this host's clock, so that the bench measures
-/// enqueue to handler start rather than to the claim.
-struct BenchStartedWorker;
-
-impl Worker for BenchStartedWorker {
-    type Args = BenchStarted;
-
-    async fn work(&self, ctx: JobContext, _args: BenchStarted) -> JobResult {
-        let started = chrono::Utc::now();
-        bosun_queue::bench::start_record(ctx.client().db(), ctx.id(), started)
-            .await
-            .map_err(JobError::retry)?;
         Ok(())
     }
 }
@@ -215,12 +188,6 @@ pub fn registry() -> Registry {
     registry
 }
 
-/// What `bosun worker --bench-kinds` adds for `bosun bench`: the kind `bench.started` (to
-/// the built-in kinds of `registry`) and the saga `bench.noop3`.
-pub fn with_bench_kinds(builder: bosun_workers::PoolBuilder) -> bosun_workers::PoolBuilder {
-    builder.register(BenchStartedWorker).saga(bench_saga())
-}
-
 /// Inputs of `example.provision`.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -231,9 +198,6 @@ pub struct ProvisionInputs {
     /// How long after its creation a resource shows up in the simulated cloud's listings.
     #[serde(default = "default_listing_lag_ms")]
     pub listing_lag_ms: u64,
-    /// Where to hold steps until released (see [`cloud::hold`]); the crash tests use these.
-    #[serde(default)]
-    pub holds: Vec<Hold>,
 }
 
 const DEFAULT_LISTING_LAG_MS: u64 = 200;
@@ -245,42 +209,17 @@ fn default_listing_lag_ms() -> u64 {
     DEFAULT_LISTING_LAG_MS
 }
 
-/// Hold `step` at `at` on attempt `attempt` (of the step's job, or of its undo's job).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Hold {
-    /// The step's name.
-    pub step: String,
-    /// Where in the step.
-    pub at: HoldPoint,
-    /// Only this attempt is held, so the attempt after a crash runs through.
-    #[serde(default = "first_attempt")]
-    pub attempt: i32,
-}
-
-fn first_attempt() -> i32 {
-    1
-}
-
-impl ProvisionInputs {
-    /// Wait at `point` if the inputs ask to hold this step there on this attempt.
-    async fn hold(&self, ctx: &StepContext, point: HoldPoint) -> Result<(), JobError> {
-        let asked = self.holds.iter().any(|hold| {
-            hold.step == ctx.step_name() && hold.at == point && hold.attempt == ctx.attempt()
-        });
-        if asked {
-            cloud::hold(
-                ctx.client().db(),
-                ctx.key(),
-                ctx.step_name(),
-                point,
-                ctx.attempt(),
-            )
-            .await
-            .map_err(JobError::retry)?;
-        }
-        Ok(())
-    }
+/// Pass the crash tests' checkpoint `point` of this step's attempt: a no-op unless a test
+/// asked for a hold there (see [`bosun_sim::holds`]).
+async fn checkpoint(ctx: &StepContext, point: HoldPoint) -> Result<(), JobError> {
+    let at = StepAttempt {
+        saga_key: ctx.key(),
+        step: ctx.step_name(),
+        attempt: ctx.attempt(),
+    };
+    bosun_sim::checkpoint(ctx.client().db(), at, point)
+        .await
+        .map_err(JobError::retry)
 }
 
 /// The built-in saga `example.provision`: `reserve`, `create`, `attach`, each with an undo,
@@ -293,7 +232,7 @@ pub fn provision_saga() -> SagaDefinition {
         saga = saga.step(
             Step::new(name, move |ctx: StepContext| async move {
                 let inputs: ProvisionInputs = ctx.inputs()?;
-                inputs.hold(&ctx, HoldPoint::Before).await?;
+                checkpoint(&ctx, HoldPoint::Before).await?;
                 if inputs.fail_at.as_deref() == Some(ctx.step_name()) {
                     return Err(JobError::permanent(format!(
                         "{} failed on purpose (fail_at)",
@@ -305,35 +244,22 @@ pub fn provision_saga() -> SagaDefinition {
                 let created = cloud::create(ctx.client().db(), &name, resource, lag)
                     .await
                     .map_err(JobError::retry)?;
-                inputs.hold(&ctx, HoldPoint::After).await?;
+                checkpoint(&ctx, HoldPoint::After).await?;
                 Ok(serde_json::json!({
                     "resource": name,
                     "adopted": created == cloud::Created::Existing,
                 }))
             })
             .undo(move |ctx: StepContext| async move {
-                let inputs: ProvisionInputs = ctx.inputs()?;
-                inputs.hold(&ctx, HoldPoint::UndoBefore).await?;
+                checkpoint(&ctx, HoldPoint::UndoBefore).await?;
                 cloud::delete(ctx.client().db(), &ctx.resource_name(resource))
                     .await
                     .map_err(JobError::retry)?;
-                inputs.hold(&ctx, HoldPoint::UndoAfter).await?;
+                checkpoint(&ctx, HoldPoint::UndoAfter).await?;
                 Ok(())
             })
             .max_attempts(3),
         );
     }
     saga
-}
-
-/// The saga `bench.noop3`: three steps that do nothing, for `bosun bench`.
-fn bench_saga() -> SagaDefinition {
-    ["one", "two", "three"]
-        .into_iter()
-        .fold(SagaDefinition::new("bench.noop3"), |saga, name| {
-            saga.step(
-                Step::new(name, |_ctx: StepContext| async { Ok(()) })
-                    .undo(|_ctx: StepContext| async { Ok(()) }),
-            )
-        })
 }

@@ -3,14 +3,15 @@
 //! Jobs are rows in `bosun.jobs`. This crate owns everything that touches them: the shared
 //! types ([`JobState`], [`Job`], [`NewJob`]), the embedded migrations ([`migrate`]), the
 //! [`Client`] applications enqueue and operate with, and the fenced claim / record calls the
-//! worker runtime makes. No other crate in the workspace writes SQL: every statement is a
-//! file under `src/sql/`.
+//! worker runtime makes. No other crate of Bosun's runtime writes SQL: every statement is a
+//! file under `src/sql/` (the simulated cloud of the demo saga and the tests, `bosun-sim`,
+//! keeps its own files in the same form, outside the production paths).
 //!
 //! Public API, under semver: [`Client`], the types re-exported here, and the modules
 //! [`migrate`], [`pooler`], [`saga`], [`targets`], [`periodic`] and [`invariants`] (less the
 //! items marked hidden in them). Internal, hidden from the documentation and not covered by
 //! semver: the modules used by Bosun's own runtime, CLI and bench (`runtime`, `liveness`,
-//! `listener`, `sampling`, `bench`, `sim`) and the leader's calls in the public modules
+//! `listener`, `sampling`, `bench`) and the leader's calls in the public modules
 //! (`saga::runner`, `periodic::periodic_fire` and its siblings, `targets::reap_expunged`).
 //!
 //! ```no_run
@@ -47,8 +48,6 @@ pub mod runtime;
 pub mod saga;
 #[doc(hidden)]
 pub mod sampling;
-#[doc(hidden)]
-pub mod sim;
 pub mod targets;
 mod types;
 

@@ -263,7 +263,7 @@ where
 /// created so far shows in listings (they show up there a little after their creation).
 pub async fn settled_listing(pool: &PgPool, prefix: &str) -> Vec<String> {
     tokio::time::sleep(bosun_cli::kinds::DEFAULT_LISTING_LAG + Duration::from_millis(300)).await;
-    bosun_queue::sim::list(pool, prefix)
+    bosun_sim::list(pool, prefix)
         .await
         .expect("listing the simulated cloud")
 }

@@ -23,6 +23,7 @@
 //! Workers are real `bosun worker` processes (this binary), so W2 includes their start-up,
 //! and their peak RSS is reported.
 
+pub mod kinds;
 mod workloads;
 
 pub use workloads::Workload;

@@ -13,6 +13,7 @@ use bosun_workers::{maintenance::pruner::PrunerConfig, shutdown_signal, WorkerPo
 use serde_json::json;
 
 use crate::{
+    bench,
     cli::{
         CancelArgs, Cli, Command, DoctorArgs, EnqueueArgs, JobArgs, JobsArgs, MigrateArgs,
         QueueAction, QueuesArgs, RetryArgs, WorkerArgs, WorkersArgs,
@@ -171,7 +172,7 @@ async fn worker(db: &Database, args: WorkerArgs) -> anyhow::Result<()> {
             ..PrunerConfig::default()
         });
     if args.bench_kinds {
-        builder = kinds::with_bench_kinds(builder);
+        builder = bench::kinds::with_bench_kinds(builder);
     }
     for (queue, concurrency) in args.queues.0 {
         builder = builder.queue(queue, concurrency);
