@@ -10,8 +10,8 @@
 //! Public API, under semver: [`Client`], the types re-exported here, and the modules
 //! [`migrate`], [`pooler`], [`saga`], [`targets`], [`periodic`] and [`invariants`] (less the
 //! items marked hidden in them). Internal, hidden from the documentation and not covered by
-//! semver: the modules used by Bosun's own runtime, CLI and bench (`runtime`, `liveness`, `cleanup`,
-//! `listener`, `sampling`, `bench`) and the leader's calls in the public modules
+//! semver: the modules used by Bosun's own runtime, CLI and bench (`runtime`, `liveness`,
+//! `cleanup`, `listener`, `sampling`, `bench`) and the leader's calls in the public modules
 //! (`saga::runner`, `periodic::periodic_fire` and its siblings, `targets::reap_expunged`).
 //!
 //! ```no_run
