@@ -152,6 +152,22 @@ impl JobContext {
         }
     }
 
+    /// A context for running a handler outside any pool (`crate::testing`): a job no worker
+    /// claimed, a worker id of `testing`, and a cancel token that only the caller can fire.
+    #[cfg(feature = "testing")]
+    pub(crate) fn detached(job: Job, client: Client, cancel: CancellationToken) -> Self {
+        JobContext::new(
+            std::sync::Arc::new(job),
+            client,
+            cancel,
+            std::sync::Arc::from(crate::testing::TESTING_WORKER_ID),
+            StopGrace {
+                running: crate::running::RunningJobs::default(),
+                grace: crate::CANCEL_GRACE_DEFAULT,
+            },
+        )
+    }
+
     /// Resolves once this handler, told to stop (not at shutdown), has had the pool's cancel
     /// grace to return: whoever runs it aborts it then.
     pub(crate) async fn stop_overdue(&self) {
