@@ -2,7 +2,10 @@
 //! every field as given, bad input gives typed errors and writes nothing, operator calls give
 //! typed errors, and the job listing filters newest first.
 
-use bosun_queue::{Enqueued, Error, JobArgs, JobFilter, JobOptions, JobState, NewJob};
+use bosun_queue::{
+    testing::{assert_enqueued, refute_enqueued, JobMatch},
+    Enqueued, Error, JobArgs, JobFilter, JobOptions, JobState, NewJob,
+};
 use bosun_tests::force_state;
 use bosun_tests::raw_sql::{db_clock, job_count, job_row};
 use bosun_tests::{state_counts, TestDb};
@@ -47,7 +50,9 @@ async fn client_enqueue_tx_follows_the_transaction() {
         .await
         .unwrap();
     assert_eq!(inside, 1, "visible inside the transaction");
+    assert_enqueued(&mut *tx, &JobMatch::kind("tx.job").args(json!({"n": 1}))).await;
     tx.rollback().await.unwrap();
+    refute_enqueued(db.client.db(), &JobMatch::kind("tx.job")).await;
     assert!(
         state_counts(&db.pool).await.is_empty(),
         "no job after rollback"
@@ -89,6 +94,8 @@ async fn client_enqueue_tx_follows_the_transaction() {
     assert_eq!(many.len(), 2);
     tx.rollback().await.unwrap();
     assert_eq!(state_counts(&db.pool).await.get("available"), Some(&1));
+    refute_enqueued(db.client.db(), &JobMatch::kind("a")).await;
+    refute_enqueued(db.client.db(), &JobMatch::kind("b")).await;
 }
 
 #[tokio::test]
@@ -213,6 +220,8 @@ async fn client_typed_args_use_their_options() {
     let id = db.client.enqueue(urgent).await.unwrap().id;
     let job = db.client.job_get(id).await.unwrap();
     assert_eq!((job.queue.as_str(), job.priority), ("urgent", -5));
+    let urgent = assert_enqueued(db.client.db(), &JobMatch::args_of(&email).queue("urgent")).await;
+    assert_eq!(urgent.len(), 1, "only the overridden job waits in urgent");
 
     // Typed jobs in a batch.
     let results = db
