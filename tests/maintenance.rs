@@ -7,7 +7,7 @@ use bosun_queue::{
     liveness::{self, leader_acquire, worker_heartbeat, WorkerIdentity, MAINTENANCE_LEADER},
     JobState, NewJob,
 };
-use bosun_tests::{eventually, RunningPool, TestDb};
+use bosun_tests::{eventually, force_state_as, Attempt, RunningPool, TestDb};
 use bosun_workers::maintenance::rescuer::{Rescuer, RescuerConfig};
 use serde_json::json;
 
@@ -35,18 +35,17 @@ async fn running_job(
         .await
         .unwrap()
         .id;
-    sqlx::query(
-        "UPDATE bosun.jobs SET state = 'running', attempt = $2, attempted_by = $3,
-                attempted_at = now() - make_interval(mins => $4)
-         WHERE id = $1",
+    force_state_as(
+        &db.pool,
+        id,
+        "running",
+        Attempt {
+            number: attempt,
+            worker,
+            started_minutes_ago: minutes_ago,
+        },
     )
-    .bind(id)
-    .bind(attempt)
-    .bind(worker)
-    .bind(minutes_ago)
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    .await;
     id
 }
 

@@ -9,10 +9,11 @@
 //!
 //! Public API, under semver: [`Client`], the types re-exported here, and the modules
 //! [`migrate`], [`pooler`], [`saga`], [`targets`], [`periodic`] and [`invariants`] (less the
-//! items marked hidden in them). Internal, hidden from the documentation and not covered by
-//! semver: the modules used by Bosun's own runtime, CLI and bench (`runtime`, `liveness`,
-//! `cleanup`, `listener`, `sampling`, `bench`) and the leader's calls in the public modules
-//! (`saga::runner`, `periodic::periodic_fire` and its siblings, `targets::reap_expunged`).
+//! items marked hidden in them), and `testing` with feature `testing`. Internal, hidden from
+//! the documentation and not covered by semver: the modules used by Bosun's own runtime, CLI
+//! and bench (`runtime`, `liveness`, `cleanup`, `listener`, `sampling`, `bench`) and the
+//! leader's calls in the public modules (`saga::runner`, `periodic::periodic_fire` and its
+//! siblings, `targets::reap_expunged`).
 //!
 //! ```no_run
 //! # async fn demo() -> bosun_queue::Result<()> {
@@ -49,6 +50,8 @@ pub mod saga;
 #[doc(hidden)]
 pub mod sampling;
 pub mod targets;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod types;
 
 pub use client::{pool_options, Client, ClientOptions, CHECK_CONNECTIONS_IDLE_FOR};

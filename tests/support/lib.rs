@@ -15,6 +15,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod cli;
+mod job_state;
+pub mod periodic;
+pub mod pool_harness;
+pub mod raw_sql;
 mod replica;
 
 use bosun_cli::embedded::EmbeddedPostgres;
@@ -24,6 +29,7 @@ use sqlx::{postgres::PgPoolOptions, Connection, PgConnection, PgPool};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use job_state::{force_state, force_state_as, Attempt};
 pub use replica::Replica;
 
 /// The server all tests of this binary use.
