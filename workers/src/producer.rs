@@ -217,6 +217,7 @@ impl Producer {
     /// dispatcher in their turn, each with its place.
     async fn claim(
         &self,
+        send: ClaimTurn,
         turn: ClaimTurn,
         connection: Result<PoolConnection<Postgres>, sqlx::Error>,
         mut room: OwnedSemaphorePermit,
@@ -224,18 +225,27 @@ impl Producer {
         claimed_tx: mpsc::UnboundedSender<Claimed>,
     ) -> bosun_queue::Result<ClaimResult> {
         let limit = room.num_permits();
+        // Sent in the order made: the database takes the due jobs in the order the claims
+        // reach it, and their jobs start in the order they were made.
+        send.come().await;
         let claimed = match connection {
             Ok(mut connection) => {
                 let conn = self.own.db().on(&mut connection);
                 let (queue, kinds, worker) = (&*self.queue, &self.kinds[..], &*self.worker_id);
                 let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-                if marking {
-                    job_claim_or_wait(conn, queue, kinds, limit, worker).await
-                } else {
-                    job_claim(conn, queue, kinds, limit, worker).await
-                }
+                let statement = async {
+                    if marking {
+                        job_claim_or_wait(conn, queue, kinds, limit, worker).await
+                    } else {
+                        job_claim(conn, queue, kinds, limit, worker).await
+                    }
+                };
+                pass_after_first_poll(statement, send).await
             }
-            Err(error) => Err(error.into()),
+            Err(error) => {
+                send.pass();
+                Err(error.into())
+            }
         };
         // A failed claim takes its turn too, or the claims after it would wait for ever.
         turn.come().await;
@@ -288,6 +298,9 @@ async fn take_room(
 /// The claims in flight, and the order they were made in.
 struct Claims {
     in_flight: JoinSet<bosun_queue::Result<ClaimResult>>,
+    /// The claim whose statement may be sent next.
+    sends: Arc<watch::Sender<u64>>,
+    /// The claim whose jobs may go to the dispatcher next.
     turns: Arc<watch::Sender<u64>>,
     issued: u64,
 }
@@ -296,6 +309,7 @@ impl Default for Claims {
     fn default() -> Self {
         Claims {
             in_flight: JoinSet::new(),
+            sends: Arc::new(watch::Sender::new(0)),
             turns: Arc::new(watch::Sender::new(0)),
             issued: 0,
         }
@@ -311,24 +325,41 @@ impl Claims {
         marks: MarksWaiting,
         claimed_tx: mpsc::UnboundedSender<Claimed>,
     ) {
+        let send = ClaimTurn::new(&self.sends, self.issued);
         let turn = ClaimTurn::new(&self.turns, self.issued);
         self.issued += 1;
         self.in_flight.spawn(async move {
             producer
-                .claim(turn, connection, room, marks, claimed_tx)
+                .claim(send, turn, connection, room, marks, claimed_tx)
                 .await
         });
     }
 }
 
-/// A claim's place in the order the producer made its claims: its jobs go to the dispatcher
-/// only after those of every claim made before it.
+/// Run `statement`, passing `send` once its first poll has written it to the connection:
+/// the next claim's statement then goes out after it.
+async fn pass_after_first_poll<F: std::future::Future>(statement: F, send: ClaimTurn) -> F::Output {
+    let mut statement = std::pin::pin!(statement);
+    let mut send = Some(send);
+    std::future::poll_fn(|cx| {
+        let poll = statement.as_mut().poll(cx);
+        if let Some(send) = send.take() {
+            send.pass();
+        }
+        poll
+    })
+    .await
+}
+
+/// A claim's place in the order the producer made its claims: its statement is sent, and its
+/// jobs go to the dispatcher, only after those of every claim made before it (one
+/// [`ClaimTurn`] for each).
 ///
 /// Why: with two claims in flight, the database runs them one after the other
-/// (`bosun.claim_jobs` takes a lock of the worker's and the queue's), so the later one takes
-/// the due jobs after the earlier one's; but the replies are handled by two tasks, in either
-/// order, and the later claim's jobs could start first (a job of priority 5 before one of
-/// priority 0 that waited beside it).
+/// (`bosun.claim_jobs` takes a lock of the worker's and the queue's), so the one that reaches
+/// it later takes the due jobs after the earlier one's; but two tasks send them, and handle
+/// the replies, in either order, and the later claim's jobs could start first (a job of
+/// priority 5 before one of priority 0 that waited beside it).
 struct ClaimTurn {
     turns: Arc<watch::Sender<u64>>,
     this: u64,
