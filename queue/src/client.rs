@@ -117,6 +117,18 @@ impl Client {
         Ok(Client::with_pooler(pool, pooler))
     }
 
+    /// A client on the same database and pooler mode with a pool of its own, of at most
+    /// `max_connections`, that connects on first use (so it may be made outside a Tokio
+    /// runtime's I/O). The worker runtime keeps its claims and heartbeats on such a pool,
+    /// apart from the connections its handlers use.
+    pub fn with_separate_pool(&self, max_connections: u32) -> Client {
+        let options = self.pool.connect_options();
+        let pool = pool_options()
+            .max_connections(max_connections)
+            .connect_lazy_with(options.as_ref().clone());
+        Client::with_pooler(pool, self.pooler)
+    }
+
     /// The underlying pool. Statements run on it directly do not go through the pooler mode:
     /// run them on [`Client::db`].
     pub fn pool(&self) -> &PgPool {

@@ -57,7 +57,7 @@ mod types;
 pub use client::{pool_options, Client, ClientOptions, CHECK_CONNECTIONS_IDLE_FOR};
 pub use error::{quote_short, shorten, Error, Result};
 pub use migrate::MigrateReport;
-pub use pooler::{Conn, Db, Pooler};
+pub use pooler::{Conn, Db, PooledConnection, Pooler};
 pub use saga::{Saga, SagaState, SagaStep, SagaStepState};
 pub use targets::{Target, TargetState, TargetStats};
 pub use types::{is_valid_kind, is_valid_queue_name};

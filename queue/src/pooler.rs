@@ -106,6 +106,9 @@ impl std::fmt::Display for Pooler {
 /// behind its back; sqlx's names never reach the server then, and nothing is deallocated.
 const BEGIN_BEHIND_POOLER: &str = include_str!("sql/scripts/pooler_begin.sql");
 
+/// A connection taken from a pool ([`Db::acquire`]); it goes back when dropped.
+pub type PooledConnection = sqlx::pool::PoolConnection<Postgres>;
+
 /// A pool and how to talk through it: the executor Bosun's functions take (any
 /// `sqlx::PgExecutor` that is `Copy`, so `&PgPool` too, which is [`Pooler::None`]).
 #[derive(Debug, Clone, Copy)]
@@ -128,6 +131,15 @@ impl<'a> Db<'a> {
     /// The pooler mode.
     pub fn pooler(self) -> Pooler {
         self.pooler
+    }
+
+    /// A connection of the pool, for statements that must go out in a given order (run them
+    /// on [`Db::on`]).
+    ///
+    /// # Errors
+    /// When no connection can be had within the pool's acquire timeout.
+    pub async fn acquire(self) -> crate::Result<PooledConnection> {
+        Ok(self.pool.acquire().await?)
     }
 
     /// `conn` (taken from this pool, or a transaction's), talked to the same way.

@@ -31,7 +31,7 @@ pub(crate) struct OwnConnections(Arc<Inner>);
 struct Inner {
     client: Client,
     queues: usize,
-    pool: OnceLock<sqlx::PgPool>,
+    own: OnceLock<Client>,
 }
 
 impl OwnConnections {
@@ -40,27 +40,22 @@ impl OwnConnections {
         OwnConnections(Arc::new(Inner {
             client,
             queues,
-            pool: OnceLock::new(),
+            own: OnceLock::new(),
         }))
     }
 
     /// The executor for statements on these connections.
     pub(crate) fn db(&self) -> Db<'_> {
-        Db::new(self.pool(), self.0.client.pooler())
+        self.client().db()
     }
 
     /// A client on these connections (the maintenance services take one).
-    pub(crate) fn client(&self) -> Client {
-        Client::with_pooler(self.pool().clone(), self.0.client.pooler())
-    }
-
-    fn pool(&self) -> &sqlx::PgPool {
-        self.0.pool.get_or_init(|| {
-            let options = self.0.client.pool().connect_options();
+    pub(crate) fn client(&self) -> &Client {
+        self.0.own.get_or_init(|| {
             let connections = (self.0.queues + BESIDES_QUEUES).min(MAX);
-            bosun_queue::pool_options()
-                .max_connections(u32::try_from(connections).unwrap_or(u32::MAX))
-                .connect_lazy_with(options.as_ref().clone())
+            self.0
+                .client
+                .with_separate_pool(u32::try_from(connections).unwrap_or(u32::MAX))
         })
     }
 }

@@ -19,8 +19,8 @@ const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 /// What the notifier acts on.
 pub(crate) struct Notifier {
-    /// The client's pool, for the LISTEN connection.
-    pub(crate) pool: sqlx::PgPool,
+    /// The client, for the LISTEN connection.
+    pub(crate) client: bosun_queue::Client,
     pub(crate) wakers: Wakers,
     pub(crate) running: RunningJobs,
     /// Told when a target is expunged: the maintenance loop reaps at once.
@@ -30,7 +30,7 @@ pub(crate) struct Notifier {
 impl Notifier {
     pub(crate) async fn run(self, stop: CancellationToken) {
         let Notifier {
-            pool,
+            client,
             wakers,
             running,
             expunged,
@@ -42,7 +42,7 @@ impl Notifier {
         let mut backoff = Duration::from_millis(200);
         loop {
             let connected = tokio::select! {
-                connected = Listener::connect(pool) => connected,
+                connected = Listener::connect(client.pool()) => connected,
                 () = stop.cancelled() => return,
             };
             let mut listener = match connected {

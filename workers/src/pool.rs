@@ -230,7 +230,7 @@ impl WorkerPool {
             tokio::spawn(self.outcomes.clone().run_completer(stop.clone())),
         ];
         let maintenance = Maintenance {
-            own: self.own.client(),
+            own: self.own.client().clone(),
             client: self.client.clone(),
             worker_id: Arc::clone(&self.worker_id),
             lease: config.lease,
@@ -246,7 +246,7 @@ impl WorkerPool {
         tasks.push(tokio::spawn(maintenance.run(stop.clone())));
         if config.listen {
             let notifier = Notifier {
-                pool: self.client.pool().clone(),
+                client: self.client.clone(),
                 wakers: self.wakers.clone(),
                 running: self.running.clone(),
                 expunged,

@@ -15,8 +15,10 @@
 
 use std::{sync::Arc, time::Duration};
 
-use bosun_queue::runtime::{job_claim, job_claim_or_wait};
-use sqlx::{pool::PoolConnection, Postgres};
+use bosun_queue::{
+    runtime::{job_claim, job_claim_or_wait},
+    PooledConnection,
+};
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -156,7 +158,7 @@ impl Producer {
             // The connection is taken here, in the order the claims are made, so that they
             // reach the database in that order too (see [`ClaimTurn`]).
             let connection = tokio::select! {
-                connection = this.own.db().pool().acquire() => connection,
+                connection = this.own.db().acquire() => connection,
                 () = stop.cancelled() => break,
             };
             let marks = MarksWaiting(this.listen && !progress.backlog);
@@ -219,7 +221,7 @@ impl Producer {
         &self,
         send: ClaimTurn,
         turn: ClaimTurn,
-        connection: Result<PoolConnection<Postgres>, sqlx::Error>,
+        connection: bosun_queue::Result<PooledConnection>,
         mut room: OwnedSemaphorePermit,
         MarksWaiting(marking): MarksWaiting,
         claimed_tx: mpsc::UnboundedSender<Claimed>,
@@ -244,7 +246,7 @@ impl Producer {
             }
             Err(error) => {
                 send.pass();
-                Err(error.into())
+                Err(error)
             }
         };
         // A failed claim takes its turn too, or the claims after it would wait for ever.
@@ -320,7 +322,7 @@ impl Claims {
     fn spawn(
         &mut self,
         producer: Arc<Producer>,
-        connection: Result<PoolConnection<Postgres>, sqlx::Error>,
+        connection: bosun_queue::Result<PooledConnection>,
         room: OwnedSemaphorePermit,
         marks: MarksWaiting,
         claimed_tx: mpsc::UnboundedSender<Claimed>,
