@@ -5,14 +5,14 @@
 //! job one more. Until a vacuum, their space is not reused, so the table and its indexes grow
 //! with the throughput rather than with the jobs kept, and claims walk index entries that lead
 //! to dead rows. Autovacuum is the first line (the table's thresholds are low, see its
-//! storage parameters in migrations/schema.sql), but it looks at a database once a minute at most, is throttled, and may be turned
-//! off. So the maintenance leader checks the statistics each tick and runs a plain `VACUUM`
+//! storage parameters in migrations/schema.sql), but it looks at a database once a minute at
+//! most, is throttled, and may be turned off. So the maintenance leader checks the statistics each tick and runs a plain `VACUUM`
 //! (which claims and writes do not wait on) once the dead versions exceed both
 //! [`VacuumerConfig::dead_min`] and [`VacuumerConfig::dead_fraction`] of the live rows, unless
 //! a vacuum of the table is running already. The defaults make it a backstop: a working
 //! autovacuum acts long before, and a worker that vacuums eagerly spends the database's CPU
 //! while it drains; with them a table under steady load levels off instead of growing by
-//! what each pass of the pruner deletes (docs/performance.md, W4).
+//! what each pass of the pruner deletes.
 //!
 //! The vacuums leave the table's empty end in place (`vacuum_truncate = false` on the
 //! table): truncating it takes the table's ACCESS EXCLUSIVE lock, which every claim and
