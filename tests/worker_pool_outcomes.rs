@@ -139,15 +139,11 @@ async fn a_permanent_error_fails_at_once() {
         message: "card declined".into(),
     };
     let id = enqueue(&db.client, behave(&permanent).max_attempts(20)).await;
-    let running = Running::start(
-        pool(&db.client)
-            .register(Behaver::default())
-            .queue("default", 2)
-            .build()
-            .unwrap(),
-    );
+    let mut registry = bosun_workers::Registry::new();
+    registry.register(Behaver::default());
+    let drained = bosun_workers::testing::drain_queue(&db.client, &registry, "default").await;
+    assert_eq!((drained.failed, drained.retryable), (1, 0), "{drained:?}");
     let failed = wait_state(&db.client, id, JobState::Failed).await;
-    running.stop().await;
     assert_eq!((failed.attempt, failed.max_attempts), (1, 20));
     assert!(failed.finalized_at.is_some());
     let errors = failed.attempt_errors();
