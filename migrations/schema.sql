@@ -461,6 +461,44 @@ BEGIN
 END;
 $function$;
 
+-- bosun.claim: claim up to `max_jobs` due jobs for the registered `worker`, from `queues` in
+-- the order given, of `kinds` (default: the kinds the worker registered). Each comes back
+-- `running`, its `attempt` counted: (id, attempt) is the lease every later call names. The
+-- worker must hold a live registration (bosun.worker_heartbeat): a claim nobody heartbeats
+-- for would only wait for the rescuer.
+CREATE FUNCTION bosun.claim(worker text, queues text[], max_jobs integer, kinds text[] DEFAULT NULL)
+ RETURNS SETOF bosun.jobs
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    registered text[];
+    queue_name text;
+    taken bigint := 0;
+    j bosun.jobs;
+BEGIN
+    PERFORM bosun.require_arguments('bosun.claim', ARRAY['worker', 'queues', 'max_jobs'],
+        ARRAY[worker IS NULL, queues IS NULL, max_jobs IS NULL]);
+    IF max_jobs < 0 OR max_jobs > 10000 THEN
+        RAISE EXCEPTION 'bosun.claim: max_jobs must be 0 to 10000, got %', max_jobs
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT w.kinds INTO registered
+    FROM bosun.workers AS w WHERE w.id = worker AND w.expires_at > now();
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'bosun.claim: worker % holds no live registration: call bosun.worker_heartbeat first',
+            bosun.quote_short(worker) USING ERRCODE = '55000';
+    END IF;
+    FOREACH queue_name IN ARRAY queues LOOP
+        EXIT WHEN taken >= max_jobs;
+        FOR j IN SELECT * FROM bosun.claim_jobs(queue_name, max_jobs - taken,
+                                                coalesce(kinds, registered), worker) LOOP
+            taken := taken + 1;
+            RETURN NEXT j;
+        END LOOP;
+    END LOOP;
+END;
+$function$;
+
 -- The runtime's functions check their arguments like the public ones: a NULL raises 22004
 -- naming it, a negative count 22023.
 CREATE FUNCTION bosun.claim_jobs(queue_name text, max_jobs bigint, kinds text[], worker text, wait boolean DEFAULT false)
@@ -531,6 +569,22 @@ BEGIN
         DELETE FROM bosun.waiting_workers AS w
         WHERE w.queue = queue_name AND w.worker = claim_jobs.worker;
     END IF;
+END;
+$function$;
+
+-- bosun.complete_job: the attempt succeeded. True if it was the running one (and the job is
+-- now `completed`); false if the job was cancelled, retried or taken over meanwhile.
+CREATE FUNCTION bosun.complete_job(job_id bigint, job_attempt integer) RETURNS boolean
+    LANGUAGE plpgsql
+    SET plan_cache_mode TO force_custom_plan
+AS $function$
+BEGIN
+    PERFORM bosun.require_arguments('bosun.complete_job', ARRAY['job_id', 'job_attempt'],
+        ARRAY[job_id IS NULL, job_attempt IS NULL]);
+    UPDATE bosun.jobs
+    SET state = 'completed', finalized_at = now()
+    WHERE id = job_id AND state = 'running' AND attempt = job_attempt;
+    RETURN FOUND;
 END;
 $function$;
 
@@ -884,6 +938,92 @@ BEGIN
 END;
 $$;
 
+-- bosun.fail_job: the attempt failed with `error` (kept to 4096 characters, in the job's
+-- errors with the attempt, the time, the worker and `error_kind`, by default `error`, or
+-- `permanent`). The job becomes `failed` when the error is `permanent` or it has used its
+-- attempts; otherwise `retryable` after `retry_in` (0 to 36525 days; default: attempt^4
+-- seconds, at least 1, at most a day), with +/-10% jitter. Returns the new state and, for a retry, the seconds
+-- until it is due; no row if the attempt is no longer the running one.
+CREATE FUNCTION bosun.fail_job(job_id bigint, job_attempt integer, error text,
+                               permanent boolean DEFAULT false, retry_in interval DEFAULT NULL,
+                               error_kind text DEFAULT NULL)
+ RETURNS TABLE(state bosun.job_state, due_in double precision)
+ LANGUAGE plpgsql
+ SET plan_cache_mode TO force_custom_plan
+AS $function$
+#variable_conflict use_column
+BEGIN
+    PERFORM bosun.require_arguments('bosun.fail_job',
+        ARRAY['job_id', 'job_attempt', 'error', 'permanent'],
+        ARRAY[job_id IS NULL, job_attempt IS NULL, error IS NULL, permanent IS NULL]);
+    IF retry_in < interval '0' OR retry_in > interval '36525 days' THEN
+        RAISE EXCEPTION 'bosun.fail_job: retry_in must be 0 to 36525 days, got %', retry_in
+            USING ERRCODE = '22023';
+    END IF;
+    IF length(error_kind) NOT BETWEEN 1 AND 64 THEN
+        RAISE EXCEPTION 'bosun.fail_job: error_kind must be 1 to 64 characters'
+            USING ERRCODE = '22023';
+    END IF;
+    RETURN QUERY
+    UPDATE bosun.jobs AS j
+    SET state = CASE WHEN fail_job.permanent OR j.attempt >= j.max_attempts THEN 'failed'
+                     ELSE 'retryable' END::bosun.job_state,
+        scheduled_at = CASE WHEN fail_job.permanent OR j.attempt >= j.max_attempts THEN j.scheduled_at
+                            ELSE now() + coalesce(fail_job.retry_in,
+                                     make_interval(secs => greatest(1, least(86400, power(j.attempt, 4)))))
+                                 * (0.9 + random() * 0.2)
+                       END,
+        finalized_at = CASE WHEN fail_job.permanent OR j.attempt >= j.max_attempts THEN now() END,
+        errors = j.errors || jsonb_build_array(jsonb_build_object(
+            'attempt', j.attempt, 'at', now(), 'error', left(fail_job.error, 4096),
+            'worker', j.attempted_by,
+            'kind', coalesce(fail_job.error_kind,
+                             CASE WHEN fail_job.permanent THEN 'permanent' ELSE 'error' END)))
+    WHERE j.id = fail_job.job_id AND j.state = 'running' AND j.attempt = fail_job.job_attempt
+    RETURNING j.state,
+              CASE WHEN j.state = 'retryable'
+                   THEN extract(epoch FROM j.scheduled_at - now())::float8 END;
+END;
+$function$;
+
+-- bosun.give_back_jobs: hand held jobs back to their queues at shutdown (`available` now,
+-- the attempt not counted), fenced pairwise by `ids` and `attempts`; a job at the most
+-- attempts a job may have fails instead. Returns the ids handed back, and wakes their queues.
+CREATE FUNCTION bosun.give_back_jobs(ids bigint[], attempts integer[]) RETURNS SETOF bigint
+    LANGUAGE plpgsql
+AS $function$
+BEGIN
+    PERFORM bosun.require_arguments('bosun.give_back_jobs', ARRAY['ids', 'attempts'],
+        ARRAY[ids IS NULL, attempts IS NULL]);
+    IF cardinality(ids) <> cardinality(attempts) THEN
+        RAISE EXCEPTION 'bosun.give_back_jobs: ids and attempts must have the same length'
+            USING ERRCODE = '22023';
+    END IF;
+    RETURN QUERY
+    WITH released AS (
+        UPDATE bosun.jobs AS j
+        SET state = CASE WHEN j.attempt < 1000000000 THEN 'available'
+                         ELSE 'failed' END::bosun.job_state,
+            scheduled_at = CASE WHEN j.attempt < 1000000000 THEN now() ELSE j.scheduled_at END,
+            max_attempts = least(j.max_attempts + 1, 1000000000),
+            finalized_at = CASE WHEN j.attempt < 1000000000 THEN NULL ELSE now() END,
+            errors = CASE WHEN j.attempt < 1000000000 THEN j.errors
+                          ELSE j.errors || jsonb_build_array(jsonb_build_object(
+                              'attempt', j.attempt, 'at', now(),
+                              'error', 'handed back, but the job has used the most attempts a job may have (1000000000)',
+                              'worker', j.attempted_by, 'kind', 'handed_back'))
+                     END
+        FROM unnest(ids, attempts) AS h(id, attempt)
+        WHERE j.id = h.id AND j.attempt = h.attempt AND j.state = 'running'
+        RETURNING j.id, j.queue, j.state
+    ), woken AS (
+        SELECT bosun.notify_queues(ARRAY(
+            SELECT DISTINCT queue FROM released WHERE state = 'available'))
+    )
+    SELECT released.id FROM released, woken WHERE released.state = 'available';
+END;
+$function$;
+
 -- Whether text parses as a timestamptz (pg_input_is_valid arrived only in PostgreSQL 16).
 CREATE FUNCTION bosun.is_timestamptz(value text) RETURNS boolean
     LANGUAGE plpgsql STABLE AS $$
@@ -961,6 +1101,28 @@ BEGIN
         RAISE EXCEPTION '%: no job with id %', caller, job_id USING ERRCODE = 'P0002';
     END IF;
     RETURN j;
+END;
+$function$;
+
+-- bosun.job_progress: note how far the running attempt has come, as `progress` (a JSON value
+-- of at most 8192 bytes) under the key `progress` of the job's meta, for operators and
+-- dashboards. True if the attempt is the running one.
+CREATE FUNCTION bosun.job_progress(job_id bigint, job_attempt integer, progress jsonb)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    PERFORM bosun.require_arguments('bosun.job_progress',
+        ARRAY['job_id', 'job_attempt', 'progress'],
+        ARRAY[job_id IS NULL, job_attempt IS NULL, progress IS NULL]);
+    IF octet_length(progress::text) > 8192 THEN
+        RAISE EXCEPTION 'bosun.job_progress: progress must be at most 8192 bytes as JSON'
+            USING ERRCODE = '22023';
+    END IF;
+    UPDATE bosun.jobs
+    SET meta = jsonb_set(meta, '{progress}', progress)
+    WHERE id = job_id AND state = 'running' AND attempt = job_attempt;
+    RETURN FOUND;
 END;
 $function$;
 
@@ -1133,6 +1295,29 @@ BEGIN
     RETURN EXISTS (SELECT 1 FROM bosun.served_kinds AS k WHERE k.kind = kind_served.kind);
 END;
 $$;
+
+-- bosun.lost_jobs: of the held jobs (`ids` and `attempts`, pairwise), those whose attempt is
+-- no longer the running one: cancelled by an operator, their target expunged, or taken over.
+-- Their handlers should stop; whatever they write is fenced out anyway.
+CREATE FUNCTION bosun.lost_jobs(ids bigint[], attempts integer[]) RETURNS SETOF bigint
+    LANGUAGE plpgsql STABLE
+AS $function$
+BEGIN
+    PERFORM bosun.require_arguments('bosun.lost_jobs', ARRAY['ids', 'attempts'],
+        ARRAY[ids IS NULL, attempts IS NULL]);
+    IF cardinality(ids) <> cardinality(attempts) THEN
+        RAISE EXCEPTION 'bosun.lost_jobs: ids and attempts must have the same length'
+            USING ERRCODE = '22023';
+    END IF;
+    RETURN QUERY
+    SELECT h.id
+    FROM unnest(ids, attempts) AS h(id, attempt)
+    WHERE NOT EXISTS (
+        SELECT 1 FROM bosun.jobs AS j
+        WHERE j.id = h.id AND j.state = 'running' AND j.attempt = h.attempt
+    );
+END;
+$function$;
 
 -- Wake-up: one NOTIFY per statement on channel `bosun_jobs`, whatever inserted the rows
 -- (bosun.enqueue, enqueue_many, or a plain INSERT from any client). The payload is the
@@ -1309,6 +1494,10 @@ BEGIN
     RETURN FOUND;
 END;
 $$;
+
+-- bosun.protocol_version: which version of the worker protocol this schema speaks.
+CREATE FUNCTION bosun.protocol_version() RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 1 $$;
 
 -- bosun.pause_queue / bosun.resume_queue: persisted, so every replica sees it on its next
 -- claim. Pausing a queue that has no jobs yet is allowed; both are idempotent.
@@ -2288,6 +2477,43 @@ BEGIN
 END;
 $$;
 
+-- bosun.snooze_job: not now; run again after `delay` (0 to 36525 days) without using an
+-- attempt. Returns the new state (`scheduled`, or `failed` for a job at the most attempts a
+-- job may have) and the seconds until it is due; no row if the attempt is no longer the
+-- running one.
+CREATE FUNCTION bosun.snooze_job(job_id bigint, job_attempt integer, delay interval)
+ RETURNS TABLE(state bosun.job_state, due_in double precision)
+ LANGUAGE plpgsql
+ SET plan_cache_mode TO force_custom_plan
+AS $function$
+#variable_conflict use_column
+BEGIN
+    PERFORM bosun.require_arguments('bosun.snooze_job', ARRAY['job_id', 'job_attempt', 'delay'],
+        ARRAY[job_id IS NULL, job_attempt IS NULL, delay IS NULL]);
+    IF delay < interval '0' OR delay > interval '36525 days' THEN
+        RAISE EXCEPTION 'bosun.snooze_job: delay must be 0 to 36525 days, got %', delay
+            USING ERRCODE = '22023';
+    END IF;
+    RETURN QUERY
+    UPDATE bosun.jobs AS j
+    SET state = CASE WHEN j.attempt < 1000000000 THEN 'scheduled' ELSE 'failed' END::bosun.job_state,
+        scheduled_at = CASE WHEN j.attempt < 1000000000 THEN now() + snooze_job.delay
+                            ELSE j.scheduled_at END,
+        max_attempts = least(j.max_attempts + 1, 1000000000),
+        finalized_at = CASE WHEN j.attempt < 1000000000 THEN NULL ELSE now() END,
+        errors = CASE WHEN j.attempt < 1000000000 THEN j.errors
+                      ELSE j.errors || jsonb_build_array(jsonb_build_object(
+                          'attempt', j.attempt, 'at', now(),
+                          'error', 'snoozed, but the job has used the most attempts a job may have (1000000000)',
+                          'worker', j.attempted_by, 'kind', 'snooze'))
+                 END
+    WHERE j.id = snooze_job.job_id AND j.state = 'running' AND j.attempt = snooze_job.job_attempt
+    RETURNING j.state,
+              CASE WHEN j.state = 'scheduled'
+                   THEN extract(epoch FROM j.scheduled_at - now())::float8 END;
+END;
+$function$;
+
 -- bosun.start_saga: start saga `kind` under the idempotency key `key`. The same kind, key and
 -- inputs again return the existing saga; the same key with another kind or other inputs is
 -- an error (a key names one saga).
@@ -2404,6 +2630,60 @@ BEGIN
     RETURN p;
 END;
 $$;
+
+-- bosun.worker_deregister: forget `worker` at a graceful shutdown: its registration, any
+-- leadership it holds, and its marks as waiting on queues. Give its jobs back first
+-- (bosun.give_back_jobs); jobs it still holds are rescued as a dead worker's.
+CREATE FUNCTION bosun.worker_deregister(worker text) RETURNS void
+    LANGUAGE plpgsql
+AS $function$
+BEGIN
+    PERFORM bosun.require_arguments('bosun.worker_deregister', ARRAY['worker'],
+        ARRAY[worker IS NULL]);
+    DELETE FROM bosun.leaders WHERE worker_id = worker;
+    DELETE FROM bosun.workers WHERE id = worker;
+    DELETE FROM bosun.waiting_workers AS w WHERE w.worker = worker_deregister.worker;
+END;
+$function$;
+
+-- bosun.worker_heartbeat: register `worker` (1 to 255 characters) as serving `queues` with
+-- `kinds`, alive for `lease_seconds` from now on the database clock, or renew it. True when
+-- the worker was not registered (its first beat, or one after its registration expired and
+-- was forgotten). A worker whose lease runs out is dead: the maintenance leader gives its
+-- running jobs back.
+CREATE FUNCTION bosun.worker_heartbeat(worker text, queues text[], kinds text[],
+                                       lease_seconds double precision DEFAULT 15,
+                                       host text DEFAULT '', pid integer DEFAULT 0)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    inserted boolean;
+BEGIN
+    PERFORM bosun.require_arguments('bosun.worker_heartbeat',
+        ARRAY['worker', 'queues', 'kinds', 'lease_seconds', 'host', 'pid'],
+        ARRAY[worker IS NULL, queues IS NULL, kinds IS NULL, lease_seconds IS NULL,
+              host IS NULL, pid IS NULL]);
+    IF NOT (lease_seconds > 0 AND lease_seconds <= 3155760000) THEN
+        RAISE EXCEPTION 'bosun.worker_heartbeat: lease_seconds must be above 0 and at most 3155760000 (36525 days), got %',
+            lease_seconds USING ERRCODE = '22023';
+    END IF;
+    IF array_position(queues, NULL) IS NOT NULL OR array_position(kinds, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'bosun.worker_heartbeat: queues and kinds must not hold nulls'
+            USING ERRCODE = '22004';
+    END IF;
+    INSERT INTO bosun.workers AS w (id, host, pid, queues, kinds, started_at, heartbeat_at, expires_at)
+    VALUES (worker, host, pid, queues, kinds, now(), now(),
+            now() + make_interval(secs => lease_seconds))
+    ON CONFLICT (id) DO UPDATE
+    SET heartbeat_at = now(),
+        expires_at = EXCLUDED.expires_at,
+        queues = EXCLUDED.queues,
+        kinds = EXCLUDED.kinds
+    RETURNING (w.xmax = 0) INTO inserted;
+    RETURN inserted;
+END;
+$function$;
 
 -- A worker about to sleep on a queue: from now on, inserts into it notify. It waits for the
 -- inserts that are committing (they checked before the mark); not for long, since a

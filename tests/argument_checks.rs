@@ -51,6 +51,9 @@ const NULLABLE: &[(&str, &str)] = &[
     ("saga_step_begin", "step_max_attempts"),
     ("saga_undo_begin", "step_max_attempts"),
     ("saga_job_hold_taking_limit", "step_max_attempts"),
+    ("claim", "kinds"),
+    ("fail_job", "retry_in"),
+    ("fail_job", "error_kind"),
 ];
 
 /// A value of `sql_type` that is not NULL, for the arguments not under test.

@@ -114,15 +114,7 @@ pub async fn worker_has_peers(
 /// # Errors
 /// [`crate::Error::Database`] if the write fails.
 pub async fn worker_deregister(pool: impl PgExecutor<'_> + Copy, worker_id: &str) -> Result<()> {
-    sqlx::query(include_str!("sql/worker_deregister_leaders.sql"))
-        .bind(worker_id)
-        .execute(pool)
-        .await?;
-    sqlx::query(include_str!("sql/worker_deregister_row.sql"))
-        .bind(worker_id)
-        .execute(pool)
-        .await?;
-    sqlx::query(include_str!("sql/worker_deregister_waiting.sql"))
+    sqlx::query(include_str!("sql/worker_deregister.sql"))
         .bind(worker_id)
         .execute(pool)
         .await?;

@@ -1,6 +1,4 @@
--- A handler succeeded. Fenced: only the worker holding attempt $2 of a running job may write.
--- The second column (when the job runs again) is for the shape every outcome write shares.
-UPDATE bosun.jobs
-SET state = 'completed', finalized_at = now()
-WHERE id = $1 AND state = 'running' AND attempt = $2
-RETURNING state, NULL::float8
+-- A handler succeeded: complete job $1 if $2 is still its running attempt (the worker
+-- protocol's bosun.complete_job). A row (the new state, no due time) only if it was.
+SELECT 'completed'::bosun.job_state, NULL::float8
+WHERE bosun.complete_job($1, $2)

@@ -1,8 +1,3 @@
--- Of the (id, attempt) pairs a worker is running, those it no longer holds: the row was
--- cancelled, retried, deleted or claimed again by someone else.
-SELECT h.id
-FROM unnest($1::bigint[], $2::int[]) AS h(id, attempt)
-WHERE NOT EXISTS (
-    SELECT 1 FROM bosun.jobs AS j
-    WHERE j.id = h.id AND j.state = 'running' AND j.attempt = h.attempt
-)
+-- Of the held jobs ($1 ids, $2 attempts, pairwise), those no longer held: the worker
+-- protocol's bosun.lost_jobs.
+SELECT id FROM bosun.lost_jobs($1::bigint[], $2::integer[]) AS id
