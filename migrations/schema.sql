@@ -289,9 +289,6 @@ ALTER TABLE ONLY bosun.workers
 ALTER TABLE ONLY bosun.saga_steps
     ADD CONSTRAINT saga_steps_saga_id_fkey FOREIGN KEY (saga_id) REFERENCES bosun.sagas(id) ON DELETE CASCADE;
 
---
---
-
 -- ========================================================================================
 -- Functions, by name
 -- ========================================================================================
@@ -617,6 +614,8 @@ AS $function$
     SELECT u.id FROM bosun.enqueue_unique(kind, args, queue, priority, scheduled_at, max_attempts,
                                           unique_key, target, tags, meta, on_conflict) AS u
 $function$;
+ALTER FUNCTION bosun.enqueue(text, jsonb, text, integer, timestamp with time zone, integer, text, text, text[], jsonb, text) SECURITY DEFINER;
+ALTER FUNCTION bosun.enqueue(text, jsonb, text, integer, timestamp with time zone, integer, text, text, text[], jsonb, text) SET search_path TO 'pg_catalog', 'bosun', 'pg_temp';
 
 -- The insert path under every enqueue: the rows of a batch, checked (names once per distinct
 -- value rather than once per row), inserted, and matched to their ids in input order. A
@@ -780,6 +779,8 @@ BEGIN
     RETURN QUERY SELECT r.id, r.inserted FROM unnest(result_ids, result_new) AS r(id, inserted);
 END;
 $function$;
+ALTER FUNCTION bosun.enqueue_arrays(text[], jsonb[], text[], integer[], timestamp with time zone[], integer[], text[], text[], jsonb[], jsonb[], text, boolean, text) SECURITY DEFINER;
+ALTER FUNCTION bosun.enqueue_arrays(text[], jsonb[], text[], integer[], timestamp with time zone[], integer[], text[], text[], jsonb[], jsonb[], text, boolean, text) SET search_path TO 'pg_catalog', 'bosun', 'pg_temp';
 
 -- bosun.enqueue_many: a JSON array of objects with bosun.enqueue's fields. Returns the ids in
 -- input order. Unknown fields are rejected, so a typo does not silently use a default.
@@ -878,6 +879,8 @@ BEGIN
         caller => 'bosun.enqueue_many', on_conflict => on_conflict) AS r;
 END;
 $function$;
+ALTER FUNCTION bosun.enqueue_many(jsonb, text) SECURITY DEFINER;
+ALTER FUNCTION bosun.enqueue_many(jsonb, text) SET search_path TO 'pg_catalog', 'bosun', 'pg_temp';
 
 -- One job: its id, and whether this call inserted it or found its unique key taken.
 CREATE FUNCTION bosun.enqueue_unique(kind text, args jsonb DEFAULT '{}'::jsonb, queue text DEFAULT 'default'::text, priority integer DEFAULT 0, scheduled_at timestamp with time zone DEFAULT now(), max_attempts integer DEFAULT 20, unique_key text DEFAULT NULL::text, target text DEFAULT NULL::text, tags text[] DEFAULT '{}'::text[], meta jsonb DEFAULT '{}'::jsonb, on_conflict text DEFAULT 'return_existing')
@@ -908,6 +911,8 @@ BEGIN
         caller => 'bosun.enqueue', labelled => false, on_conflict => on_conflict) AS e;
 END;
 $function$;
+ALTER FUNCTION bosun.enqueue_unique(text, jsonb, text, integer, timestamp with time zone, integer, text, text, text[], jsonb, text) SECURITY DEFINER;
+ALTER FUNCTION bosun.enqueue_unique(text, jsonb, text, integer, timestamp with time zone, integer, text, text, text[], jsonb, text) SET search_path TO 'pg_catalog', 'bosun', 'pg_temp';
 
 -- bosun.expunge_target: the target is gone for good. Final and idempotent: expunging it again
 -- returns it unchanged (first reason and time kept). The maintenance leader is woken on
@@ -1211,6 +1216,43 @@ CREATE FUNCTION bosun.job_saga(j bosun.jobs) RETURNS TABLE(saga_id uuid, step in
       AND j.args->>'saga_id' ~ '^[0-9a-fA-F-]{36}$'
 $$;
 
+-- Least privilege: four NOLOGIN group roles, each able to do exactly its client's part, and
+-- nothing in schema bosun granted to PUBLIC. A login role gets a part by membership
+-- (`GRANT bosun_enqueuer TO app;`); docs/security.md says what each can and cannot do.
+--
+--   bosun_enqueuer  enqueue (the functions, or a plain INSERT of the columns a new job sets),
+--                   start sagas, register targets, read a job's status by id
+--   bosun_worker    the worker protocol and what `bosun worker` runs: its statements write
+--                   the job rows of the runtime directly, so the role may write those tables;
+--                   it may not call the operator functions (retry, cancel, reschedule, pause,
+--                   expunge, sagas' operator calls)
+--   bosun_operator  everything an operator does, reading everything
+--   bosun_reader    the statistics views and the sampled counts, for dashboards
+--
+-- The names take a prefix from the setting `bosun.role_prefix` when the migration runs
+-- (`ALTER DATABASE app SET bosun.role_prefix = 'app_'`, for several Bosun schemas in one
+-- cluster). Roles are made only if missing; they belong to the cluster, so a migration down
+-- leaves them. Only the owner of the schema (who migrates) may change it.
+--
+-- The functions an enqueuer calls, the trigger functions, the sampled counts and the job
+-- status run as their owner (SECURITY DEFINER, with a pinned search_path), so that a role
+-- needs no grant on the tables they read and write.
+-- bosun.job_status: where job `id` stands, without its args or meta: what an application that
+-- may only enqueue (bosun_enqueuer) reads of the jobs it enqueued. No row for no such job.
+CREATE FUNCTION bosun.job_status(id bigint)
+ RETURNS TABLE(kind text, queue text, state bosun.job_state, attempt integer,
+               max_attempts integer, scheduled_at timestamp with time zone,
+               finalized_at timestamp with time zone, errors jsonb)
+ LANGUAGE sql STABLE
+AS $function$
+    SELECT bosun.require_arguments('bosun.job_status', ARRAY['id'], ARRAY[job_status.id IS NULL]);
+    SELECT j.kind, j.queue, j.state, j.attempt, j.max_attempts, j.scheduled_at, j.finalized_at,
+           j.errors
+    FROM bosun.jobs AS j WHERE j.id = job_status.id
+$function$;
+ALTER FUNCTION bosun.job_status(bigint) SECURITY DEFINER;
+ALTER FUNCTION bosun.job_status(bigint) SET search_path TO 'pg_catalog', 'bosun', 'pg_temp';
+
 -- A job's target, new or changed, must be able to take new work.
 CREATE FUNCTION bosun.job_target_attach()
  RETURNS trigger
@@ -1222,6 +1264,8 @@ BEGIN
     RETURN NEW;
 END;
 $function$;
+ALTER FUNCTION bosun.job_target_attach() SECURITY DEFINER;
+ALTER FUNCTION bosun.job_target_attach() SET search_path TO 'pg_catalog', 'bosun', 'pg_temp';
 
 -- A plain INSERT with a future scheduled_at is shown as `scheduled`, as bosun.enqueue does.
 -- The WHEN clause keeps the function call off the common path.
@@ -1231,6 +1275,8 @@ BEGIN
     RETURN NEW;
 END;
 $$;
+ALTER FUNCTION bosun.jobs_mark_scheduled() SECURITY DEFINER;
+ALTER FUNCTION bosun.jobs_mark_scheduled() SET search_path TO 'pg_catalog', 'bosun', 'pg_temp';
 
 -- The error names the check, as a constraint would, and says what is wrong in the words of
 -- bosun.enqueue.
@@ -1250,6 +1296,8 @@ BEGIN
               SCHEMA = 'bosun', TABLE = 'jobs';
 END;
 $function$;
+ALTER FUNCTION bosun.jobs_reject_bad_row() SECURITY DEFINER;
+ALTER FUNCTION bosun.jobs_reject_bad_row() SET search_path TO 'pg_catalog', 'bosun', 'pg_temp';
 
 -- The same for an update: the rule broken by a column it changed.
 CREATE FUNCTION bosun.jobs_reject_bad_update()
@@ -1270,6 +1318,8 @@ BEGIN
               SCHEMA = 'bosun', TABLE = 'jobs';
 END;
 $function$;
+ALTER FUNCTION bosun.jobs_reject_bad_update() SECURITY DEFINER;
+ALTER FUNCTION bosun.jobs_reject_bad_update() SET search_path TO 'pg_catalog', 'bosun', 'pg_temp';
 
 -- At commit, once per queue: notify if a worker waits on it.
 CREATE FUNCTION bosun.jobs_wake_waiting() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -1284,6 +1334,8 @@ BEGIN
     RETURN NULL;
 END;
 $$;
+ALTER FUNCTION bosun.jobs_wake_waiting() SECURITY DEFINER;
+ALTER FUNCTION bosun.jobs_wake_waiting() SET search_path TO 'pg_catalog', 'bosun', 'pg_temp';
 
 -- Whether any worker has ever registered `kind` (a saga's job kind is `saga:<kind>`).
 CREATE FUNCTION bosun.kind_served(kind text) RETURNS boolean
@@ -1613,6 +1665,8 @@ BEGIN
     END LOOP;
 END;
 $function$;
+ALTER FUNCTION bosun.reap_expunged(integer) SECURITY DEFINER;
+ALTER FUNCTION bosun.reap_expunged(integer) SET search_path TO 'pg_catalog', 'bosun', 'pg_temp';
 
 -- bosun.register_target: make a target known (optionally with its kind) before any work names
 -- it. Idempotent; a kind given later fills in or replaces the kind. An expunged target is
@@ -1640,6 +1694,8 @@ BEGIN
     RETURN t;
 END;
 $$;
+ALTER FUNCTION bosun.register_target(text, text) SECURITY DEFINER;
+ALTER FUNCTION bosun.register_target(text, text) SET search_path TO 'pg_catalog', 'bosun', 'pg_temp';
 
 -- Raise 22004 for the first of `names` whose `missing` is true.
 CREATE FUNCTION bosun.require_arguments(caller text, names text[], missing boolean[]) RETURNS void
@@ -1865,6 +1921,8 @@ BEGIN
     RETURN NULL;
 END;
 $$;
+ALTER FUNCTION bosun.saga_count_outcome() SECURITY DEFINER;
+ALTER FUNCTION bosun.saga_count_outcome() SET search_path TO 'pg_catalog', 'bosun', 'pg_temp';
 
 -- Enqueue the job that runs one direction of one step. Its unique key makes this idempotent:
 -- enqueueing the same step and direction again returns the job that exists.
@@ -1986,6 +2044,8 @@ BEGIN
     RETURN NEW;
 END;
 $$;
+ALTER FUNCTION bosun.saga_keep_error() SECURITY DEFINER;
+ALTER FUNCTION bosun.saga_keep_error() SET search_path TO 'pg_catalog', 'bosun', 'pg_temp';
 
 -- Locks and returns one saga, or raises P0002 naming the function.
 CREATE FUNCTION bosun.saga_lock_for(caller text, saga_id uuid)
@@ -2318,6 +2378,8 @@ CREATE FUNCTION bosun.sample_oldest_available()
     WHERE j.state IN ('available', 'scheduled', 'retryable') AND j.scheduled_at <= now()
     GROUP BY j.queue
 $$;
+ALTER FUNCTION bosun.sample_oldest_available() SECURITY DEFINER;
+ALTER FUNCTION bosun.sample_oldest_available() SET search_path TO 'pg_catalog', 'bosun', 'pg_temp';
 
 -- The backlog, counted through the partial indexes that hold it: claimable states and
 -- running ones are two index scans (one IN list over both would match neither index).
@@ -2376,6 +2438,8 @@ BEGIN
     END LOOP;
 END;
 $function$;
+ALTER FUNCTION bosun.sample_queues(bigint) SECURITY DEFINER;
+ALTER FUNCTION bosun.sample_queues(bigint) SET search_path TO 'pg_catalog', 'bosun', 'pg_temp';
 
 -- bosun.schedule_periodic: define or redefine periodic job `name`. Idempotent. Redefining keeps
 -- `enabled` (an operator's pause outlives a deploy), `last_slot` and `skipped_to` (past slots
@@ -2586,6 +2650,8 @@ BEGIN
     RETURN existing.id;
 END;
 $function$;
+ALTER FUNCTION bosun.start_saga(text, text, jsonb, text) SECURITY DEFINER;
+ALTER FUNCTION bosun.start_saga(text, text, jsonb, text) SET search_path TO 'pg_catalog', 'bosun', 'pg_temp';
 
 -- Register `target` as in service unless known, and refuse it if expunged. The row is locked
 -- FOR SHARE until the caller commits, so an expunge waits for work being attached right now
@@ -2718,6 +2784,8 @@ BEGIN
     RETURN NULL;
 END;
 $$;
+ALTER FUNCTION bosun.workers_record_kinds() SECURITY DEFINER;
+ALTER FUNCTION bosun.workers_record_kinds() SET search_path TO 'pg_catalog', 'bosun', 'pg_temp';
 
 -- ========================================================================================
 -- Views
@@ -2809,5 +2877,446 @@ CREATE TRIGGER sagas_keep_error BEFORE UPDATE OF error ON bosun.sagas FOR EACH R
 CREATE TRIGGER workers_record_changed_kinds AFTER UPDATE OF kinds ON bosun.workers FOR EACH ROW WHEN ((new.kinds IS DISTINCT FROM old.kinds)) EXECUTE FUNCTION bosun.workers_record_kinds();
 
 CREATE TRIGGER workers_record_kinds AFTER INSERT ON bosun.workers FOR EACH ROW EXECUTE FUNCTION bosun.workers_record_kinds();
+
+-- ========================================================================================
+-- Who may do what (the roles are made by migration 0003)
+-- ========================================================================================
+
+GRANT USAGE ON SCHEMA bosun TO bosun_enqueuer;
+GRANT USAGE ON SCHEMA bosun TO bosun_worker;
+GRANT USAGE ON SCHEMA bosun TO bosun_operator;
+GRANT USAGE ON SCHEMA bosun TO bosun_reader;
+
+REVOKE ALL ON FUNCTION bosun.bad_tags(tags text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.bad_tags(tags text[]) TO bosun_enqueuer;
+GRANT ALL ON FUNCTION bosun.bad_tags(tags text[]) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.bad_tags(tags text[]) TO bosun_operator;
+GRANT ALL ON FUNCTION bosun.bad_tags(tags text[]) TO bosun_reader;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE bosun.jobs TO bosun_worker;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE bosun.jobs TO bosun_operator;
+
+GRANT SELECT(id) ON TABLE bosun.jobs TO bosun_enqueuer;
+
+GRANT INSERT(kind) ON TABLE bosun.jobs TO bosun_enqueuer;
+
+GRANT INSERT(queue) ON TABLE bosun.jobs TO bosun_enqueuer;
+
+GRANT INSERT(args) ON TABLE bosun.jobs TO bosun_enqueuer;
+
+GRANT INSERT(priority) ON TABLE bosun.jobs TO bosun_enqueuer;
+
+GRANT INSERT(max_attempts) ON TABLE bosun.jobs TO bosun_enqueuer;
+
+GRANT INSERT(scheduled_at) ON TABLE bosun.jobs TO bosun_enqueuer;
+
+GRANT INSERT(unique_key) ON TABLE bosun.jobs TO bosun_enqueuer;
+
+GRANT INSERT(target) ON TABLE bosun.jobs TO bosun_enqueuer;
+
+GRANT INSERT(tags) ON TABLE bosun.jobs TO bosun_enqueuer;
+
+GRANT INSERT(meta) ON TABLE bosun.jobs TO bosun_enqueuer;
+
+REVOKE ALL ON FUNCTION bosun.cancel_job(id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.cancel_job(id bigint) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.valid_queue(queue text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.valid_queue(queue text) TO bosun_enqueuer;
+GRANT ALL ON FUNCTION bosun.valid_queue(queue text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.valid_queue(queue text) TO bosun_operator;
+GRANT ALL ON FUNCTION bosun.valid_queue(queue text) TO bosun_reader;
+
+REVOKE ALL ON FUNCTION bosun.valid_saga_kind(kind text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.valid_saga_kind(kind text) TO bosun_enqueuer;
+GRANT ALL ON FUNCTION bosun.valid_saga_kind(kind text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.valid_saga_kind(kind text) TO bosun_operator;
+GRANT ALL ON FUNCTION bosun.valid_saga_kind(kind text) TO bosun_reader;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE bosun.sagas TO bosun_worker;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE bosun.sagas TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.cancel_saga(id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.cancel_saga(id uuid) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.check_invariants(grace interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.check_invariants(grace interval) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.check_invariants(grace interval) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.claim(worker text, queues text[], max_jobs integer, kinds text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.claim(worker text, queues text[], max_jobs integer, kinds text[]) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.claim(worker text, queues text[], max_jobs integer, kinds text[]) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.claim_jobs(queue_name text, max_jobs bigint, kinds text[], worker text, wait boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.claim_jobs(queue_name text, max_jobs bigint, kinds text[], worker text, wait boolean) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.claim_jobs(queue_name text, max_jobs bigint, kinds text[], worker text, wait boolean) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.complete_job(job_id bigint, job_attempt integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.complete_job(job_id bigint, job_attempt integer) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.complete_job(job_id bigint, job_attempt integer) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.delete_saga(id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.delete_saga(id uuid) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.enqueue(kind text, args jsonb, queue text, priority integer, scheduled_at timestamp with time zone, max_attempts integer, unique_key text, target text, tags text[], meta jsonb, on_conflict text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.enqueue(kind text, args jsonb, queue text, priority integer, scheduled_at timestamp with time zone, max_attempts integer, unique_key text, target text, tags text[], meta jsonb, on_conflict text) TO bosun_enqueuer;
+GRANT ALL ON FUNCTION bosun.enqueue(kind text, args jsonb, queue text, priority integer, scheduled_at timestamp with time zone, max_attempts integer, unique_key text, target text, tags text[], meta jsonb, on_conflict text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.enqueue(kind text, args jsonb, queue text, priority integer, scheduled_at timestamp with time zone, max_attempts integer, unique_key text, target text, tags text[], meta jsonb, on_conflict text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.enqueue_arrays(kinds text[], arg_objects jsonb[], queues text[], priorities integer[], scheduled_ats timestamp with time zone[], max_attempts_list integer[], unique_keys text[], targets text[], tag_lists jsonb[], metas jsonb[], caller text, labelled boolean, on_conflict text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.enqueue_arrays(kinds text[], arg_objects jsonb[], queues text[], priorities integer[], scheduled_ats timestamp with time zone[], max_attempts_list integer[], unique_keys text[], targets text[], tag_lists jsonb[], metas jsonb[], caller text, labelled boolean, on_conflict text) TO bosun_enqueuer;
+GRANT ALL ON FUNCTION bosun.enqueue_arrays(kinds text[], arg_objects jsonb[], queues text[], priorities integer[], scheduled_ats timestamp with time zone[], max_attempts_list integer[], unique_keys text[], targets text[], tag_lists jsonb[], metas jsonb[], caller text, labelled boolean, on_conflict text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.enqueue_arrays(kinds text[], arg_objects jsonb[], queues text[], priorities integer[], scheduled_ats timestamp with time zone[], max_attempts_list integer[], unique_keys text[], targets text[], tag_lists jsonb[], metas jsonb[], caller text, labelled boolean, on_conflict text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.enqueue_many(jobs jsonb, on_conflict text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.enqueue_many(jobs jsonb, on_conflict text) TO bosun_enqueuer;
+GRANT ALL ON FUNCTION bosun.enqueue_many(jobs jsonb, on_conflict text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.enqueue_many(jobs jsonb, on_conflict text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.enqueue_unique(kind text, args jsonb, queue text, priority integer, scheduled_at timestamp with time zone, max_attempts integer, unique_key text, target text, tags text[], meta jsonb, on_conflict text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.enqueue_unique(kind text, args jsonb, queue text, priority integer, scheduled_at timestamp with time zone, max_attempts integer, unique_key text, target text, tags text[], meta jsonb, on_conflict text) TO bosun_enqueuer;
+GRANT ALL ON FUNCTION bosun.enqueue_unique(kind text, args jsonb, queue text, priority integer, scheduled_at timestamp with time zone, max_attempts integer, unique_key text, target text, tags text[], meta jsonb, on_conflict text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.enqueue_unique(kind text, args jsonb, queue text, priority integer, scheduled_at timestamp with time zone, max_attempts integer, unique_key text, target text, tags text[], meta jsonb, on_conflict text) TO bosun_operator;
+
+GRANT SELECT ON TABLE bosun.targets TO bosun_worker;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE bosun.targets TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.expunge_target(name text, reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.expunge_target(name text, reason text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.fail_job(job_id bigint, job_attempt integer, error text, permanent boolean, retry_in interval, error_kind text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.fail_job(job_id bigint, job_attempt integer, error text, permanent boolean, retry_in interval, error_kind text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.fail_job(job_id bigint, job_attempt integer, error text, permanent boolean, retry_in interval, error_kind text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.give_back_jobs(ids bigint[], attempts integer[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.give_back_jobs(ids bigint[], attempts integer[]) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.give_back_jobs(ids bigint[], attempts integer[]) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.is_timestamptz(value text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.is_timestamptz(value text) TO bosun_enqueuer;
+GRANT ALL ON FUNCTION bosun.is_timestamptz(value text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.is_timestamptz(value text) TO bosun_operator;
+GRANT ALL ON FUNCTION bosun.is_timestamptz(value text) TO bosun_reader;
+
+REVOKE ALL ON FUNCTION bosun.job_input_error(label text, kind text, args jsonb, queue text, priority integer, max_attempts integer, unique_key text, target text, tags jsonb, meta jsonb, scheduled_at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.job_input_error(label text, kind text, args jsonb, queue text, priority integer, max_attempts integer, unique_key text, target text, tags jsonb, meta jsonb, scheduled_at timestamp with time zone) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.job_input_error(label text, kind text, args jsonb, queue text, priority integer, max_attempts integer, unique_key text, target text, tags jsonb, meta jsonb, scheduled_at timestamp with time zone) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.job_lock_for(caller text, job_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.job_lock_for(caller text, job_id bigint) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.job_lock_for(caller text, job_id bigint) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.job_progress(job_id bigint, job_attempt integer, progress jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.job_progress(job_id bigint, job_attempt integer, progress jsonb) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.job_progress(job_id bigint, job_attempt integer, progress jsonb) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.job_refuse_expunged(caller text, j bosun.jobs) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.job_refuse_expunged(caller text, j bosun.jobs) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.job_refuse_expunged(caller text, j bosun.jobs) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.job_refuse_saga_step(caller text, j bosun.jobs, instead text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.job_refuse_saga_step(caller text, j bosun.jobs, instead text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.job_refuse_saga_step(caller text, j bosun.jobs, instead text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.job_revive(job_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.job_revive(job_id bigint) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.job_revive(job_id bigint) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.job_row_problem(kind text, queue text, args jsonb, meta jsonb, errors jsonb, tags text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.job_row_problem(kind text, queue text, args jsonb, meta jsonb, errors jsonb, tags text[]) TO bosun_enqueuer;
+GRANT ALL ON FUNCTION bosun.job_row_problem(kind text, queue text, args jsonb, meta jsonb, errors jsonb, tags text[]) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.job_row_problem(kind text, queue text, args jsonb, meta jsonb, errors jsonb, tags text[]) TO bosun_operator;
+GRANT ALL ON FUNCTION bosun.job_row_problem(kind text, queue text, args jsonb, meta jsonb, errors jsonb, tags text[]) TO bosun_reader;
+
+REVOKE ALL ON FUNCTION bosun.job_saga(j bosun.jobs) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.job_saga(j bosun.jobs) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.job_saga(j bosun.jobs) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.job_status(id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.job_status(id bigint) TO bosun_enqueuer;
+GRANT ALL ON FUNCTION bosun.job_status(id bigint) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.job_status(id bigint) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.job_target_attach() FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.job_target_attach() TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.jobs_mark_scheduled() FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.jobs_mark_scheduled() TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.jobs_reject_bad_row() FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.jobs_reject_bad_row() TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.jobs_reject_bad_update() FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.jobs_reject_bad_update() TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.jobs_wake_waiting() FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.jobs_wake_waiting() TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.kind_served(kind text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.kind_served(kind text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.kind_served(kind text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.lost_jobs(ids bigint[], attempts integer[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.lost_jobs(ids bigint[], attempts integer[]) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.lost_jobs(ids bigint[], attempts integer[]) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.notify_queues(queues text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.notify_queues(queues text[]) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.notify_queues(queues text[]) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.valid_kind(kind text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.valid_kind(kind text) TO bosun_enqueuer;
+GRANT ALL ON FUNCTION bosun.valid_kind(kind text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.valid_kind(kind text) TO bosun_operator;
+GRANT ALL ON FUNCTION bosun.valid_kind(kind text) TO bosun_reader;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE bosun.periodic_jobs TO bosun_worker;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE bosun.periodic_jobs TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.pause_periodic(name text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.pause_periodic(name text) TO bosun_operator;
+
+GRANT SELECT ON TABLE bosun.queues TO bosun_worker;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE bosun.queues TO bosun_operator;
+GRANT SELECT ON TABLE bosun.queues TO bosun_reader;
+
+REVOKE ALL ON FUNCTION bosun.pause_queue(name text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.pause_queue(name text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.periodic_fire(name text, slot timestamp with time zone, next_at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.periodic_fire(name text, slot timestamp with time zone, next_at timestamp with time zone) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.periodic_fire(name text, slot timestamp with time zone, next_at timestamp with time zone) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.periodic_lock_for(caller text, name text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.periodic_lock_for(caller text, name text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.periodic_lock_for(caller text, name text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.periodic_note(name text, next_at timestamp with time zone, error text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.periodic_note(name text, next_at timestamp with time zone, error text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.periodic_note(name text, next_at timestamp with time zone, error text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.periodic_set_enabled(caller text, name text, enabled boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.periodic_set_enabled(caller text, name text, enabled boolean) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.periodic_skip(name text, first timestamp with time zone, last timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.periodic_skip(name text, first timestamp with time zone, last timestamp with time zone) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.periodic_skip(name text, first timestamp with time zone, last timestamp with time zone) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.protocol_version() FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.protocol_version() TO bosun_enqueuer;
+GRANT ALL ON FUNCTION bosun.protocol_version() TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.protocol_version() TO bosun_operator;
+GRANT ALL ON FUNCTION bosun.protocol_version() TO bosun_reader;
+
+REVOKE ALL ON FUNCTION bosun.queue_set_paused(caller text, queue_name text, pause boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.queue_set_paused(caller text, queue_name text, pause boolean) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.quote_short(value text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.quote_short(value text) TO bosun_enqueuer;
+GRANT ALL ON FUNCTION bosun.quote_short(value text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.quote_short(value text) TO bosun_operator;
+GRANT ALL ON FUNCTION bosun.quote_short(value text) TO bosun_reader;
+
+REVOKE ALL ON FUNCTION bosun.reap_expunged(batch integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.reap_expunged(batch integer) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.reap_expunged(batch integer) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.register_target(name text, kind text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.register_target(name text, kind text) TO bosun_enqueuer;
+GRANT ALL ON FUNCTION bosun.register_target(name text, kind text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.register_target(name text, kind text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.require_arguments(caller text, names text[], missing boolean[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.require_arguments(caller text, names text[], missing boolean[]) TO bosun_enqueuer;
+GRANT ALL ON FUNCTION bosun.require_arguments(caller text, names text[], missing boolean[]) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.require_arguments(caller text, names text[], missing boolean[]) TO bosun_operator;
+GRANT ALL ON FUNCTION bosun.require_arguments(caller text, names text[], missing boolean[]) TO bosun_reader;
+
+REVOKE ALL ON FUNCTION bosun.reschedule_job(id bigint, at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.reschedule_job(id bigint, at timestamp with time zone) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.resume_periodic(name text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.resume_periodic(name text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.resume_queue(name text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.resume_queue(name text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.retry_job(id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.retry_job(id bigint) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.retry_jobs(queue text, kind text, state bosun.job_state) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.retry_jobs(queue text, kind text, state bosun.job_state) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.retry_saga(id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.retry_saga(id uuid) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.saga_compensate_below(s bosun.sagas, below integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.saga_compensate_below(s bosun.sagas, below integer) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.saga_compensate_below(s bosun.sagas, below integer) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.saga_count_outcome() FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.saga_count_outcome() TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.saga_enqueue_step(saga_id uuid, saga_kind text, queue text, step integer, direction text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.saga_enqueue_step(saga_id uuid, saga_kind text, queue text, step integer, direction text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.saga_enqueue_step(saga_id uuid, saga_kind text, queue text, step integer, direction text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.saga_job_finish(job_id bigint, job_attempt integer, state bosun.job_state, error text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.saga_job_finish(job_id bigint, job_attempt integer, state bosun.job_state, error text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.saga_job_finish(job_id bigint, job_attempt integer, state bosun.job_state, error text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.saga_job_held(job_id bigint, job_attempt integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.saga_job_held(job_id bigint, job_attempt integer) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.saga_job_held(job_id bigint, job_attempt integer) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.saga_job_hold_taking_limit(job_id bigint, job_attempt integer, step_max_attempts integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.saga_job_hold_taking_limit(job_id bigint, job_attempt integer, step_max_attempts integer) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.saga_job_hold_taking_limit(job_id bigint, job_attempt integer, step_max_attempts integer) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.saga_job_keys(s bosun.sagas) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.saga_job_keys(s bosun.sagas) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.saga_job_keys(s bosun.sagas) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.saga_keep_error() FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.saga_keep_error() TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.saga_lock_for(caller text, saga_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.saga_lock_for(caller text, saga_id uuid) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.saga_lock_for(caller text, saga_id uuid) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.saga_reap_step(j bosun.jobs, reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.saga_reap_step(j bosun.jobs, reason text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.saga_reap_step(j bosun.jobs, reason text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.saga_step_begin(job_id bigint, job_attempt integer, saga_id uuid, step integer, step_names text[], step_has_undo boolean[], step_max_attempts integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.saga_step_begin(job_id bigint, job_attempt integer, saga_id uuid, step integer, step_names text[], step_has_undo boolean[], step_max_attempts integer) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.saga_step_begin(job_id bigint, job_attempt integer, saga_id uuid, step integer, step_names text[], step_has_undo boolean[], step_max_attempts integer) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.saga_step_done(job_id bigint, job_attempt integer, saga_id uuid, step integer, step_count integer, output jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.saga_step_done(job_id bigint, job_attempt integer, saga_id uuid, step integer, step_count integer, output jsonb) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.saga_step_done(job_id bigint, job_attempt integer, saga_id uuid, step integer, step_count integer, output jsonb) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.saga_step_fail(job_id bigint, job_attempt integer, saga_id uuid, step integer, error text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.saga_step_fail(job_id bigint, job_attempt integer, saga_id uuid, step integer, error text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.saga_step_fail(job_id bigint, job_attempt integer, saga_id uuid, step integer, error text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.saga_step_note_error(saga_id uuid, step integer, error text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.saga_step_note_error(saga_id uuid, step integer, error text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.saga_step_note_error(saga_id uuid, step integer, error text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.saga_step_progress(saga_id uuid, step integer, pct real, message text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.saga_step_progress(saga_id uuid, step integer, pct real, message text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.saga_step_progress(saga_id uuid, step integer, pct real, message text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.saga_step_skip(job_id bigint, job_attempt integer, saga_id uuid, step integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.saga_step_skip(job_id bigint, job_attempt integer, saga_id uuid, step integer) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.saga_step_skip(job_id bigint, job_attempt integer, saga_id uuid, step integer) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.saga_target_gone(s bosun.sagas, step integer, direction text, reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.saga_target_gone(s bosun.sagas, step integer, direction text, reason text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.saga_target_gone(s bosun.sagas, step integer, direction text, reason text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.saga_undo_begin(job_id bigint, job_attempt integer, saga_id uuid, step integer, step_max_attempts integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.saga_undo_begin(job_id bigint, job_attempt integer, saga_id uuid, step integer, step_max_attempts integer) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.saga_undo_begin(job_id bigint, job_attempt integer, saga_id uuid, step integer, step_max_attempts integer) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.saga_undo_done(job_id bigint, job_attempt integer, saga_id uuid, step integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.saga_undo_done(job_id bigint, job_attempt integer, saga_id uuid, step integer) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.saga_undo_done(job_id bigint, job_attempt integer, saga_id uuid, step integer) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.saga_undo_fail(job_id bigint, job_attempt integer, saga_id uuid, step integer, error text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.saga_undo_fail(job_id bigint, job_attempt integer, saga_id uuid, step integer, error text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.saga_undo_fail(job_id bigint, job_attempt integer, saga_id uuid, step integer, error text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.saga_undo_gone(job_id bigint, job_attempt integer, saga_id uuid, step integer, reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.saga_undo_gone(job_id bigint, job_attempt integer, saga_id uuid, step integer, reason text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.saga_undo_gone(job_id bigint, job_attempt integer, saga_id uuid, step integer, reason text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.sample_oldest_available() FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.sample_oldest_available() TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.sample_oldest_available() TO bosun_operator;
+GRANT ALL ON FUNCTION bosun.sample_oldest_available() TO bosun_reader;
+
+REVOKE ALL ON FUNCTION bosun.sample_queues(exact_below bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.sample_queues(exact_below bigint) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.sample_queues(exact_below bigint) TO bosun_operator;
+GRANT ALL ON FUNCTION bosun.sample_queues(exact_below bigint) TO bosun_reader;
+
+REVOKE ALL ON FUNCTION bosun.schedule_periodic(name text, cron text, kind text, args jsonb, queue text, priority integer, max_attempts integer, target text, catch_up text, catch_up_max integer, timezone text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.schedule_periodic(name text, cron text, kind text, args jsonb, queue text, priority integer, max_attempts integer, target text, catch_up text, catch_up_max integer, timezone text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.schedule_periodic(name text, cron text, kind text, args jsonb, queue text, priority integer, max_attempts integer, target text, catch_up text, catch_up_max integer, timezone text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.snooze_job(job_id bigint, job_attempt integer, delay interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.snooze_job(job_id bigint, job_attempt integer, delay interval) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.snooze_job(job_id bigint, job_attempt integer, delay interval) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.start_saga(kind text, key text, inputs jsonb, target text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.start_saga(kind text, key text, inputs jsonb, target text) TO bosun_enqueuer;
+GRANT ALL ON FUNCTION bosun.start_saga(kind text, key text, inputs jsonb, target text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.start_saga(kind text, key text, inputs jsonb, target text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.target_attach(caller text, target text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.target_attach(caller text, target text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.target_attach(caller text, target text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.target_gone_reason(target text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.target_gone_reason(target text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.target_gone_reason(target text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.unschedule_periodic(name text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.unschedule_periodic(name text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.worker_deregister(worker text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.worker_deregister(worker text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.worker_deregister(worker text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.worker_heartbeat(worker text, queues text[], kinds text[], lease_seconds double precision, host text, pid integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.worker_heartbeat(worker text, queues text[], kinds text[], lease_seconds double precision, host text, pid integer) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.worker_heartbeat(worker text, queues text[], kinds text[], lease_seconds double precision, host text, pid integer) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.worker_waits(queue_name text, worker text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.worker_waits(queue_name text, worker text) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.worker_waits(queue_name text, worker text) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.workers_record_kinds() FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.workers_record_kinds() TO bosun_operator;
+
+GRANT USAGE ON SEQUENCE bosun.jobs_id_seq TO bosun_enqueuer;
+GRANT USAGE ON SEQUENCE bosun.jobs_id_seq TO bosun_worker;
+GRANT USAGE ON SEQUENCE bosun.jobs_id_seq TO bosun_operator;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE bosun.leaders TO bosun_worker;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE bosun.leaders TO bosun_operator;
+GRANT SELECT ON TABLE bosun.leaders TO bosun_reader;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE bosun.queue_stats TO bosun_worker;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE bosun.queue_stats TO bosun_operator;
+GRANT SELECT ON TABLE bosun.queue_stats TO bosun_reader;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE bosun.saga_outcomes TO bosun_worker;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE bosun.saga_outcomes TO bosun_operator;
+GRANT SELECT ON TABLE bosun.saga_outcomes TO bosun_reader;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE bosun.saga_steps TO bosun_worker;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE bosun.saga_steps TO bosun_operator;
+
+GRANT SELECT ON TABLE bosun.served_kinds TO bosun_enqueuer;
+GRANT SELECT ON TABLE bosun.served_kinds TO bosun_reader;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE bosun.served_kinds TO bosun_worker;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE bosun.served_kinds TO bosun_operator;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE bosun.target_stats TO bosun_worker;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE bosun.target_stats TO bosun_operator;
+GRANT SELECT ON TABLE bosun.target_stats TO bosun_reader;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE bosun.waiting_workers TO bosun_worker;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE bosun.waiting_workers TO bosun_operator;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE bosun.workers TO bosun_worker;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE bosun.workers TO bosun_operator;
+GRANT SELECT ON TABLE bosun.workers TO bosun_reader;
+
+--
+--
 
 SET LOCAL check_function_bodies = on;

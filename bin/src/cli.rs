@@ -11,7 +11,9 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     /// PostgreSQL URL (`postgres://user@host/db`). Every command needs one, except `demo`
     /// and `bench`, which without it start a throwaway PostgreSQL from the local installation
-    /// and remove it on exit.
+    /// and remove it on exit. Connect with least privilege (docs/security.md): `enqueue` as
+    /// a member of bosun_enqueuer, `worker` of bosun_worker, the other commands of
+    /// bosun_operator, `migrate` as the schema's owner.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
 
