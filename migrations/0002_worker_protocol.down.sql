@@ -4,7 +4,7 @@ DROP FUNCTION bosun.job_progress(bigint, integer, jsonb);
 DROP FUNCTION bosun.snooze_job(bigint, integer, interval);
 DROP FUNCTION bosun.fail_job(bigint, integer, text, boolean, interval, text);
 DROP FUNCTION bosun.complete_job(bigint, integer);
-DROP FUNCTION bosun.claim(text, text[], integer, text[]);
+DROP FUNCTION bosun.claim(text, text[], integer, text[], boolean);
 DROP FUNCTION bosun.worker_deregister(text);
 DROP FUNCTION bosun.worker_heartbeat(text, text[], text[], double precision, text, integer);
 DROP FUNCTION bosun.protocol_version();

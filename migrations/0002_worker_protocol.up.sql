@@ -76,8 +76,11 @@ $function$;
 -- the order given, of `kinds` (default: the kinds the worker registered). Each comes back
 -- `running`, its `attempt` counted: (id, attempt) is the lease every later call names. The
 -- worker must hold a live registration (bosun.worker_heartbeat): a claim nobody heartbeats
--- for would only wait for the rescuer.
-CREATE FUNCTION bosun.claim(worker text, queues text[], max_jobs integer, kinds text[] DEFAULT NULL)
+-- for would only wait for the rescuer. With `wait`, a queue that comes back short marks the
+-- worker as waiting on it in the same transaction, so that the next insert into it notifies
+-- channel `bosun_jobs` (a worker that LISTENs there can then sleep until then).
+CREATE FUNCTION bosun.claim(worker text, queues text[], max_jobs integer, kinds text[] DEFAULT NULL,
+                            wait boolean DEFAULT false)
  RETURNS SETOF bosun.jobs
  LANGUAGE plpgsql
 AS $function$
@@ -87,8 +90,8 @@ DECLARE
     taken bigint := 0;
     j bosun.jobs;
 BEGIN
-    PERFORM bosun.require_arguments('bosun.claim', ARRAY['worker', 'queues', 'max_jobs'],
-        ARRAY[worker IS NULL, queues IS NULL, max_jobs IS NULL]);
+    PERFORM bosun.require_arguments('bosun.claim', ARRAY['worker', 'queues', 'max_jobs', 'wait'],
+        ARRAY[worker IS NULL, queues IS NULL, max_jobs IS NULL, wait IS NULL]);
     IF max_jobs < 0 OR max_jobs > 10000 THEN
         RAISE EXCEPTION 'bosun.claim: max_jobs must be 0 to 10000, got %', max_jobs
             USING ERRCODE = '22023';
@@ -102,7 +105,7 @@ BEGIN
     FOREACH queue_name IN ARRAY queues LOOP
         EXIT WHEN taken >= max_jobs;
         FOR j IN SELECT * FROM bosun.claim_jobs(queue_name, max_jobs - taken,
-                                                coalesce(kinds, registered), worker) LOOP
+                                                coalesce(kinds, registered), worker, wait) LOOP
             taken := taken + 1;
             RETURN NEXT j;
         END LOOP;

@@ -345,3 +345,26 @@ async fn a_dead_workers_jobs_are_rescued_and_its_late_writes_change_nothing() {
     assert!(done);
     bosun_tests::assert_invariants_hold(&db.pool).await;
 }
+
+#[tokio::test]
+async fn a_claim_that_waits_is_woken_by_the_next_insert_into_its_queue() {
+    let db = TestDb::new().await;
+    let mut conn = db.raw().await;
+    register(&mut conn, "py-1", 15.0).await;
+    let mut listener = sqlx::postgres::PgListener::connect(&db.url).await.unwrap();
+    listener.listen("bosun_jobs").await.unwrap();
+    let claimed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM bosun.claim('py-1', ARRAY['mail'], 10, wait => true)",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(claimed, 0);
+    enqueue(&mut conn, "mail").await;
+    let notice = tokio::time::timeout(Duration::from_secs(5), listener.recv())
+        .await
+        .expect("the insert notifies the waiting worker")
+        .unwrap();
+    assert!(notice.payload().contains("mail"), "{}", notice.payload());
+    assert_eq!(claim(&mut conn, "py-1", 10).await.len(), 1);
+}
