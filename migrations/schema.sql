@@ -2741,6 +2741,15 @@ BEGIN
         RAISE EXCEPTION 'bosun.worker_heartbeat: queues and kinds must not hold nulls'
             USING ERRCODE = '22004';
     END IF;
+    IF cardinality(queues) > 1000 OR cardinality(kinds) > 10000 THEN
+        RAISE EXCEPTION 'bosun.worker_heartbeat: at most 1000 queues and 10000 kinds, got % and %',
+            cardinality(queues), cardinality(kinds) USING ERRCODE = '22023';
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(queues) AS q WHERE NOT bosun.valid_queue(q))
+       OR EXISTS (SELECT 1 FROM unnest(kinds) AS k WHERE NOT bosun.valid_kind(k)) THEN
+        RAISE EXCEPTION 'bosun.worker_heartbeat: queues and kinds must be valid names (see bosun.valid_queue, bosun.valid_kind)'
+            USING ERRCODE = '22023';
+    END IF;
     INSERT INTO bosun.workers AS w (id, host, pid, queues, kinds, started_at, heartbeat_at, expires_at)
     VALUES (worker, host, pid, queues, kinds, now(), now(),
             now() + make_interval(secs => lease_seconds))

@@ -134,6 +134,8 @@ async fn a_claim_needs_a_live_registration_and_takes_at_most_max_jobs() {
         "SELECT bosun.worker_heartbeat('py-1', '{}', '{}', 0)",
         "SELECT bosun.worker_heartbeat('py-1', '{}', '{}', 'Infinity')",
         "SELECT bosun.worker_heartbeat('py-1', '{}', '{}', 'NaN')",
+        "SELECT bosun.worker_heartbeat('py-1', ARRAY['bad queue!'], '{}')",
+        "SELECT bosun.worker_heartbeat('py-1', '{}', ARRAY[repeat('k', 300)])",
     ] {
         assert_eq!(sqlstate(&mut conn, sql).await, "22023", "{sql}");
     }

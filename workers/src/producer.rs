@@ -13,7 +13,10 @@
 //! fills its room removes the mark. At shutdown, jobs claimed but not started are handed
 //! back at once.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use bosun_queue::{
     runtime::{job_claim, job_claim_or_wait},
@@ -215,12 +218,12 @@ impl Producer {
         }
     }
 
-    /// Claim as many jobs as `room` has places on `connection`, and send them to the
-    /// dispatcher in their turn, each with its place.
+    /// Claim as many jobs as `room` has places on `connection`, and leave them for the
+    /// dispatcher in the claim's place (`handover`), each with its place in the room.
     async fn claim(
         &self,
         send: ClaimTurn,
-        turn: ClaimTurn,
+        handover: HandoverSlot,
         connection: bosun_queue::Result<PooledConnection>,
         mut room: OwnedSemaphorePermit,
         MarksWaiting(marking): MarksWaiting,
@@ -249,8 +252,7 @@ impl Producer {
                 Err(error)
             }
         };
-        // A failed claim takes its turn too, or the claims after it would wait for ever.
-        turn.come().await;
+        let mut taken = Vec::new();
         let result = claimed.map(|claimed| {
             let full = claimed.len() == limit;
             if !claimed.unreadable.is_empty() {
@@ -261,14 +263,15 @@ impl Producer {
                 let Some(place) = room.split(1) else { break };
                 let saga = crate::executor::saga_of(&job);
                 let cancel = self.running.insert(job.id, job.attempt, saga);
-                let _ = claimed_tx.send((job, place, cancel));
+                taken.push((job, place, cancel));
             }
             ClaimResult {
                 full,
                 marked: marking && !full,
             }
         });
-        turn.pass();
+        // A failed claim leaves its place empty, or the claims after it would wait for ever.
+        handover.deposit(taken, &claimed_tx);
         result
     }
 }
@@ -302,8 +305,8 @@ struct Claims {
     in_flight: JoinSet<bosun_queue::Result<ClaimResult>>,
     /// The claim whose statement may be sent next.
     sends: Arc<watch::Sender<u64>>,
-    /// The claim whose jobs may go to the dispatcher next.
-    turns: Arc<watch::Sender<u64>>,
+    /// Where claims leave their jobs for the dispatcher.
+    handover: Arc<Mutex<Handover>>,
     issued: u64,
 }
 
@@ -312,7 +315,7 @@ impl Default for Claims {
         Claims {
             in_flight: JoinSet::new(),
             sends: Arc::new(watch::Sender::new(0)),
-            turns: Arc::new(watch::Sender::new(0)),
+            handover: Arc::default(),
             issued: 0,
         }
     }
@@ -328,13 +331,87 @@ impl Claims {
         claimed_tx: mpsc::UnboundedSender<Claimed>,
     ) {
         let send = ClaimTurn::new(&self.sends, self.issued);
-        let turn = ClaimTurn::new(&self.turns, self.issued);
+        let handover = HandoverSlot {
+            handover: Arc::clone(&self.handover),
+            this: self.issued,
+            tx: Some(claimed_tx.clone()),
+        };
         self.issued += 1;
         self.in_flight.spawn(async move {
             producer
-                .claim(send, turn, connection, room, marks, claimed_tx)
+                .claim(send, handover, connection, room, marks, claimed_tx)
                 .await
         });
+    }
+}
+
+/// The jobs of claims that came back, waiting for those of every claim made before them.
+///
+/// Why: with two claims in flight, the database runs them one after the other
+/// (`bosun.claim_jobs` takes a lock of the worker's and the queue's), so the one that reaches
+/// it later takes the due jobs after the earlier one's; but two tasks send them and handle
+/// the replies, in either order. The jobs go to the dispatcher in the order the claims were
+/// made, and those of claims that came back together are merged in the claims' own order
+/// (priority, then age, then id): whichever claim the database ran first, a job of
+/// priority 5 does not start before one of priority 0 that waited beside it.
+#[derive(Default)]
+struct Handover {
+    /// The claim whose jobs go next.
+    next: u64,
+    /// Jobs of claims that came back before `next`'s, by claim.
+    waiting: std::collections::BTreeMap<u64, Vec<Claimed>>,
+}
+
+/// A claim's place in the [`Handover`]; a claim task that ends without depositing (it
+/// panicked) leaves its place empty, so that the claims after it are not held up.
+struct HandoverSlot {
+    handover: Arc<Mutex<Handover>>,
+    this: u64,
+    tx: Option<mpsc::UnboundedSender<Claimed>>,
+}
+
+impl HandoverSlot {
+    /// Leave `jobs` for the dispatcher, with those of the claims that wait for this one.
+    fn deposit(mut self, jobs: Vec<Claimed>, claimed_tx: &mpsc::UnboundedSender<Claimed>) {
+        self.tx = None;
+        deposit(&self.handover, self.this, jobs, claimed_tx);
+    }
+}
+
+impl Drop for HandoverSlot {
+    fn drop(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            deposit(&self.handover, self.this, Vec::new(), &tx);
+        }
+    }
+}
+
+fn deposit(
+    handover: &Mutex<Handover>,
+    this: u64,
+    jobs: Vec<Claimed>,
+    claimed_tx: &mpsc::UnboundedSender<Claimed>,
+) {
+    // Each use inserts and removes whole entries: a panic cannot leave it half-changed.
+    let mut handover = handover.lock().unwrap_or_else(PoisonError::into_inner);
+    handover.waiting.insert(this, jobs);
+    let mut ready = Vec::new();
+    let mut claims = 0;
+    loop {
+        let next = handover.next;
+        let Some(jobs) = handover.waiting.remove(&next) else {
+            break;
+        };
+        ready.extend(jobs);
+        handover.next += 1;
+        claims += 1;
+    }
+    if claims > 1 {
+        ready.sort_by_key(|(job, _, _)| (job.priority, job.scheduled_at, job.id));
+    }
+    // Sent under the lock, so that a later deposit's jobs cannot overtake these.
+    for claimed in ready {
+        let _ = claimed_tx.send(claimed);
     }
 }
 
@@ -353,15 +430,9 @@ async fn pass_after_first_poll<F: std::future::Future>(statement: F, send: Claim
     .await
 }
 
-/// A claim's place in the order the producer made its claims: its statement is sent, and its
-/// jobs go to the dispatcher, only after those of every claim made before it (one
-/// [`ClaimTurn`] for each).
-///
-/// Why: with two claims in flight, the database runs them one after the other
-/// (`bosun.claim_jobs` takes a lock of the worker's and the queue's), so the one that reaches
-/// it later takes the due jobs after the earlier one's; but two tasks send them, and handle
-/// the replies, in either order, and the later claim's jobs could start first (a job of
-/// priority 5 before one of priority 0 that waited beside it).
+/// A claim's place in the order the producer made its claims: its statement is sent only
+/// after that of every claim made before it, so that the database mostly runs them in that
+/// order too (see [`Handover`] for when it does not).
 struct ClaimTurn {
     turns: Arc<watch::Sender<u64>>,
     this: u64,
