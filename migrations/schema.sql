@@ -499,8 +499,11 @@ BEGIN
 END;
 $function$;
 
--- The runtime's functions check their arguments like the public ones: a NULL raises 22004
--- naming it, a negative count 22023.
+-- bosun.claim_jobs: the claim itself, for bosun.claim and Bosun's own runtime. It checks its
+-- arguments like the public functions (a NULL raises 22004 naming it, a negative count
+-- 22023), and notes in the setting `bosun.claim_waited` whether it waited for another claim
+-- of the same worker on the queue: a worker with two claims in flight starts their jobs in
+-- the order the database took them.
 CREATE FUNCTION bosun.claim_jobs(queue_name text, max_jobs bigint, kinds text[], worker text, wait boolean DEFAULT false)
  RETURNS SETOF bosun.jobs
  LANGUAGE plpgsql
@@ -524,7 +527,14 @@ BEGIN
         RAISE EXCEPTION 'bosun.claim_jobs: max_jobs must not be negative, got %', max_jobs
             USING ERRCODE = '22023';
     END IF;
-    PERFORM pg_advisory_xact_lock(hashtext('bosun.claim_jobs'), hashtext(worker || '/' || queue_name));
+    -- Claims of one worker on one queue take turns. Whether this one waited for another's
+    -- turn is noted for the caller: that other claim took the due jobs first.
+    IF pg_try_advisory_xact_lock(hashtext('bosun.claim_jobs'), hashtext(worker || '/' || queue_name)) THEN
+        PERFORM set_config('bosun.claim_waited', 'off', true);
+    ELSE
+        PERFORM set_config('bosun.claim_waited', 'on', true);
+        PERFORM pg_advisory_xact_lock(hashtext('bosun.claim_jobs'), hashtext(worker || '/' || queue_name));
+    END IF;
     IF wait THEN
         lock_timeout_was := current_setting('lock_timeout');
         BEGIN

@@ -63,6 +63,9 @@ pub struct Claimed {
     pub jobs: Vec<Job>,
     /// Claimed rows that could not be read.
     pub unreadable: Vec<Unreadable>,
+    /// The claim waited for another claim of the same worker on the queue, which took the
+    /// due jobs before it (only known when the claim took any).
+    pub waited: bool,
 }
 
 impl Claimed {
@@ -146,7 +149,17 @@ async fn claim(
         .bind(wait)
         .fetch_all(executor)
         .await?;
-    let mut claimed = Claimed::default();
+    let mut claimed = Claimed {
+        waited: rows
+            .first()
+            .and_then(|row| {
+                row.try_get::<Option<bool>, _>("claim_waited")
+                    .ok()
+                    .flatten()
+            })
+            .unwrap_or(false),
+        ..Claimed::default()
+    };
     for row in rows {
         match read_job(&row) {
             Ok(job) => claimed.jobs.push(job),

@@ -253,7 +253,9 @@ impl Producer {
             }
         };
         let mut taken = Vec::new();
+        let mut waited = false;
         let result = claimed.map(|claimed| {
+            waited = claimed.waited;
             let full = claimed.len() == limit;
             if !claimed.unreadable.is_empty() {
                 tokio::spawn(self.outcomes.clone().fail_unreadable(claimed.unreadable));
@@ -271,7 +273,7 @@ impl Producer {
             }
         });
         // A failed claim leaves its place empty, or the claims after it would wait for ever.
-        handover.deposit(taken, &claimed_tx);
+        handover.deposit(taken, waited, &claimed_tx);
         result
     }
 }
@@ -337,6 +339,10 @@ impl Claims {
             tx: Some(claimed_tx.clone()),
         };
         self.issued += 1;
+        self.handover
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .issued = self.issued;
         self.in_flight.spawn(async move {
             producer
                 .claim(send, handover, connection, room, marks, claimed_tx)
@@ -358,8 +364,18 @@ impl Claims {
 struct Handover {
     /// The claim whose jobs go next.
     next: u64,
-    /// Jobs of claims that came back before `next`'s, by claim.
-    waiting: std::collections::BTreeMap<u64, Vec<Claimed>>,
+    /// How many claims have been made.
+    issued: u64,
+    /// Jobs of claims that came back before they could go, by claim.
+    waiting: std::collections::BTreeMap<u64, Deposit>,
+}
+
+/// What a claim left in the [`Handover`].
+struct Deposit {
+    jobs: Vec<Claimed>,
+    /// The claim waited for the database to run the claim made after it, which took the
+    /// due jobs first and has not come back yet: this one goes with it.
+    after_next: bool,
 }
 
 /// A claim's place in the [`Handover`]; a claim task that ends without depositing (it
@@ -371,17 +387,23 @@ struct HandoverSlot {
 }
 
 impl HandoverSlot {
-    /// Leave `jobs` for the dispatcher, with those of the claims that wait for this one.
-    fn deposit(mut self, jobs: Vec<Claimed>, claimed_tx: &mpsc::UnboundedSender<Claimed>) {
+    /// Leave `jobs` for the dispatcher, with those of the claims that wait for this one;
+    /// `waited`: the claim waited for another claim of the worker on the queue.
+    fn deposit(
+        mut self,
+        jobs: Vec<Claimed>,
+        waited: bool,
+        claimed_tx: &mpsc::UnboundedSender<Claimed>,
+    ) {
         self.tx = None;
-        deposit(&self.handover, self.this, jobs, claimed_tx);
+        deposit(&self.handover, self.this, jobs, waited, claimed_tx);
     }
 }
 
 impl Drop for HandoverSlot {
     fn drop(&mut self) {
         if let Some(tx) = self.tx.take() {
-            deposit(&self.handover, self.this, Vec::new(), &tx);
+            deposit(&self.handover, self.this, Vec::new(), false, &tx);
         }
     }
 }
@@ -390,19 +412,33 @@ fn deposit(
     handover: &Mutex<Handover>,
     this: u64,
     jobs: Vec<Claimed>,
+    waited: bool,
     claimed_tx: &mpsc::UnboundedSender<Claimed>,
 ) {
     // Each use inserts and removes whole entries: a panic cannot leave it half-changed.
     let mut handover = handover.lock().unwrap_or_else(PoisonError::into_inner);
-    handover.waiting.insert(this, jobs);
+    // At most two claims are in flight: when the claim made before this one has come back,
+    // the one this claim waited for is the claim made after it, if that is still out.
+    let before_back = this == handover.next || handover.waiting.contains_key(&(this - 1));
+    let after_next = waited
+        && before_back
+        && this + 1 < handover.issued
+        && !handover.waiting.contains_key(&(this + 1));
+    handover.waiting.insert(this, Deposit { jobs, after_next });
     let mut ready = Vec::new();
     let mut claims = 0;
     loop {
         let next = handover.next;
-        let Some(jobs) = handover.waiting.remove(&next) else {
+        let Some(deposit) = handover.waiting.get(&next) else {
             break;
         };
-        ready.extend(jobs);
+        if deposit.after_next && !handover.waiting.contains_key(&(next + 1)) {
+            break;
+        }
+        let Some(deposit) = handover.waiting.remove(&next) else {
+            break;
+        };
+        ready.extend(deposit.jobs);
         handover.next += 1;
         claims += 1;
     }
