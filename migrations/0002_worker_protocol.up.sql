@@ -101,6 +101,9 @@ DECLARE
 BEGIN
     PERFORM bosun.require_arguments('bosun.claim', ARRAY['worker', 'queues', 'max_jobs', 'wait'],
         ARRAY[worker IS NULL, queues IS NULL, max_jobs IS NULL, wait IS NULL]);
+    IF array_position(queues, NULL) IS NOT NULL OR array_position(kinds, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'bosun.claim: queues and kinds must not hold nulls' USING ERRCODE = '22004';
+    END IF;
     IF max_jobs < 0 OR max_jobs > 10000 THEN
         RAISE EXCEPTION 'bosun.claim: max_jobs must be 0 to 10000, got %', max_jobs
             USING ERRCODE = '22023';
@@ -258,6 +261,9 @@ BEGIN
         RAISE EXCEPTION 'bosun.lost_jobs: ids and attempts must have the same length'
             USING ERRCODE = '22023';
     END IF;
+    IF array_position(ids, NULL) IS NOT NULL OR array_position(attempts, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'bosun.lost_jobs: ids and attempts must not hold nulls' USING ERRCODE = '22004';
+    END IF;
     RETURN QUERY
     SELECT h.id
     FROM unnest(ids, attempts) AS h(id, attempt)
@@ -280,6 +286,9 @@ BEGIN
     IF cardinality(ids) <> cardinality(attempts) THEN
         RAISE EXCEPTION 'bosun.give_back_jobs: ids and attempts must have the same length'
             USING ERRCODE = '22023';
+    END IF;
+    IF array_position(ids, NULL) IS NOT NULL OR array_position(attempts, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'bosun.give_back_jobs: ids and attempts must not hold nulls' USING ERRCODE = '22004';
     END IF;
     RETURN QUERY
     WITH released AS (

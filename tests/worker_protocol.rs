@@ -295,6 +295,13 @@ async fn a_worker_learns_of_cancels_and_gives_back_what_it_holds_at_shutdown() {
         .await,
         "22023"
     );
+    for sql in [
+        "SELECT * FROM bosun.lost_jobs(ARRAY[1, NULL], ARRAY[1, 1])",
+        "SELECT * FROM bosun.give_back_jobs(ARRAY[1], ARRAY[NULL]::integer[])",
+        "SELECT * FROM bosun.claim('py-1', ARRAY['default', NULL], 1)",
+    ] {
+        assert_eq!(sqlstate(&mut conn, sql).await, "22004", "{sql}");
+    }
     sql_exec(&mut conn, "SELECT bosun.worker_deregister('py-1')").await;
     let workers: i64 = sqlx::query_scalar("SELECT count(*) FROM bosun.workers")
         .fetch_one(&mut conn)

@@ -64,6 +64,8 @@ pub struct DeadRows {
     pub live: i64,
     /// Whether a vacuum of the table (autovacuum or another) is running now.
     pub vacuuming: bool,
+    /// Whether the connected role may vacuum the table (it is, or is a member of, its owner).
+    pub may_vacuum: bool,
 }
 
 /// How many dead row versions `bosun.jobs` holds.

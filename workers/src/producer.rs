@@ -307,9 +307,8 @@ struct Claims {
     in_flight: JoinSet<bosun_queue::Result<ClaimResult>>,
     /// The claim whose statement may be sent next.
     sends: Arc<watch::Sender<u64>>,
-    /// Where claims leave their jobs for the dispatcher.
+    /// Where claims leave their jobs for the dispatcher; it counts the claims made.
     handover: Arc<Mutex<Handover>>,
-    issued: u64,
 }
 
 impl Default for Claims {
@@ -318,7 +317,6 @@ impl Default for Claims {
             in_flight: JoinSet::new(),
             sends: Arc::new(watch::Sender::new(0)),
             handover: Arc::default(),
-            issued: 0,
         }
     }
 }
@@ -332,17 +330,17 @@ impl Claims {
         marks: MarksWaiting,
         claimed_tx: mpsc::UnboundedSender<Claimed>,
     ) {
-        let send = ClaimTurn::new(&self.sends, self.issued);
+        let this = {
+            let mut handover = self.handover.lock().unwrap_or_else(PoisonError::into_inner);
+            handover.issued += 1;
+            handover.issued - 1
+        };
+        let send = ClaimTurn::new(&self.sends, this);
         let handover = HandoverSlot {
             handover: Arc::clone(&self.handover),
-            this: self.issued,
+            this,
             tx: Some(claimed_tx.clone()),
         };
-        self.issued += 1;
-        self.handover
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .issued = self.issued;
         self.in_flight.spawn(async move {
             producer
                 .claim(send, handover, connection, room, marks, claimed_tx)
