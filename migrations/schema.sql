@@ -179,6 +179,14 @@ CREATE TABLE bosun.queues (
     CONSTRAINT queue_has_bad_format_see_bosun_valid_queue CHECK (bosun.valid_queue(name))
 );
 
+CREATE TABLE bosun.claim_floors (
+    queue text NOT NULL,
+    priority smallint NOT NULL,
+    scheduled_at timestamp with time zone NOT NULL,
+    id bigint NOT NULL
+)
+WITH (fillfactor='50');
+
 CREATE SEQUENCE bosun.jobs_id_seq
     START WITH 1
     INCREMENT BY 1
@@ -250,6 +258,9 @@ CREATE TABLE bosun.workers (
 
 ALTER TABLE ONLY bosun.jobs ALTER COLUMN id SET DEFAULT nextval('bosun.jobs_id_seq'::regclass);
 
+ALTER TABLE ONLY bosun.claim_floors
+    ADD CONSTRAINT claim_floors_pkey PRIMARY KEY (queue, priority);
+
 ALTER TABLE ONLY bosun.jobs
     ADD CONSTRAINT jobs_pkey PRIMARY KEY (id);
 
@@ -292,6 +303,69 @@ ALTER TABLE ONLY bosun.saga_steps
 -- ========================================================================================
 -- Functions, by name
 -- ========================================================================================
+
+-- bosun.advance_claim_floor: raise the floor of lane (queue_name, lane_priority), if no
+-- commit is checking it, to the lowest claimable key at or above it, or to the transaction's
+-- start if the lane has none. Returns whether it moved (NULL: the lane is busy or gone). The
+-- maintenance leader runs it for every lane each tick, each in a transaction of its own:
+-- commits into the lane wait for the transaction's end. Only in READ COMMITTED, where each
+-- statement sees what committed before it.
+CREATE FUNCTION bosun.advance_claim_floor(queue_name text, lane_priority integer) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, bosun, pg_temp
+    SET enable_seqscan TO 'off'
+    SET enable_bitmapscan TO 'off'
+    SET jit TO 'off'
+AS $function$
+DECLARE
+    floor_at timestamptz;
+    floor_id bigint;
+    next_at timestamptz;
+    next_id bigint;
+BEGIN
+    PERFORM bosun.require_arguments('bosun.advance_claim_floor', ARRAY['queue_name', 'lane_priority'],
+        ARRAY[queue_name IS NULL, lane_priority IS NULL]);
+    IF lane_priority NOT BETWEEN -32768 AND 32767 THEN
+        RAISE EXCEPTION 'bosun.advance_claim_floor: lane_priority must be from -32768 to 32767, got %',
+            lane_priority USING ERRCODE = '22023';
+    END IF;
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'bosun.advance_claim_floor: run it in a READ COMMITTED transaction, not %',
+            current_setting('transaction_isolation') USING ERRCODE = '25000';
+    END IF;
+    IF NOT pg_try_advisory_xact_lock(hashtext('bosun.claim_floors'),
+                                     hashtext(queue_name || '/' || lane_priority)) THEN
+        RETURN NULL;
+    END IF;
+    -- From here on each statement sees every commit that checked this lane.
+    SELECT f.scheduled_at, f.id INTO floor_at, floor_id
+    FROM bosun.claim_floors AS f
+    WHERE f.queue = queue_name AND f.priority = lane_priority;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    SELECT c.scheduled_at, c.id INTO next_at, next_id
+    FROM bosun.jobs AS c
+    WHERE c.queue = queue_name AND c.priority = lane_priority
+      AND c.state IN ('available', 'scheduled', 'retryable')
+      AND (c.scheduled_at, c.id) >= (floor_at, floor_id)
+    ORDER BY c.scheduled_at, c.id
+    LIMIT 1;
+    IF NOT FOUND THEN
+        next_at := now();
+        next_id := -9223372036854775808;
+    END IF;
+    IF (next_at, next_id) <= (floor_at, floor_id) THEN
+        RETURN false;
+    END IF;
+    UPDATE bosun.claim_floors AS f
+    SET scheduled_at = next_at, id = next_id
+    WHERE f.queue = queue_name AND f.priority = lane_priority;
+    -- Losing this write in a crash leaves the floor lower, which is safe; a later durable
+    -- commit makes it durable too.
+    PERFORM set_config('synchronous_commit', 'off', true);
+    RETURN true;
+END;
+$function$;
 
 -- The table checks tags as well, so that rows written without bosun.enqueue_arrays (the
 -- client's single-row insert and its COPY path, or a plain INSERT) obey every rule it does.
@@ -502,11 +576,41 @@ BEGIN
 END;
 $function$;
 
--- bosun.claim_jobs: the claim itself, for bosun.claim and Bosun's own runtime. It checks its
--- arguments like the public functions (a NULL raises 22004 naming it, a negative count
--- 22023), and notes in the setting `bosun.claim_waited` whether it waited for another claim
--- of the same worker on the queue: a worker with two claims in flight starts their jobs in
--- the order the database took them.
+-- The lane of the row that fired it may have a row at (least(its scheduled_at, now()), any
+-- id): lower the floor to there, or make the lane. Fired at commit.
+CREATE FUNCTION bosun.claim_floor_lower() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, bosun, pg_temp
+AS $function$
+DECLARE
+    at timestamptz := least(NEW.scheduled_at, now());
+    floor_at timestamptz;
+BEGIN
+    -- Held to the end of the commit: no raise runs between this check and the rows' being
+    -- visible to it.
+    PERFORM pg_advisory_xact_lock_shared(hashtext('bosun.claim_floors'),
+                                         hashtext(NEW.queue || '/' || NEW.priority));
+    SELECT f.scheduled_at INTO floor_at
+    FROM bosun.claim_floors AS f
+    WHERE f.queue = NEW.queue AND f.priority = NEW.priority;
+    IF NOT FOUND THEN
+        INSERT INTO bosun.claim_floors AS f (queue, priority, scheduled_at, id)
+        VALUES (NEW.queue, NEW.priority, at, -9223372036854775808)
+        ON CONFLICT (queue, priority) DO UPDATE
+            SET scheduled_at = excluded.scheduled_at, id = excluded.id
+            WHERE f.scheduled_at >= excluded.scheduled_at;
+    ELSIF floor_at >= at THEN
+        UPDATE bosun.claim_floors AS f
+        SET scheduled_at = at, id = -9223372036854775808
+        WHERE f.queue = NEW.queue AND f.priority = NEW.priority
+          AND (f.scheduled_at, f.id) > (at, -9223372036854775808);
+    END IF;
+    RETURN NULL;
+END;
+$function$;
+
+-- bosun.claim_jobs: the claim, lane by lane from their floors in priority order; otherwise
+-- as 0002 has it (arguments checked, claims of one worker on one queue take turns, the
+-- waiting mark).
 CREATE FUNCTION bosun.claim_jobs(queue_name text, max_jobs bigint, kinds text[], worker text, wait boolean DEFAULT false)
  RETURNS SETOF bosun.jobs
  LANGUAGE plpgsql
@@ -518,7 +622,10 @@ AS $function$
 DECLARE
     may_mark     boolean := false;
     lock_timeout_was text;
-    taken        bigint;
+    taken        bigint := 0;
+    n            bigint;
+    lanes        integer;
+    lane         record;
 BEGIN
     IF queue_name IS NULL OR max_jobs IS NULL OR kinds IS NULL OR worker IS NULL OR wait IS NULL THEN
         RAISE EXCEPTION 'bosun.claim_jobs: % must not be null',
@@ -549,29 +656,67 @@ BEGIN
         END;
         PERFORM set_config('lock_timeout', lock_timeout_was, true);
     END IF;
-    RETURN QUERY
-    WITH claimed AS (
-        UPDATE bosun.jobs AS j
-        SET state = 'running',
-            attempt = j.attempt + 1,
-            attempted_at = now(),
-            attempted_by = worker
-        WHERE j.id = ANY(ARRAY(
-            SELECT c.id
-            FROM bosun.jobs AS c
-            WHERE c.queue = queue_name
-              AND c.state IN ('available', 'scheduled', 'retryable')
-              AND c.scheduled_at <= now()
-              AND c.kind = ANY(kinds)
-              AND NOT EXISTS (SELECT 1 FROM bosun.queues AS q WHERE q.name = queue_name AND q.paused)
-            ORDER BY c.priority, c.scheduled_at, c.id
-            LIMIT max_jobs
-            FOR UPDATE SKIP LOCKED
-        ))
-        RETURNING j.*
-    )
-    SELECT * FROM claimed AS r ORDER BY r.priority, r.scheduled_at, r.id;
-    GET DIAGNOSTICS taken = ROW_COUNT;
+    SELECT count(*) INTO lanes FROM bosun.claim_floors AS f WHERE f.queue = queue_name;
+    IF lanes > 64 THEN
+        -- So many priorities that one walk from the queue's head costs less than a walk per lane.
+        RETURN QUERY
+        WITH claimed AS (
+            UPDATE bosun.jobs AS j
+            SET state = 'running',
+                attempt = j.attempt + 1,
+                attempted_at = now(),
+                attempted_by = worker
+            WHERE j.id = ANY(ARRAY(
+                SELECT c.id
+                FROM bosun.jobs AS c
+                WHERE c.queue = queue_name
+                  AND c.state IN ('available', 'scheduled', 'retryable')
+                  AND c.scheduled_at <= now()
+                  AND c.kind = ANY(kinds)
+                  AND NOT EXISTS (SELECT 1 FROM bosun.queues AS q WHERE q.name = queue_name AND q.paused)
+                ORDER BY c.priority, c.scheduled_at, c.id
+                LIMIT max_jobs
+                FOR UPDATE SKIP LOCKED
+            ))
+            RETURNING j.*
+        )
+        SELECT * FROM claimed AS r ORDER BY r.priority, r.scheduled_at, r.id;
+        GET DIAGNOSTICS taken = ROW_COUNT;
+    ELSIF NOT EXISTS (SELECT 1 FROM bosun.queues AS q WHERE q.name = queue_name AND q.paused) THEN
+        FOR lane IN
+            SELECT f.priority, f.scheduled_at, f.id
+            FROM bosun.claim_floors AS f
+            WHERE f.queue = queue_name
+            ORDER BY f.priority
+        LOOP
+            EXIT WHEN taken >= max_jobs;
+            RETURN QUERY
+            WITH claimed AS (
+                UPDATE bosun.jobs AS j
+                SET state = 'running',
+                    attempt = j.attempt + 1,
+                    attempted_at = now(),
+                    attempted_by = worker
+                WHERE j.id = ANY(ARRAY(
+                    SELECT c.id
+                    FROM bosun.jobs AS c
+                    WHERE c.queue = queue_name
+                      AND c.priority = lane.priority
+                      AND (c.scheduled_at, c.id) >= (lane.scheduled_at, lane.id)
+                      AND c.state IN ('available', 'scheduled', 'retryable')
+                      AND c.scheduled_at <= now()
+                      AND c.kind = ANY(kinds)
+                    ORDER BY c.scheduled_at, c.id
+                    LIMIT max_jobs - taken
+                    FOR UPDATE SKIP LOCKED
+                ))
+                RETURNING j.*
+            )
+            SELECT * FROM claimed AS r ORDER BY r.scheduled_at, r.id;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            taken := taken + n;
+        END LOOP;
+    END IF;
     IF may_mark AND taken < max_jobs THEN
         -- Room left and no job left: inserts into the queue wake this worker from now on.
         INSERT INTO bosun.waiting_workers AS w (queue, worker)
@@ -2893,6 +3038,10 @@ CREATE TRIGGER jobs_check BEFORE INSERT ON bosun.jobs FOR EACH ROW WHEN (((new.k
 
 CREATE TRIGGER jobs_check_update BEFORE UPDATE OF kind, queue, args, meta, errors, tags ON bosun.jobs FOR EACH ROW WHEN ((((new.kind IS DISTINCT FROM old.kind) AND ((new.kind !~ '^[A-Za-z0-9_][A-Za-z0-9_.:-]*$'::text) OR (length(new.kind) > 128))) OR ((new.queue IS DISTINCT FROM old.queue) AND ((new.queue !~ '^[A-Za-z0-9_][A-Za-z0-9_.-]*$'::text) OR (length(new.queue) > 64))) OR ((new.args IS DISTINCT FROM old.args) AND ((jsonb_typeof(new.args) <> 'object'::text) OR jsonb_path_exists(new.args, 'strict $.**{101}'::jsonpath))) OR ((new.meta IS DISTINCT FROM old.meta) AND ((jsonb_typeof(new.meta) <> 'object'::text) OR jsonb_path_exists(new.meta, 'strict $.**{101}'::jsonpath))) OR ((new.errors IS DISTINCT FROM old.errors) AND ((jsonb_typeof(new.errors) <> 'array'::text) OR jsonb_path_exists(new.errors, 'strict $.**{101}'::jsonpath))) OR ((new.tags IS DISTINCT FROM old.tags) AND (cardinality(new.tags) > 0) AND bosun.bad_tags(new.tags)))) EXECUTE FUNCTION bosun.jobs_reject_bad_update();
 
+CREATE CONSTRAINT TRIGGER jobs_claim_floor AFTER INSERT OR UPDATE OF state, queue, priority, scheduled_at ON bosun.jobs DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (((new.state = ANY (ARRAY['available'::bosun.job_state, 'scheduled'::bosun.job_state, 'retryable'::bosun.job_state])) AND (new.scheduled_at >= now()) AND (strpos(COALESCE(current_setting('bosun.claim_floor_lanes'::text, true), ''::text), ((((','::text || new.queue) || '/'::text) || new.priority) || ','::text)) = 0) AND (set_config('bosun.claim_floor_lanes'::text, ((((COALESCE(NULLIF(current_setting('bosun.claim_floor_lanes'::text, true), ''::text), ','::text) || new.queue) || '/'::text) || new.priority) || ','::text), true) IS NOT NULL))) EXECUTE FUNCTION bosun.claim_floor_lower();
+
+CREATE CONSTRAINT TRIGGER jobs_claim_floor_early AFTER INSERT OR UPDATE OF state, queue, priority, scheduled_at ON bosun.jobs DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (((new.state = ANY (ARRAY['available'::bosun.job_state, 'scheduled'::bosun.job_state, 'retryable'::bosun.job_state])) AND (new.scheduled_at < now()))) EXECUTE FUNCTION bosun.claim_floor_lower();
+
 CREATE TRIGGER jobs_mark_scheduled BEFORE INSERT ON bosun.jobs FOR EACH ROW WHEN (((new.state = 'available'::bosun.job_state) AND (new.scheduled_at > now()))) EXECUTE FUNCTION bosun.jobs_mark_scheduled();
 
 CREATE TRIGGER jobs_target_attach BEFORE INSERT ON bosun.jobs FOR EACH ROW WHEN ((new.target IS NOT NULL)) EXECUTE FUNCTION bosun.job_target_attach();
@@ -2917,6 +3066,10 @@ GRANT USAGE ON SCHEMA bosun TO bosun_enqueuer;
 GRANT USAGE ON SCHEMA bosun TO bosun_worker;
 GRANT USAGE ON SCHEMA bosun TO bosun_operator;
 GRANT USAGE ON SCHEMA bosun TO bosun_reader;
+
+REVOKE ALL ON FUNCTION bosun.advance_claim_floor(queue_name text, lane_priority integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION bosun.advance_claim_floor(queue_name text, lane_priority integer) TO bosun_worker;
+GRANT ALL ON FUNCTION bosun.advance_claim_floor(queue_name text, lane_priority integer) TO bosun_operator;
 
 REVOKE ALL ON FUNCTION bosun.bad_tags(tags text[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION bosun.bad_tags(tags text[]) TO bosun_enqueuer;
@@ -2977,6 +3130,8 @@ GRANT ALL ON FUNCTION bosun.check_invariants(grace interval) TO bosun_operator;
 REVOKE ALL ON FUNCTION bosun.claim(worker text, queues text[], max_jobs integer, kinds text[], wait boolean) FROM PUBLIC;
 GRANT ALL ON FUNCTION bosun.claim(worker text, queues text[], max_jobs integer, kinds text[], wait boolean) TO bosun_worker;
 GRANT ALL ON FUNCTION bosun.claim(worker text, queues text[], max_jobs integer, kinds text[], wait boolean) TO bosun_operator;
+
+REVOKE ALL ON FUNCTION bosun.claim_floor_lower() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION bosun.claim_jobs(queue_name text, max_jobs bigint, kinds text[], worker text, wait boolean) FROM PUBLIC;
 GRANT ALL ON FUNCTION bosun.claim_jobs(queue_name text, max_jobs bigint, kinds text[], worker text, wait boolean) TO bosun_worker;
@@ -3311,6 +3466,10 @@ GRANT ALL ON FUNCTION bosun.worker_waits(queue_name text, worker text) TO bosun_
 
 REVOKE ALL ON FUNCTION bosun.workers_record_kinds() FROM PUBLIC;
 GRANT ALL ON FUNCTION bosun.workers_record_kinds() TO bosun_operator;
+
+GRANT SELECT ON TABLE bosun.claim_floors TO bosun_worker;
+GRANT SELECT ON TABLE bosun.claim_floors TO bosun_operator;
+GRANT SELECT ON TABLE bosun.claim_floors TO bosun_reader;
 
 GRANT USAGE ON SEQUENCE bosun.jobs_id_seq TO bosun_enqueuer;
 GRANT USAGE ON SEQUENCE bosun.jobs_id_seq TO bosun_worker;

@@ -73,6 +73,7 @@ fn relative(path: &Path) -> String {
 const SETUP_SCRIPTS: &[&str] = &[
     "queue/src/sql/bench/scripts/ceiling_create.sql",
     "queue/src/sql/bench/scripts/starts_create.sql",
+    "queue/src/sql/bench/scripts/pinned_other_create.sql",
     "sim/src/sql/scripts/schema_create.sql",
 ];
 

@@ -94,7 +94,8 @@ pub struct BenchArgs {
     /// Runs of each workload (median and spread are reported).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub runs: u32,
-    /// Only these workloads, e.g. `W2,W3` (W0 W0j W1 W1b W1c W1w W1p W2 W2x4 W2r W3 W4 S1 S4).
+    /// Only these workloads, e.g. `W2,W3` (W0 W0j W1 W1b W1c W1w W1p W2 W2x4 W2r W3 W4 W5 S1 S4).
+    /// Without it every workload but W5 runs (W5 takes minutes: name it).
     #[arg(long, value_delimiter = ',', value_parser = parse_workload)]
     pub only: Option<Vec<crate::bench::Workload>>,
     /// Jobs of W0, W1 and W2.
@@ -109,9 +110,46 @@ pub struct BenchArgs {
     /// Sagas of S1 and S4 (three no-op steps each).
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub sagas: u64,
+    /// W5: jobs offered per second (plain INSERTs every 10 ms).
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub w5_rate: u64,
+    /// W5: how long the load runs before the vacuum horizon is held.
+    #[arg(long, default_value = "30s", value_parser = parse_bench_span)]
+    pub w5_before: Duration,
+    /// W5: how long a REPEATABLE READ transaction holds the vacuum horizon back.
+    #[arg(long, default_value = "60s", value_parser = parse_bench_span)]
+    pub w5_pin: Duration,
+    /// W5: what that transaction read: `jobs` (bosun.jobs, as a report or pg_dump would) or
+    /// `other` (only a table of the application's own).
+    #[arg(long, default_value = "jobs", value_parser = parse_pin_kind)]
+    pub w5_pin_kind: bosun_queue::bench::PinRead,
+    /// W5: how long the load goes on after the horizon moves.
+    #[arg(long, default_value = "60s", value_parser = parse_bench_span)]
+    pub w5_after: Duration,
     /// One JSON object per workload and line.
     #[arg(long)]
     pub json: bool,
+}
+
+/// A span of W5: whole 10 s windows, from 10 s to a day.
+fn parse_bench_span(text: &str) -> Result<Duration, String> {
+    let span = parse_duration(text)?;
+    let secs = span.as_secs();
+    if span.subsec_nanos() != 0 || secs % 10 != 0 || !(10..=86_400).contains(&secs) {
+        return Err(format!(
+            "{text}: use whole 10 s windows from 10s to 24h (e.g. 60s, 10m)"
+        ));
+    }
+    Ok(span)
+}
+
+fn parse_pin_kind(text: &str) -> Result<bosun_queue::bench::PinRead, String> {
+    use bosun_queue::bench::PinRead;
+    match text {
+        "jobs" => Ok(PinRead::Jobs),
+        "other" => Ok(PinRead::Other),
+        _ => Err(format!("{text:?}: use jobs or other")),
+    }
 }
 
 fn parse_workload(text: &str) -> Result<crate::bench::Workload, String> {

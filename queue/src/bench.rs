@@ -208,6 +208,98 @@ pub async fn start_latency(pool: impl PgExecutor<'_>) -> Result<(i64, [f64; 3])>
     Ok((count, [p50, p95, p99]))
 }
 
+/// W5, the producer: a plain `INSERT` of `count` no-op jobs in one statement.
+///
+/// # Errors
+/// [`crate::Error::Database`] if the insert fails.
+pub async fn pinned_insert(pool: impl PgExecutor<'_>, count: i64) -> Result<()> {
+    sqlx::query(include_str!("sql/bench/pinned_insert.sql"))
+        .bind(count)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// W5: jobs completed in `[from, to)`, and the 50th and 99th percentiles of their enqueue to
+/// claim, in milliseconds.
+///
+/// # Errors
+/// [`crate::Error::Database`] if the query fails.
+pub async fn pinned_window(
+    pool: impl PgExecutor<'_>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<(i64, f64, f64)> {
+    Ok(sqlx::query_as(include_str!("sql/bench/pinned_window.sql"))
+        .bind(from)
+        .bind(to)
+        .fetch_one(pool)
+        .await?)
+}
+
+/// What `bosun.jobs` holds on disk: dead row versions (the statistics' estimate), bytes of
+/// its heap, bytes of its indexes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Storage {
+    /// Dead row versions.
+    pub dead: i64,
+    /// Bytes of the heap.
+    pub table_bytes: i64,
+    /// Bytes of the indexes.
+    pub index_bytes: i64,
+}
+
+/// W5: what `bosun.jobs` holds on disk now.
+///
+/// # Errors
+/// [`crate::Error::Database`] if the query fails.
+pub async fn pinned_storage(pool: impl PgExecutor<'_>) -> Result<Storage> {
+    let (dead, table_bytes, index_bytes) =
+        sqlx::query_as(include_str!("sql/bench/pinned_storage.sql"))
+            .fetch_one(pool)
+            .await?;
+    Ok(Storage {
+        dead,
+        table_bytes,
+        index_bytes,
+    })
+}
+
+/// What the transaction that holds the vacuum horizon back reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinRead {
+    /// `bosun.jobs`, as a report or `pg_dump` would: the transaction also holds a lock on it.
+    Jobs,
+    /// Only a table of the application's own.
+    Other,
+}
+
+/// W5: open a transaction on `pool` that holds its snapshot (and so the vacuum horizon)
+/// from one read until it is dropped or committed.
+///
+/// # Errors
+/// [`crate::Error::Database`] if a statement fails.
+pub async fn pin_horizon(
+    pool: &PgPool,
+    read: PinRead,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    if read == PinRead::Other {
+        sqlx::raw_sql(include_str!("sql/bench/scripts/pinned_other_create.sql"))
+            .execute(pool)
+            .await?;
+    }
+    let mut tx = pool.begin().await?;
+    sqlx::query(include_str!("sql/bench/pinned_repeatable_read.sql"))
+        .execute(&mut *tx)
+        .await?;
+    let sql = match read {
+        PinRead::Jobs => include_str!("sql/bench/pinned_read_jobs.sql"),
+        PinRead::Other => include_str!("sql/bench/pinned_read_other.sql"),
+    };
+    sqlx::query(sql).execute(&mut *tx).await?;
+    Ok(tx)
+}
+
 /// Drop the Bosun schema of the scratch database whole.
 ///
 /// # Errors

@@ -30,6 +30,8 @@
 #[doc(hidden)]
 pub mod bench;
 #[doc(hidden)]
+pub mod claim_floors;
+#[doc(hidden)]
 pub mod cleanup;
 mod client;
 mod copy_binary;

@@ -17,6 +17,7 @@
 //! | W2 | drain of queued no-op jobs by one `bosun worker` (concurrency 32); W2x4: four of them |
 //! | W2r | W2 on a table that keeps ten times as many completed jobs (history under retention) |
 //! | W4 | sustained load: eight rounds of enqueue-then-drain by one worker that prunes completed jobs after a second; reports how much the table and its indexes grew |
+//! | W5 | sustained load at an offered rate while a transaction holds the vacuum horizon back (`--w5-rate`, `--w5-pin`, `--w5-pin-kind`, `--w5-after`), in 10 s windows |
 //! | W3 | enqueue-to-handler-start latency on an idle worker, jobs about 20 ms apart |
 //! | S1 | sagas of three no-op steps by one worker; S4: four |
 //!
@@ -24,6 +25,7 @@
 //! and their peak RSS is reported.
 
 pub mod kinds;
+mod pinned;
 mod workloads;
 
 pub use workloads::Workload;
@@ -56,8 +58,10 @@ pub struct RunResult {
     /// Peak RSS of the worker processes, MiB (largest of them).
     pub rss_mib: Option<f64>,
     /// Size of `bosun.jobs` with its indexes at the end over its size halfway through the
-    /// rounds (W4).
+    /// rounds (W4), or at the end over before the pin (W5).
     pub growth: Option<f64>,
+    /// Its 10 s windows (W5).
+    pub windows: Vec<pinned::Window>,
 }
 
 /// Median, min and max of a series.
@@ -121,6 +125,8 @@ pub struct Sizes {
     pub latency: u64,
     /// Sagas of S1 and S4.
     pub sagas: u64,
+    /// What W5 runs.
+    pub pinned: pinned::Settings,
 }
 
 /// A scratch database: its URL (for worker processes) and a client.
@@ -149,15 +155,25 @@ impl Scratch {
 }
 
 pub async fn run(db: &Database, args: &BenchArgs) -> anyhow::Result<()> {
-    let only: &[Workload] = match &args.only {
-        Some(list) => list,
-        None => &Workload::ALL,
+    let only: Vec<Workload> = match &args.only {
+        Some(list) => list.clone(),
+        None => Workload::ALL
+            .into_iter()
+            .filter(|w| !w.only_when_named())
+            .collect(),
     };
     let sizes = Sizes {
         jobs: args.jobs,
         single: args.single,
         latency: args.latency_jobs,
         sagas: args.sagas,
+        pinned: pinned::Settings {
+            rate: args.w5_rate,
+            before: args.w5_before,
+            pin: args.w5_pin,
+            read: args.w5_pin_kind,
+            after: args.w5_after,
+        },
     };
     let selected: Vec<Workload> = Workload::ALL
         .into_iter()
@@ -222,14 +238,75 @@ pub async fn run(db: &Database, args: &BenchArgs) -> anyhow::Result<()> {
     }
     drop(scratch);
     drop_scratch(db).await;
+    let windows: Vec<WindowLine<'_>> = selected
+        .iter()
+        .zip(&all)
+        .flat_map(|(&workload, results)| {
+            results.iter().enumerate().flat_map(move |(run, result)| {
+                result.windows.iter().map(move |window| WindowLine {
+                    workload: workload.name(),
+                    run: run + 1,
+                    window,
+                })
+            })
+        })
+        .collect();
     if args.json {
         for report in &reports {
             print_json_line(report)?;
         }
+        for line in &windows {
+            print_json_line(line)?;
+        }
     } else {
         print_table(&reports);
+        if !windows.is_empty() {
+            print_windows(&windows);
+        }
     }
     Ok(())
+}
+
+/// One window of a W5 run, as `--json` prints it.
+#[derive(Debug, Serialize)]
+struct WindowLine<'a> {
+    workload: &'static str,
+    run: usize,
+    #[serde(flatten)]
+    window: &'a pinned::Window,
+}
+
+fn print_windows(lines: &[WindowLine<'_>]) {
+    let mut out = table(&[
+        "run",
+        "at s",
+        "phase",
+        "enqueued/s",
+        "done/s",
+        "p50 ms",
+        "p99 ms",
+        "slowest insert ms",
+        "dead rows",
+        "table MiB",
+        "indexes MiB",
+    ]);
+    for line in lines {
+        let w = line.window;
+        out.add_row(vec![
+            line.run.to_string(),
+            w.at_s.to_string(),
+            w.phase.to_string(),
+            format!("{:.0}", w.enqueued_per_s),
+            format!("{:.0}", w.done_per_s),
+            format!("{:.1}", w.p50_ms),
+            format!("{:.1}", w.p99_ms),
+            format!("{:.1}", w.slowest_insert_ms),
+            w.dead.to_string(),
+            format!("{:.1}", w.table_mib),
+            format!("{:.1}", w.indexes_mib),
+        ]);
+    }
+    say!("{out}");
 }
 
 fn print_table(reports: &[Report]) {

@@ -48,13 +48,14 @@ pub enum Workload {
     W2r,
     W3,
     W4,
+    W5,
     S1,
     S4,
 }
 
 impl Workload {
     /// Every workload, in the order they run.
-    pub const ALL: [Workload; 14] = [
+    pub const ALL: [Workload; 15] = [
         Workload::W0,
         Workload::W0j,
         Workload::W1,
@@ -67,6 +68,7 @@ impl Workload {
         Workload::W2r,
         Workload::W3,
         Workload::W4,
+        Workload::W5,
         Workload::S1,
         Workload::S4,
     ];
@@ -86,6 +88,7 @@ impl Workload {
             Workload::W2r => "W2r",
             Workload::W3 => "W3",
             Workload::W4 => "W4",
+            Workload::W5 => "W5",
             Workload::S1 => "S1",
             Workload::S4 => "S4",
         }
@@ -96,6 +99,11 @@ impl Workload {
         Workload::ALL
             .into_iter()
             .find(|w| w.name().eq_ignore_ascii_case(text))
+    }
+
+    /// Whether it runs only when `--only` names it (it takes minutes).
+    pub fn only_when_named(self) -> bool {
+        self == Workload::W5
     }
 
     /// Whether it drains jobs through workers (its rate is reported against W0's ceiling).
@@ -110,6 +118,7 @@ impl Workload {
             Workload::W3 => sizes.latency,
             Workload::S1 | Workload::S4 => sizes.sagas,
             Workload::W4 => sizes.jobs * SUSTAINED_ROUNDS,
+            Workload::W5 => sizes.pinned.jobs(),
             _ => sizes.jobs,
         }
     }
@@ -128,6 +137,7 @@ impl Workload {
             Workload::W2x4 => drain(scratch, sizes.jobs, 4).await,
             Workload::W2r => drain_with_history(scratch, sizes.jobs).await,
             Workload::W4 => sustained(scratch, sizes.jobs).await,
+            Workload::W5 => super::pinned::run(scratch, sizes.pinned).await,
             Workload::W3 => latency(scratch, sizes.latency).await,
             Workload::S1 => sagas(scratch, sizes.sagas, 1).await,
             Workload::S4 => sagas(scratch, sizes.sagas, 4).await,
@@ -301,7 +311,7 @@ async fn plain_inserts(scratch: &Scratch, count: u64) -> anyhow::Result<RunResul
 }
 
 /// `bosun worker` processes on the scratch database.
-struct Workers(Vec<Child>);
+pub(super) struct Workers(Vec<Child>);
 
 impl Workers {
     fn start(scratch: &Scratch, count: usize) -> anyhow::Result<Workers> {
@@ -309,7 +319,11 @@ impl Workers {
     }
 
     /// `count` workers with `extra` arguments.
-    fn start_with(scratch: &Scratch, count: usize, extra: &[&str]) -> anyhow::Result<Workers> {
+    pub(super) fn start_with(
+        scratch: &Scratch,
+        count: usize,
+        extra: &[&str],
+    ) -> anyhow::Result<Workers> {
         let exe = std::env::current_exe().context("finding the bosun binary")?;
         let mut children = Vec::new();
         for i in 0..count {
@@ -366,7 +380,7 @@ impl Drop for Workers {
 }
 
 /// Wait until `probe` holds, polling every 10 ms.
-async fn wait_until(scratch: &Scratch, probe: Probe) -> anyhow::Result<()> {
+pub(super) async fn wait_until(scratch: &Scratch, probe: Probe) -> anyhow::Result<()> {
     wait_polling(scratch, probe, Duration::from_millis(10)).await
 }
 

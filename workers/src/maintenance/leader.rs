@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{
+    floors::FloorRaiser,
     pruner::{Pruner, PrunerConfig},
     reaper::{Reaper, ReaperConfig},
     rescuer::{Rescuer, RescuerConfig},
@@ -58,6 +59,7 @@ impl Maintenance {
                 every_tick,
                 Runs::Inline,
             ),
+            Registered::new(FloorRaiser::new(self.own.clone()), every_tick, Runs::Inline),
             Registered::new(
                 Sampler::new(self.own.clone(), EXACT_BELOW_DEFAULT),
                 self.sample_interval,
