@@ -65,6 +65,54 @@ fn rescuer(db: &TestDb) -> Rescuer {
     )
 }
 
+/// Once a walk of the running jobs from the oldest entry is slow (here: always), a pass walks
+/// from the oldest running at the last one (less a margin): a job set running by hand, after
+/// that pass, with a claim time before it waits for the pass that walks from the oldest
+/// entry, every `full_pass_every`; jobs claimed in the meantime by a worker that died are
+/// rescued by the next pass.
+#[tokio::test]
+async fn rescue_passes_start_at_the_oldest_job_running_at_the_last_one() {
+    let db = TestDb::new().await;
+    let floored = Rescuer::new(
+        db.client.clone(),
+        RescuerConfig {
+            min_age: Duration::from_secs(15),
+            slow_walk: Duration::ZERO,
+            full_pass_every: Duration::from_secs(3600),
+            ..RescuerConfig::default()
+        },
+    );
+    let orphan = running_job(&db, "ghost", 30, 1, 20).await;
+    assert_eq!(
+        floored.run_once().await.unwrap().retried,
+        1,
+        "the first pass is full"
+    );
+    // Claimed, by its clock, two hours ago: below where the next pass starts.
+    let below = running_job(&db, "ghost", 120, 1, 20).await;
+    // Claimed a minute ago by a worker that died since: above it.
+    let recent = running_job(&db, "ghost", 1, 1, 20).await;
+    assert_eq!(floored.run_once().await.unwrap().retried, 1);
+    let state = |id| {
+        let client = db.client.clone();
+        async move { client.job_get(id).await.unwrap().state }
+    };
+    assert_eq!(state(recent).await, JobState::Retryable);
+    assert_eq!(state(below).await, JobState::Running);
+    assert_eq!(state(orphan).await, JobState::Retryable);
+    let full = Rescuer::new(
+        db.client.clone(),
+        RescuerConfig {
+            min_age: Duration::from_secs(15),
+            slow_walk: Duration::ZERO,
+            full_pass_every: Duration::ZERO,
+            ..RescuerConfig::default()
+        },
+    );
+    assert_eq!(full.run_once().await.unwrap().retried, 1);
+    assert_eq!(state(below).await, JobState::Retryable);
+}
+
 /// A worker keeps two claims in flight only while no other live worker serves its queue.
 #[tokio::test]
 async fn a_worker_sees_the_live_peers_on_its_queue() {
@@ -419,10 +467,75 @@ async fn the_pruner_deletes_finished_jobs_past_their_retention_in_batches() {
     let again = pruner.run_once().await.unwrap();
     assert_eq!((again.completed, again.failed, again.cancelled), (0, 0, 0));
     assert!(matches!(
-        bosun_queue::cleanup::job_prune_batch(&db.pool, JobState::Running, Duration::ZERO, 10)
-            .await,
+        bosun_queue::cleanup::job_prune_batch(
+            &db.pool,
+            JobState::Running,
+            Duration::ZERO,
+            10,
+            None
+        )
+        .await,
         Err(bosun_queue::Error::InvalidArgument(_))
     ));
+}
+
+/// A pass starts where the last one stopped: a job that finished, by its `finalized_at`,
+/// before that (its transaction began long before it committed) waits for the pass that
+/// walks from the oldest, every `full_pass_every`.
+#[tokio::test]
+async fn prune_passes_start_where_the_last_one_stopped_and_now_and_then_from_the_oldest() {
+    use bosun_workers::maintenance::pruner::{Pruner, PrunerConfig};
+    let db = TestDb::new().await;
+    let finish = |secs_ago: i64| {
+        let db = &db;
+        async move {
+            let id = db
+                .client
+                .enqueue(NewJob::new("k", json!({})))
+                .await
+                .unwrap()
+                .id;
+            sqlx::query(
+                "UPDATE bosun.jobs SET state = 'completed', attempt = 1,
+                     finalized_at = now() - make_interval(secs => $2::int) WHERE id = $1",
+            )
+            .bind(id)
+            .bind(i32::try_from(secs_ago).unwrap())
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        }
+    };
+    let pruner = |full_pass_every| {
+        Pruner::new(
+            db.client.clone(),
+            PrunerConfig {
+                full_pass_every,
+                ..PrunerConfig::default()
+            },
+        )
+    };
+    let floored = pruner(Duration::from_secs(3600));
+    const DAY: i64 = 24 * 3600;
+    finish(DAY + 3600).await;
+    assert_eq!(
+        floored.run_once().await.unwrap().completed,
+        1,
+        "the first pass is full"
+    );
+    // Past the one-day retention: one finished, by its clock, two days ago (after that
+    // pass), one just past the retention.
+    finish(2 * DAY).await;
+    finish(DAY + 10).await;
+    assert_eq!(
+        floored.run_once().await.unwrap().completed,
+        1,
+        "only the job after where the last pass stopped"
+    );
+    assert_eq!(
+        pruner(Duration::ZERO).run_once().await.unwrap().completed,
+        1
+    );
 }
 
 #[tokio::test]

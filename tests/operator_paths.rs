@@ -413,9 +413,10 @@ async fn a_step_whose_last_attempt_died_ends_through_its_saga() {
     .execute(&db.pool)
     .await
     .unwrap();
-    let rescued = bosun_queue::liveness::job_rescue_many(&db.pool, 10, std::time::Duration::ZERO)
-        .await
-        .unwrap();
+    let rescued =
+        bosun_queue::liveness::job_rescue_many(&db.pool, 10, std::time::Duration::ZERO, None)
+            .await
+            .unwrap();
     assert_eq!((rescued.retried, rescued.failed), (1, 0));
 
     let running = bosun_tests::RunningPool::start(

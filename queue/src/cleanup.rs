@@ -1,18 +1,21 @@
 //! Keeping the tables small: delete finished jobs and sagas past their retention, in short
-//! batches, and vacuum `bosun.jobs` when autovacuum falls behind. The calls behind the
-//! pruner and the vacuumer in `bosun-workers`.
+//! batches, vacuum `bosun.jobs` when autovacuum falls behind, and give back what it grew by
+//! while vacuum could not run. The calls behind the pruner, the vacuumer and the compactor
+//! in `bosun-workers`.
 //!
 //! Internal: used by Bosun's own runtime, not covered by semver (hidden from the
 //! documentation).
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
 use crate::{JobState, Result};
 
-/// Delete up to `limit` jobs in final `state` that finished more than `older_than` ago.
-/// Returns how many were deleted.
+/// Delete up to `limit` jobs in final `state` that finished more than `older_than` ago, and
+/// not before `after` (when an earlier pass deleted everything older). Returns how many were
+/// deleted.
 ///
 /// # Errors
 /// [`crate::Error::InvalidArgument`] for a state that is not final; [`crate::Error::Database`]
@@ -22,6 +25,7 @@ pub async fn job_prune_batch(
     state: JobState,
     older_than: Duration,
     limit: i64,
+    after: Option<DateTime<Utc>>,
 ) -> Result<u64> {
     if !state.is_final() {
         return Err(crate::Error::InvalidArgument(format!(
@@ -32,6 +36,7 @@ pub async fn job_prune_batch(
         .bind(state)
         .bind(older_than.as_secs_f64())
         .bind(limit)
+        .bind(after)
         .execute(pool)
         .await?
         .rows_affected())
@@ -88,4 +93,131 @@ pub async fn jobs_vacuum(pool: impl PgExecutor<'_> + Copy) -> Result<()> {
         .execute(pool)
         .await?;
     Ok(())
+}
+
+/// Bytes on disk of `bosun.jobs`: its heap, and each valid index by schema-qualified name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobsStorage {
+    /// Bytes of the heap.
+    pub heap: i64,
+    /// Bytes of each index, by name (`bosun.jobs_pkey`).
+    pub indexes: Vec<(String, i64)>,
+}
+
+/// What `bosun.jobs` takes on disk now.
+///
+/// # Errors
+/// [`crate::Error::Database`] if the query fails.
+pub async fn jobs_storage(pool: impl PgExecutor<'_> + Copy) -> Result<JobsStorage> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(include_str!("sql/jobs_storage.sql"))
+        .fetch_all(pool)
+        .await?;
+    let mut storage = JobsStorage::default();
+    for (name, bytes) in rows {
+        if name.is_empty() {
+            storage.heap = bytes;
+        } else {
+            storage.indexes.push((name, bytes));
+        }
+    }
+    Ok(storage)
+}
+
+/// Whether `bosun.jobs` holds a live row at heap page `page` or after it.
+///
+/// # Errors
+/// [`crate::Error::Database`] if the query fails.
+pub async fn jobs_tail_live(pool: impl PgExecutor<'_> + Copy, page: i64) -> Result<bool> {
+    Ok(sqlx::query_scalar(include_str!("sql/jobs_tail_live.sql"))
+        .bind(page)
+        .fetch_one(pool)
+        .await?)
+}
+
+/// `VACUUM (TRUNCATE true) bosun.jobs`: vacuum, and give back the empty pages at the end of
+/// the heap. The truncation's lock is taken only when free and let go within about 20 ms of
+/// anyone waiting for the table.
+///
+/// # Errors
+/// [`crate::Error::Database`] if it fails (e.g. the role may not vacuum the table).
+pub async fn jobs_vacuum_truncate(pool: impl PgExecutor<'_> + Copy) -> Result<()> {
+    sqlx::raw_sql(include_str!("sql/scripts/jobs_vacuum_truncate.sql"))
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Indexes of `bosun.jobs` that a `REINDEX CONCURRENTLY` left invalid when it did not finish.
+///
+/// # Errors
+/// [`crate::Error::Database`] if the query fails.
+pub async fn jobs_invalid_indexes(pool: impl PgExecutor<'_> + Copy) -> Result<Vec<String>> {
+    Ok(
+        sqlx::query_scalar(include_str!("sql/jobs_invalid_indexes.sql"))
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+/// `REINDEX INDEX CONCURRENTLY name`: build index `name` of `bosun.jobs` afresh beside the old
+/// one and swap them, without a lock that writes wait on. It waits for every snapshot older
+/// than the build. `name` is one [`jobs_storage`] gave.
+///
+/// # Errors
+/// [`crate::Error::InvalidArgument`] for a name that is not a plain `schema.index`;
+/// [`crate::Error::Database`] if it fails.
+pub async fn index_rebuild(pool: impl for<'e> PgExecutor<'e> + Copy, name: &str) -> Result<()> {
+    let name = qualified_identifier(name)?;
+    // SQL built at run time: an index's name cannot be a parameter.
+    let sql = format!("REINDEX INDEX CONCURRENTLY {name}");
+    sqlx::raw_sql(&sql).execute(pool).await?;
+    Ok(())
+}
+
+/// `DROP INDEX CONCURRENTLY name`, for an index [`jobs_invalid_indexes`] gave.
+///
+/// # Errors
+/// As [`index_rebuild`].
+pub async fn index_drop(pool: impl for<'e> PgExecutor<'e> + Copy, name: &str) -> Result<()> {
+    let name = qualified_identifier(name)?;
+    // SQL built at run time: an index's name cannot be a parameter.
+    let sql = format!("DROP INDEX CONCURRENTLY IF EXISTS {name}");
+    sqlx::raw_sql(&sql).execute(pool).await?;
+    Ok(())
+}
+
+/// `name` if it is `schema.relation` of identifiers that need no quoting.
+fn qualified_identifier(name: &str) -> Result<&str> {
+    let plain = |part: &str| {
+        part.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && part
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    };
+    match name.split_once('.') {
+        Some((schema, relation)) if plain(schema) && plain(relation) => Ok(name),
+        _ => Err(crate::Error::InvalidArgument(format!(
+            "index name {}: use schema.index of lower-case letters, digits and _",
+            crate::quote_short(name)
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::qualified_identifier;
+
+    #[test]
+    fn only_plain_qualified_names_are_taken() {
+        assert!(qualified_identifier("bosun.jobs_pkey").is_ok());
+        for bad in [
+            "jobs_pkey",
+            "bosun.jobs; DROP TABLE x",
+            "\"Bosun\".x",
+            "bosun.",
+            ".x",
+        ] {
+            assert!(qualified_identifier(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -173,7 +173,8 @@ pub async fn leader_acquire(
 }
 
 /// Rescue up to `limit` jobs held by workers whose lease expired, leaving alone jobs claimed
-/// less than `min_age` ago. Idempotent: a second pass finds nothing new.
+/// less than `min_age` ago, and with `after`, jobs claimed before it (none is running, per
+/// [`job_running_oldest`]). Idempotent: a second pass finds nothing new.
 ///
 /// # Errors
 /// [`crate::Error::Database`] if the write fails (nothing is rescued then).
@@ -181,8 +182,26 @@ pub async fn job_rescue_many(
     pool: impl PgExecutor<'_> + Copy,
     limit: i64,
     min_age: Duration,
+    after: Option<DateTime<Utc>>,
 ) -> Result<RescueResult> {
-    rescue(pool, limit, min_age, None).await
+    rescue(pool, limit, min_age, None, after).await
+}
+
+/// When the oldest job running that was claimed at `after` or later (`None`: of all) was
+/// claimed, if any is running.
+///
+/// # Errors
+/// [`crate::Error::Database`] if the query fails.
+pub async fn job_running_oldest(
+    pool: impl PgExecutor<'_> + Copy,
+    after: Option<DateTime<Utc>>,
+) -> Result<Option<DateTime<Utc>>> {
+    Ok(
+        sqlx::query_scalar(include_str!("sql/job_running_oldest.sql"))
+            .bind(after)
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 /// Rescue up to `limit` jobs `running` under `worker_id` that the worker does not hold (all
@@ -199,7 +218,7 @@ pub async fn job_rescue_unheld(
     min_age: Duration,
     limit: i64,
 ) -> Result<RescueResult> {
-    rescue(pool, limit, min_age, Some((worker_id, held))).await
+    rescue(pool, limit, min_age, Some((worker_id, held)), None).await
 }
 
 async fn rescue(
@@ -207,12 +226,14 @@ async fn rescue(
     limit: i64,
     min_age: Duration,
     unheld_by: Option<(&str, &[i64])>,
+    after: Option<DateTime<Utc>>,
 ) -> Result<RescueResult> {
     let rows: Vec<(i64, JobState)> = sqlx::query_as(include_str!("sql/job_rescue_many.sql"))
         .bind(limit)
         .bind(min_age.as_secs_f64())
         .bind(unheld_by.map(|(worker, _)| worker))
         .bind(unheld_by.map_or(&[][..], |(_, held)| held))
+        .bind(after)
         .fetch_all(pool)
         .await?;
     let failed = rows.iter().filter(|(_, s)| *s == JobState::Failed).count();

@@ -8,8 +8,8 @@ use bosun_queue::Client;
 use crate::{
     heartbeat::{default_worker_id, HEARTBEAT_INTERVAL_DEFAULT, LEASE_DEFAULT},
     maintenance::{
-        pruner::PrunerConfig, reaper::ReaperConfig, rescuer::RescuerConfig,
-        vacuumer::VacuumerConfig,
+        compactor::CompactorConfig, pruner::PrunerConfig, reaper::ReaperConfig,
+        rescuer::RescuerConfig, vacuumer::VacuumerConfig,
     },
     saga::{SagaDefinition, SagaRunner},
     Error, Periodic, Registry, Result, Worker,
@@ -61,6 +61,8 @@ pub struct PoolConfig {
     pub pruner: PrunerConfig,
     /// Vacuumer settings.
     pub vacuumer: VacuumerConfig,
+    /// Compactor settings.
+    pub compactor: CompactorConfig,
     /// Reaper settings.
     pub reaper: ReaperConfig,
     /// Periodic jobs this pool defines (registered when it starts).
@@ -109,6 +111,7 @@ impl PoolBuilder {
                 rescuer: RescuerConfig::default(),
                 pruner: PrunerConfig::default(),
                 vacuumer: VacuumerConfig::default(),
+                compactor: CompactorConfig::default(),
                 reaper: ReaperConfig::default(),
                 periodic: Vec::new(),
                 prune_interval: PRUNE_INTERVAL_DEFAULT,
@@ -213,6 +216,13 @@ impl PoolBuilder {
     /// also outnumber the live rows); `enabled: false` leaves it to autovacuum alone.
     pub fn vacuumer(mut self, config: VacuumerConfig) -> Self {
         self.config.vacuumer = config;
+        self
+    }
+
+    /// Whether and how the leader gives back what `bosun.jobs` grew by while vacuum could
+    /// not run (default: on, looking at a grown heap's end every 30 s).
+    pub fn compactor(mut self, config: CompactorConfig) -> Self {
+        self.config.compactor = config;
         self
     }
 

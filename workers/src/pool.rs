@@ -240,6 +240,7 @@ impl WorkerPool {
             pruner: config.pruner.clone(),
             prune_interval: config.prune_interval,
             vacuumer: config.vacuumer.clone(),
+            compactor: config.compactor.clone(),
             sample_interval: config.sample_interval,
             expunged: Arc::clone(&expunged),
         };

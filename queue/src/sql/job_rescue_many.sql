@@ -11,11 +11,14 @@
 -- with nothing to run): it is handed back with one more attempt, and the saga runner ends
 -- the step through the saga when it sees that the rescued attempt was the step's last. The
 -- old holder's late writes are fenced out: the row is no longer `running` at its attempt.
+-- With $5, only jobs claimed from $5 on: the rescuer starts its walk of
+-- jobs_running_since_idx at the oldest running job, past the entries of jobs that ran since.
 WITH orphaned AS (
     SELECT j.id
     FROM bosun.jobs AS j
     WHERE j.state = 'running'
       AND j.attempted_at < now() - make_interval(secs => $2)
+      AND j.attempted_at >= coalesce($5::timestamptz, '-infinity')
       AND CASE WHEN $3::text IS NULL THEN
               NOT EXISTS (
                   SELECT 1 FROM bosun.workers AS w

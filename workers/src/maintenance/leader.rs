@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{
+    compactor::{Compactor, CompactorConfig},
     floors::FloorRaiser,
     pruner::{Pruner, PrunerConfig},
     reaper::{Reaper, ReaperConfig},
@@ -38,10 +39,14 @@ pub(crate) struct Maintenance {
     pub(crate) pruner: PrunerConfig,
     pub(crate) prune_interval: Duration,
     pub(crate) vacuumer: VacuumerConfig,
+    pub(crate) compactor: CompactorConfig,
     pub(crate) sample_interval: Duration,
     /// Told when a target is expunged: reap at once rather than at the next tick.
     pub(crate) expunged: Arc<Notify>,
 }
+
+/// How often the compactor looks at the table's size.
+const COMPACT_EVERY: Duration = Duration::from_secs(10);
 
 impl Maintenance {
     /// The services, in the order each tick runs them.
@@ -71,6 +76,14 @@ impl Maintenance {
                 every_tick,
                 Runs::OwnTask {
                     stops_with_leadership: false,
+                },
+            ),
+            // Rebuilds and truncations may take long; the new leader carries on.
+            Registered::new(
+                Compactor::new(self.client.clone(), self.compactor.clone()),
+                COMPACT_EVERY,
+                Runs::OwnTask {
+                    stops_with_leadership: true,
                 },
             ),
             // The new leader prunes.

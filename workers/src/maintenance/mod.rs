@@ -12,7 +12,8 @@
 //! Services: the scheduler (periodic jobs), the rescuer (jobs of dead workers), the reaper
 //! (work on expunged targets; also run at once when an expunge is announced), the pruner
 //! (finished jobs past their retention), the vacuumer (dead row versions, when autovacuum
-//! falls behind) and the floor raiser (where claims start their walk of each queue). There is no stager: claims take `scheduled` and `retryable` rows directly
+//! falls behind), the compactor (what the table grew by while vacuum could not run) and the
+//! floor raiser (where claims start their walk of each queue). There is no stager: claims take `scheduled` and `retryable` rows directly
 //! once `scheduled_at` has passed, so no job waits on a periodic move to `available`.
 //!
 //! The pruner's passes and the vacuumer's `VACUUM` run on tasks of their own ([`service::Runs`]),
@@ -31,6 +32,7 @@
 //! [`leader`] registers it with its interval. It does not retry inside a run; the next run is
 //! the retry.
 
+pub mod compactor;
 pub mod floors;
 mod leader;
 pub mod pruner;

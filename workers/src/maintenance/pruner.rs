@@ -3,12 +3,18 @@
 //! without bound. Batches of `batch_size`, each a short statement that skips locked rows,
 //! until a batch comes back short. Stuck sagas have not finished and are never pruned.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use bosun_queue::{
     cleanup::{job_prune_batch, saga_prune_batch},
+    periodic::database_now,
     Client, JobState,
 };
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
 
@@ -38,6 +44,10 @@ pub struct PrunerConfig {
     pub retain_sagas: Duration,
     /// Rows per batch.
     pub batch_size: i64,
+    /// How often a pass walks each state's jobs from the oldest rather than from where the
+    /// last pass stopped, for a job finished by a transaction that began long before it
+    /// committed.
+    pub full_pass_every: Duration,
 }
 
 impl Default for PrunerConfig {
@@ -48,6 +58,7 @@ impl Default for PrunerConfig {
             retain_cancelled: RETAIN_CANCELLED_DEFAULT,
             retain_sagas: RETAIN_SAGAS_DEFAULT,
             batch_size: BATCH_SIZE_DEFAULT,
+            full_pass_every: FULL_PASS_EVERY_DEFAULT,
         }
     }
 }
@@ -66,17 +77,43 @@ pub struct PruneResult {
     pub sagas: u64,
 }
 
+/// A pass starts its walk this long before where the last one stopped: a job finished in a
+/// transaction that began earlier carries that transaction's start as its `finalized_at`.
+const FLOOR_MARGIN: Duration = Duration::from_secs(60);
+/// Default [`PrunerConfig::full_pass_every`].
+pub const FULL_PASS_EVERY_DEFAULT: Duration = Duration::from_secs(600);
+
+/// Where each state's passes start, and when one last walked from the start.
+#[derive(Debug)]
+struct Floors {
+    after: HashMap<JobState, DateTime<Utc>>,
+    full_pass: Option<Instant>,
+}
+
 /// The pruner service.
+///
+/// Each pass deletes every job of a state past its retention, so the next one starts its
+/// walk of the finalized index where that one's cut-off was, less a margin: the index keeps
+/// the entries of deleted rows until a vacuum, and while the vacuum horizon is held, a walk
+/// from the start would cross every job pruned since, on every batch.
 #[derive(Debug, Clone)]
 pub struct Pruner {
     client: Client,
     config: PrunerConfig,
+    floors: Arc<Mutex<Floors>>,
 }
 
 impl Pruner {
     /// A pruner on `client`'s database.
     pub fn new(client: Client, config: PrunerConfig) -> Self {
-        Pruner { client, config }
+        Pruner {
+            client,
+            config,
+            floors: Arc::new(Mutex::new(Floors {
+                after: HashMap::new(),
+                full_pass: None,
+            })),
+        }
     }
 
     /// One pass over the three final states of jobs, then finished sagas. Idempotent.
@@ -85,6 +122,17 @@ impl Pruner {
     /// [`bosun_queue::Error::Database`] if a batch fails; earlier batches stay done.
     pub async fn run_once(&self) -> bosun_queue::Result<PruneResult> {
         let mut result = PruneResult::default();
+        let now = database_now(self.client.db()).await?;
+        let full = {
+            let mut floors = self.floors.lock().expect("pruner state");
+            let full = floors
+                .full_pass
+                .is_none_or(|at| at.elapsed() >= self.config.full_pass_every);
+            if full {
+                floors.full_pass = Some(Instant::now());
+            }
+            full
+        };
         for (state, retain, count) in [
             (
                 JobState::Completed,
@@ -102,15 +150,38 @@ impl Pruner {
                 &mut result.cancelled,
             ),
         ] {
+            let after = if full {
+                None
+            } else {
+                self.floors
+                    .lock()
+                    .expect("pruner state")
+                    .after
+                    .get(&state)
+                    .copied()
+            };
             loop {
-                let deleted =
-                    job_prune_batch(self.client.db(), state, retain, self.config.batch_size)
-                        .await?;
+                let deleted = job_prune_batch(
+                    self.client.db(),
+                    state,
+                    retain,
+                    self.config.batch_size,
+                    after,
+                )
+                .await?;
                 *count += deleted;
                 if i64::try_from(deleted).unwrap_or(i64::MAX) < self.config.batch_size {
                     break;
                 }
             }
+            let floor = chrono::Duration::from_std(retain + FLOOR_MARGIN)
+                .ok()
+                .and_then(|back| now.checked_sub_signed(back));
+            let mut floors = self.floors.lock().expect("pruner state");
+            match floor {
+                Some(floor) => floors.after.insert(state, floor),
+                None => floors.after.remove(&state),
+            };
         }
         loop {
             let deleted = saga_prune_batch(

@@ -14,9 +14,20 @@
 //! while it drains; with them a table under steady load levels off instead of growing by
 //! what each pass of the pruner deletes.
 //!
+//! While something holds the vacuum horizon back, a vacuum removes none of them: they are
+//! not dead to every snapshot yet. A vacuum after which most of the dead versions are still
+//! there marks the horizon as held, and the next one waits until they have doubled or a
+//! minute has passed: otherwise the leader would scan the whole growing table on every tick
+//! for nothing.
+//!
 //! The vacuums leave the table's empty end in place (`vacuum_truncate = false` on the
 //! table): truncating it takes the table's ACCESS EXCLUSIVE lock, which every claim and
 //! insert then waits behind.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use bosun_queue::{
     cleanup::{jobs_dead_rows, jobs_vacuum},
@@ -52,17 +63,33 @@ impl Default for VacuumerConfig {
     }
 }
 
+/// After a vacuum that left the dead versions in place, the next waits this long unless they
+/// double first.
+const HELD_RETRY: Duration = Duration::from_secs(60);
+
+/// A vacuum that removed less than half of the dead versions: the horizon is held.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    dead_left: i64,
+    at: Instant,
+}
+
 /// The vacuumer service.
 #[derive(Debug, Clone)]
 pub struct Vacuumer {
     client: Client,
     config: VacuumerConfig,
+    held: Arc<Mutex<Option<Held>>>,
 }
 
 impl Vacuumer {
     /// A vacuumer on `client`'s database.
     pub fn new(client: Client, config: VacuumerConfig) -> Self {
-        Vacuumer { client, config }
+        Vacuumer {
+            client,
+            config,
+            held: Arc::new(Mutex::new(None)),
+        }
     }
 
     /// Vacuum if the dead versions call for it; returns how many there were when it did.
@@ -79,9 +106,21 @@ impl Vacuumer {
         // A role that does not own the table would get a warning and nothing done.
         if !rows.may_vacuum || rows.vacuuming || rows.dead < self.config.dead_min || !over_fraction
         {
+            *self.held.lock().expect("vacuumer state") = None;
+            return Ok(None);
+        }
+        let held = *self.held.lock().expect("vacuumer state");
+        if held.is_some_and(|h| {
+            rows.dead < h.dead_left.saturating_mul(2) && h.at.elapsed() < HELD_RETRY
+        }) {
             return Ok(None);
         }
         jobs_vacuum(self.client.db()).await?;
+        let left = jobs_dead_rows(self.client.db()).await?.dead;
+        *self.held.lock().expect("vacuumer state") = (left >= rows.dead / 2).then(|| Held {
+            dead_left: left,
+            at: Instant::now(),
+        });
         Ok(Some(rows.dead))
     }
 }
