@@ -96,12 +96,24 @@ pub async fn jobs_vacuum(pool: impl PgExecutor<'_> + Copy) -> Result<()> {
 }
 
 /// Bytes on disk of `bosun.jobs`: its heap, and each valid index by schema-qualified name.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct JobsStorage {
     /// Bytes of the heap.
     pub heap: i64,
-    /// Bytes of each index, by name (`bosun.jobs_pkey`).
-    pub indexes: Vec<(String, i64)>,
+    /// Each index.
+    pub indexes: Vec<IndexStorage>,
+}
+
+/// One index of `bosun.jobs` on disk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexStorage {
+    /// Schema-qualified name (`bosun.jobs_pkey`).
+    pub name: String,
+    /// Bytes.
+    pub bytes: i64,
+    /// Entries it held at its last vacuum or build (`pg_class.reltuples`; negative if never
+    /// counted).
+    pub entries: f64,
 }
 
 /// What `bosun.jobs` takes on disk now.
@@ -109,18 +121,34 @@ pub struct JobsStorage {
 /// # Errors
 /// [`crate::Error::Database`] if the query fails.
 pub async fn jobs_storage(pool: impl PgExecutor<'_> + Copy) -> Result<JobsStorage> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(include_str!("sql/jobs_storage.sql"))
+    let rows: Vec<(String, i64, f64)> = sqlx::query_as(include_str!("sql/jobs_storage.sql"))
         .fetch_all(pool)
         .await?;
     let mut storage = JobsStorage::default();
-    for (name, bytes) in rows {
+    for (name, bytes, entries) in rows {
         if name.is_empty() {
             storage.heap = bytes;
         } else {
-            storage.indexes.push((name, bytes));
+            storage.indexes.push(IndexStorage {
+                name,
+                bytes,
+                entries,
+            });
         }
     }
     Ok(storage)
+}
+
+/// How many transactions old the oldest snapshot is that holds the vacuum horizon back, of
+/// those this role can see (other sessions' only in full to their own role, superusers and
+/// `pg_read_all_stats`; replication slots; prepared transactions). 0 if none.
+///
+/// # Errors
+/// [`crate::Error::Database`] if the query fails.
+pub async fn horizon_age(pool: impl PgExecutor<'_> + Copy) -> Result<i64> {
+    Ok(sqlx::query_scalar(include_str!("sql/jobs_horizon_age.sql"))
+        .fetch_one(pool)
+        .await?)
 }
 
 /// Whether `bosun.jobs` holds a live row at heap page `page` or after it.
@@ -160,17 +188,32 @@ pub async fn jobs_invalid_indexes(pool: impl PgExecutor<'_> + Copy) -> Result<Ve
 }
 
 /// `REINDEX INDEX CONCURRENTLY name`: build index `name` of `bosun.jobs` afresh beside the old
-/// one and swap them, without a lock that writes wait on. It waits for every snapshot older
-/// than the build. `name` is one [`jobs_storage`] gave.
+/// one and swap them, without a lock that writes wait on. It gives up (leaving an invalid
+/// index behind, see [`jobs_invalid_indexes`]) when a wait, for a lock or for a snapshot older
+/// than the build, lasts longer than `wait_at_most`: while something holds the vacuum
+/// horizon back, a rebuild would wait for it, and would hold the horizon back itself (the
+/// table's indexes are partial) meanwhile. `name` is one [`jobs_storage`] gave.
 ///
 /// # Errors
 /// [`crate::Error::InvalidArgument`] for a name that is not a plain `schema.index`;
-/// [`crate::Error::Database`] if it fails.
-pub async fn index_rebuild(pool: impl for<'e> PgExecutor<'e> + Copy, name: &str) -> Result<()> {
+/// [`crate::Error::Database`] if it fails or gives up.
+pub async fn index_rebuild(pool: &sqlx::PgPool, name: &str, wait_at_most: Duration) -> Result<()> {
     let name = qualified_identifier(name)?;
+    // A connection of its own, with the timeout set when it opens: the statement cannot run
+    // in a transaction, so the setting has to outlive one.
+    let options = (*pool.connect_options()).clone().options([(
+        "lock_timeout",
+        format!("{}ms", wait_at_most.as_millis().max(1)),
+    )]);
+    let own = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await?;
     // SQL built at run time: an index's name cannot be a parameter.
     let sql = format!("REINDEX INDEX CONCURRENTLY {name}");
-    sqlx::raw_sql(&sql).execute(pool).await?;
+    let rebuilt = sqlx::raw_sql(&sql).execute(&own).await;
+    own.close().await;
+    rebuilt?;
     Ok(())
 }
 

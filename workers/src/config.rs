@@ -220,7 +220,7 @@ impl PoolBuilder {
     }
 
     /// Whether and how the leader gives back what `bosun.jobs` grew by while vacuum could
-    /// not run (default: on, looking at a grown heap's end every 30 s).
+    /// not run (default: on, looking at a grown heap's end every 10 s).
     pub fn compactor(mut self, config: CompactorConfig) -> Self {
         self.config.compactor = config;
         self

@@ -46,7 +46,7 @@ pub(crate) struct Maintenance {
 }
 
 /// How often the compactor looks at the table's size.
-const COMPACT_EVERY: Duration = Duration::from_secs(10);
+const COMPACT_EVERY: Duration = Duration::from_secs(2);
 
 impl Maintenance {
     /// The services, in the order each tick runs them.
