@@ -18,7 +18,7 @@
 --   * The maintenance leader raises floors (bosun.advance_claim_floor, every tick): under
 --     the lane's floor lock exclusive, taken only if free, so that no commit is between its
 --     check and its end, it moves the floor to the lowest claimable key at or above it that
---     a fresh snapshot sees, or to its transaction's start if there is none.
+--     a fresh snapshot sees, but never past its transaction's start.
 --
 -- So a floor is never above a claimable row that has committed, whatever order commits
 -- and raises come in; a floor too low only costs the walk it would have saved. Nothing a
@@ -101,8 +101,8 @@ CREATE CONSTRAINT TRIGGER jobs_claim_floor_early
 
 
 -- bosun.advance_claim_floor: raise the floor of lane (queue_name, lane_priority), if no
--- commit is checking it, to the lowest claimable key at or above it, or to the transaction's
--- start if the lane has none. Returns whether it moved (NULL: the lane is busy or gone). The
+-- commit is checking it, to the lowest claimable key at or above it, but no further than the
+-- transaction's start. Returns whether it moved (NULL: the lane is busy or gone). The
 -- maintenance leader runs it for every lane each tick, each in a transaction of its own:
 -- commits into the lane wait for the transaction's end. Only in READ COMMITTED, where each
 -- statement sees what committed before it.
@@ -146,7 +146,9 @@ BEGIN
       AND (c.scheduled_at, c.id) >= (floor_at, floor_id)
     ORDER BY c.scheduled_at, c.id
     LIMIT 1;
-    IF NOT FOUND THEN
+    -- Never above the raise's start: the entries it skips are those of jobs claimed by then,
+    -- and a row scheduled from then on needs no lowering to be seen.
+    IF NOT FOUND OR (next_at, next_id) > (now(), -9223372036854775808) THEN
         next_at := now();
         next_id := -9223372036854775808;
     END IF;
@@ -179,8 +181,8 @@ DECLARE
     lock_timeout_was text;
     taken        bigint := 0;
     n            bigint;
-    lanes        integer;
-    lane         record;
+    lanes        bosun.claim_floors[];
+    lane         bosun.claim_floors;
 BEGIN
     IF queue_name IS NULL OR max_jobs IS NULL OR kinds IS NULL OR worker IS NULL OR wait IS NULL THEN
         RAISE EXCEPTION 'bosun.claim_jobs: % must not be null',
@@ -211,8 +213,10 @@ BEGIN
         END;
         PERFORM set_config('lock_timeout', lock_timeout_was, true);
     END IF;
-    SELECT count(*) INTO lanes FROM bosun.claim_floors AS f WHERE f.queue = queue_name;
-    IF lanes > 64 THEN
+    -- One read of the queue's lanes, in priority order (65 at most: enough to tell).
+    lanes := ARRAY(SELECT f FROM bosun.claim_floors AS f WHERE f.queue = queue_name
+                   ORDER BY f.priority LIMIT 65);
+    IF cardinality(lanes) > 64 THEN
         -- So many priorities that one walk from the queue's head costs less than a walk per lane.
         RETURN QUERY
         WITH claimed AS (
@@ -238,12 +242,7 @@ BEGIN
         SELECT * FROM claimed AS r ORDER BY r.priority, r.scheduled_at, r.id;
         GET DIAGNOSTICS taken = ROW_COUNT;
     ELSIF NOT EXISTS (SELECT 1 FROM bosun.queues AS q WHERE q.name = queue_name AND q.paused) THEN
-        FOR lane IN
-            SELECT f.priority, f.scheduled_at, f.id
-            FROM bosun.claim_floors AS f
-            WHERE f.queue = queue_name
-            ORDER BY f.priority
-        LOOP
+        FOREACH lane IN ARRAY lanes LOOP
             EXIT WHEN taken >= max_jobs;
             RETURN QUERY
             WITH claimed AS (

@@ -290,3 +290,28 @@ async fn under_concurrent_inserts_claims_and_raises_no_job_is_left_behind() {
     assert_eq!(unique.len(), claimed.len(), "a job was claimed twice");
     assert_eq!(unique, enqueued, "every job enqueued was claimed");
 }
+
+/// A queue that has used more than 64 priorities is claimed from its head in one walk, in
+/// priority order, as before the floors.
+#[tokio::test]
+async fn a_queue_of_many_priorities_is_claimed_from_its_head_in_priority_order() {
+    let db = TestDb::new().await;
+    let mut conn = db.raw().await;
+    sql_exec(
+        &mut conn,
+        "INSERT INTO bosun.jobs (kind, priority) SELECT 'echo', p FROM generate_series(70, 1, -1) AS p",
+    )
+    .await;
+    let lanes: i64 = sqlx::query_scalar("SELECT count(*) FROM bosun.claim_floors")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(lanes, 70);
+    let priorities: Vec<i16> = sqlx::query_scalar(
+        "SELECT priority FROM bosun.claim_jobs('default', 100, ARRAY['echo'], 'w1')",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(priorities, (1..=70).collect::<Vec<i16>>());
+}

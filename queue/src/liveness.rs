@@ -187,21 +187,19 @@ pub async fn job_rescue_many(
     rescue(pool, limit, min_age, None, after).await
 }
 
-/// When the oldest job running that was claimed at `after` or later (`None`: of all) was
-/// claimed, if any is running.
+/// The database's now, and when the oldest job running that was claimed at `after` or later
+/// (`None`: of all) was claimed, if any is running.
 ///
 /// # Errors
 /// [`crate::Error::Database`] if the query fails.
 pub async fn job_running_oldest(
     pool: impl PgExecutor<'_> + Copy,
     after: Option<DateTime<Utc>>,
-) -> Result<Option<DateTime<Utc>>> {
-    Ok(
-        sqlx::query_scalar(include_str!("sql/job_running_oldest.sql"))
-            .bind(after)
-            .fetch_one(pool)
-            .await?,
-    )
+) -> Result<(DateTime<Utc>, Option<DateTime<Utc>>)> {
+    Ok(sqlx::query_as(include_str!("sql/job_running_oldest.sql"))
+        .bind(after)
+        .fetch_one(pool)
+        .await?)
 }
 
 /// Rescue up to `limit` jobs `running` under `worker_id` that the worker does not hold (all

@@ -170,7 +170,7 @@ pub async fn run(scratch: &Scratch, settings: Settings) -> anyhow::Result<RunRes
     let mut at = Duration::ZERO;
     let mut jobs_before = 0;
     let mut from = database_now(pool).await?;
-    for (phase, length) in phases {
+    'phases: for (phase, length) in phases {
         if phase == Phase::Pinned {
             pin = Some(storage::pin_horizon(pool, settings.read).await?);
         } else if let Some(tx) = pin.take() {
@@ -182,8 +182,9 @@ pub async fn run(scratch: &Scratch, settings: Settings) -> anyhow::Result<RunRes
             tokio::time::sleep(step).await;
             left -= step;
             at += step;
+            // The producer stopped only on an error, which its join below reports.
             if producer.is_finished() {
-                break;
+                break 'phases;
             }
             let to = database_now(pool).await?;
             let jobs = produced.jobs.load(Ordering::Relaxed);

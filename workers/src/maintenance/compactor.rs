@@ -17,17 +17,16 @@
 //!   itself while it waited. A rebuild that did not halve its index (its rows are live) is
 //!   not tried again on it for ten minutes, then twice as long each time;
 //! * the heap is truncated with `VACUUM (TRUNCATE)` once its last sixteenth (above its usual
-//!   size) holds no live row at two looks in a row (a scan of those pages only: a table that
-//!   fills and empties in rounds keeps its pages for the next round), which gives back
-//!   whatever is empty at its end, and again until it is back near its usual size; meanwhile new rows fill the free space lower
-//!   down and the jobs at the end pass their retention, and it looks again every
-//!   [`CompactorConfig::tail_check_every`]. While the horizon is held the end fills with
-//!   live rows, so nothing is truncated then.
+//!   size) held no live row at two looks in a row, [`CompactorConfig::tail_check_every`]
+//!   apart (a scan of those pages only). Vacuum then gives back whatever is empty at the end,
+//!   and the next looks go on until the heap is back near its usual size. A table that fills
+//!   and empties in rounds keeps its pages for the next round; while the horizon is held the
+//!   end fills with live rows, so nothing is truncated then.
 //!
 //! The heap's usual size follows the table's own growth: the largest size seen while not
-//! grown past it, falling by a tenth a minute; an index's is its fewest bytes per entry seen. Like the vacuumer, the compactor only acts when its role
-//! owns the table. An index left invalid by a rebuild that did not finish (a killed process)
-//! is dropped first.
+//! grown past it, falling by a tenth a minute. An index's is its fewest bytes per entry seen.
+//! Like the vacuumer, the compactor only acts when its role owns the table. An index left
+//! invalid by a rebuild that did not finish (a killed process) is dropped first.
 
 use std::{
     collections::HashMap,
@@ -38,7 +37,7 @@ use std::{
 use bosun_queue::{
     cleanup::{
         horizon_age, index_drop, index_rebuild, jobs_dead_rows, jobs_invalid_indexes, jobs_storage,
-        jobs_tail_live, jobs_vacuum, jobs_vacuum_truncate,
+        jobs_tail_live, jobs_vacuum, jobs_vacuum_truncate, IndexStorage,
     },
     Client,
 };
@@ -193,16 +192,7 @@ impl Compactor {
                 if index.entries < 0.0 {
                     continue;
                 }
-                #[allow(clippy::cast_precision_loss)] // sizes far below 2^52
-                let density = index.bytes as f64 / index.entries.max(1.0);
-                let usual_density = usual
-                    .densities
-                    .get(&index.name)
-                    .copied()
-                    .unwrap_or(DENSITY_DEFAULT);
-                #[allow(clippy::cast_possible_truncation)]
-                let usual_bytes = (usual_density * index.entries) as i64;
-                if grown(index.bytes, usual_bytes, 3.0, INDEX_SLACK) {
+                if usual.index_grown(index) {
                     let waiting = usual
                         .backoff
                         .get(&index.name)
@@ -211,10 +201,11 @@ impl Compactor {
                         rebuild = Some((index.name.clone(), index.bytes));
                     }
                 } else if index.entries >= COUNTED_ENTRIES_MIN {
+                    #[allow(clippy::cast_precision_loss)] // sizes far below 2^52
+                    let density = index.bytes as f64 / index.entries;
+                    let least = usual.density(&index.name).min(density);
                     usual.backoff.remove(&index.name);
-                    usual
-                        .densities
-                        .insert(index.name.clone(), usual_density.min(density));
+                    usual.densities.insert(index.name.clone(), least);
                 }
             }
             (rebuild, decay)
@@ -234,15 +225,12 @@ impl Compactor {
                 .iter()
                 .find(|index| index.name == name)
                 .is_some_and(|index| {
-                    let usual = self.usual.lock().expect("compactor state");
-                    let usual_density = usual
-                        .densities
-                        .get(&name)
-                        .copied()
-                        .unwrap_or(DENSITY_DEFAULT);
-                    #[allow(clippy::cast_possible_truncation)]
-                    let usual_bytes = (usual_density * index.entries.max(0.0)) as i64;
-                    grown(index.bytes, usual_bytes, 3.0, INDEX_SLACK)
+                    index.entries >= 0.0
+                        && self
+                            .usual
+                            .lock()
+                            .expect("compactor state")
+                            .index_grown(index)
                 });
             let held = rows.dead > DEAD_GONE.max(rows.live / 4);
             if !still || held {
@@ -318,6 +306,21 @@ impl Compactor {
 }
 
 impl Usual {
+    /// The bytes per entry `index` usually takes.
+    fn density(&self, index: &str) -> f64 {
+        self.densities
+            .get(index)
+            .copied()
+            .unwrap_or(DENSITY_DEFAULT)
+    }
+
+    /// Whether `index` (its entries counted) takes well past the bytes its entries usually do.
+    fn index_grown(&self, index: &IndexStorage) -> bool {
+        #[allow(clippy::cast_possible_truncation)] // sizes far below 2^52
+        let usual = (self.density(&index.name) * index.entries) as i64;
+        grown(index.bytes, usual, 3.0, INDEX_SLACK)
+    }
+
     /// The factor by which the heap's usual size falls at this run: a tenth for every whole
     /// minute since it last fell, so that a table that shrank for good stops being measured
     /// against its old size. A heap grown past its usual size keeps it instead.

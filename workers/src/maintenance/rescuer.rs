@@ -13,7 +13,6 @@ use std::{
 
 use bosun_queue::{
     liveness::{job_rescue_many, job_running_oldest, worker_prune_expired, RescueResult},
-    periodic::database_now,
     Client,
 };
 use chrono::{DateTime, Utc};
@@ -106,7 +105,6 @@ impl Rescuer {
     pub async fn run_once(&self) -> bosun_queue::Result<RescueResult> {
         let pool = self.client.db();
         let mut total = RescueResult::default();
-        let now = database_now(pool).await?;
         let floor = {
             let floor = self.floor.lock().expect("rescuer state");
             let floored = floor.slow
@@ -116,7 +114,7 @@ impl Rescuer {
             floored.then_some(floor.after).flatten()
         };
         let walk = Instant::now();
-        let oldest = job_running_oldest(pool, floor).await?;
+        let (now, oldest) = job_running_oldest(pool, floor).await?;
         if floor.is_none() {
             let mut state = self.floor.lock().expect("rescuer state");
             state.full_pass = Some(Instant::now());
